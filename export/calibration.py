@@ -1,0 +1,88 @@
+"""Calibration: decision thresholds measured on a dev trial list, for the model card (DESIGN §2).
+
+Templates are built as the gallery builds them (L2-normalised mean of the enrollment
+embeddings), scores are cosines, and thresholds follow the accept-if-score-≥-threshold rule of
+``training/evaluation/verification.py``. The embedding function is injected: the CLI passes one
+that runs the gateway's own audio pipeline (``serving/offline.py``), so the thresholds hold for
+audio as the server will see it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.data.manifest import read_manifest
+from training.data.synthetic_speech import DevTrials
+from training.evaluation.verification import plot_det, verification_report
+
+# files → [N, D] embeddings; a NaN row marks a file the serving pipeline refuses (no speech, …).
+Embed = Callable[[Sequence[Path]], np.ndarray]
+FARS = (0.01, 0.001, 0.0001)
+P_TARGETS = (0.01, 0.05)
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, list[Path], list[Path]]:
+    """Cosine score and label (1 = target) of every usable trial, its test file, and the files
+    the pipeline refused (left out as the server would refuse them)."""
+    paths = [*{p: None for ps in dev.enrollments.values() for p in ps}, *sorted({t.test for t in dev.trials})]
+    vectors = embed(paths)
+    usable = {p: v for p, v in zip(paths, vectors) if np.all(np.isfinite(v))}
+    refused = [p for p in paths if p not in usable]
+    templates = {}
+    for speaker, enroll in dev.enrollments.items():
+        kept = [usable[p] for p in enroll if p in usable]
+        if kept:
+            templates[speaker] = _unit(np.mean(kept, axis=0))
+    trials = [t for t in dev.trials if t.speaker in templates and t.test in usable]
+    scores = np.array([float(templates[t.speaker] @ _unit(usable[t.test])) for t in trials])
+    labels = np.array([t.target for t in trials], dtype=bool)
+    return scores, labels, [t.test for t in trials], refused
+
+
+def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = None) -> dict[str, Any]:
+    """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per test channel."""
+    scores, labels, tests, refused = trial_scores(embed, dev)
+    report = verification_report(scores, labels, fars=FARS, p_targets=P_TARGETS)
+    section: dict[str, Any] = {
+        "dev_trials": dev.name,
+        "n_target": report.n_target,
+        "n_nontarget": report.n_nontarget,
+        "eer": report.eer,
+        "eer_threshold": report.eer_threshold,
+        "min_dcf": [{"p_target": p, "value": v, "threshold": t} for p, (v, t) in report.min_dcf.items()],
+        "thresholds": [{"far": f, "threshold": t, "frr": report.frr_at_far[f]}
+                       for f, t in report.thresholds_at_far.items()],
+        "enrollment": "L2-normalised mean of the clean enrollment utterances",
+        "refused_files": [p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
+        "score": "cosine",
+    }
+    by_effect = _effects(dev_dir)
+    groups = _group_by_effect(scores, labels, tests, by_effect)
+    section["eer_by_test_channel"] = {name: verification_report(s, y, fars=()).eer for name, (s, y) in groups.items()}
+    if plot is not None:
+        plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}")
+        section["det_plot"] = plot.name
+    return section
+
+
+def _effects(dev_dir: Path) -> dict[Path, str]:
+    return {Path(r.path): str(r.extra.get("effect", "unknown")) for r in read_manifest(dev_dir / "manifest.jsonl")}
+
+
+def _group_by_effect(scores: np.ndarray, labels: np.ndarray, tests: list[Path],
+                     effects: dict[Path, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    names = np.array([effects.get(p, "unknown") for p in tests])
+    groups = {}
+    for name in sorted(set(names)):
+        mask = names == name
+        if labels[mask].any() and (~labels[mask]).any():
+            groups[name] = (scores[mask], labels[mask])
+    return groups

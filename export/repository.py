@@ -1,0 +1,68 @@
+"""Writing versions into the model repository (DESIGN §2)::
+
+    models/<name>/config.pbtxt           generated from the newest card
+    models/<name>/<version>/model.onnx
+    models/<name>/<version>/card.json
+
+A version is assembled in a staging folder beside the model and renamed into place, so the
+gateway (which scans for ``<version>/card.json``) never sees a half-written version.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from export.card import CARD_FILE, read_card
+from export.triton_config import config_pbtxt
+
+
+def versions(models_dir: Path, name: str) -> list[int]:
+    """Complete versions of ``name`` (folders with a card), ascending."""
+    model_dir = models_dir / name
+    if not model_dir.is_dir():
+        return []
+    found = [int(p.name) for p in model_dir.iterdir() if p.name.isdigit() and (p / CARD_FILE).is_file()]
+    return sorted(found)
+
+
+def next_version(models_dir: Path, name: str) -> int:
+    existing = versions(models_dir, name)
+    return existing[-1] + 1 if existing else 1
+
+
+def staging_dir(models_dir: Path, name: str, version: int) -> Path:
+    """A fresh private folder to assemble ``name/version`` in (hidden from the gateway's scan)."""
+    path = models_dir / name / f".staging-{version}-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path
+
+
+def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace: bool = False) -> Path:
+    """Move a staged version into place and regenerate ``config.pbtxt``; returns the version dir."""
+    if not (staged / CARD_FILE).is_file():
+        raise FileNotFoundError(f"{staged} has no {CARD_FILE}; refusing to publish an incomplete version")
+    final = models_dir / name / str(version)
+    if final.exists():
+        if not replace:
+            raise FileExistsError(f"{final} exists; versions are immutable (use the next version)")
+        trash = final.with_name(f".old-{version}-{os.getpid()}")
+        os.replace(final, trash)
+        shutil.rmtree(trash)
+    os.replace(staged, final)
+    write_triton_config(models_dir, name)
+    return final
+
+
+def write_triton_config(models_dir: Path, name: str, render: Callable[[dict], str] = config_pbtxt) -> Path:
+    """Render ``config.pbtxt`` from the newest version's card."""
+    newest = versions(models_dir, name)[-1]
+    card = read_card(models_dir / name / str(newest))
+    path = models_dir / name / "config.pbtxt"
+    tmp = path.with_name(f".config.pbtxt.{os.getpid()}.tmp")
+    tmp.write_text(render(card), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

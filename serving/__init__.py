@@ -1,0 +1,1 @@
+"""Toitsu's gRPC gateway. Never imports torch (tests/serving/test_no_torch.py enforces it)."""

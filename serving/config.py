@@ -1,0 +1,143 @@
+"""Gateway configuration: defaults < config file (TOML) < environment < command-line flags.
+
+Every setting is ``section.key``. In a file it is ``[section] key = value``; in the environment
+``TOITSU_SECTION__KEY=value`` (e.g. ``TOITSU_SERVER__PORT=50052``); on the command line
+``--set section.key=value`` (plus shortcuts such as ``--port``). Unknown sections or keys are
+errors, so a typo never silently leaves a default in place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from serving.audio.pipeline import AudioLimits
+from serving.gallery import GalleryConfig
+from serving.inference.batcher import BatchingConfig
+
+ENV_PREFIX = "TOITSU_"
+
+
+class ConfigError(ValueError):
+    """A configuration value or key is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class ServerSection:
+    host: str = "127.0.0.1"
+    port: int = 50051
+    metrics_port: int = 9464  # Prometheus /metrics on host:metrics_port; 0 turns it off
+    max_workers: int = 16  # gRPC handler threads
+    max_concurrent_rpcs: int = 64  # beyond this, RESOURCE_EXHAUSTED
+    max_message_mb: float = 16.0  # inbound message limit; larger → RESOURCE_EXHAUSTED
+    grace_seconds: float = 10.0  # in-flight RPCs get this long on SIGTERM
+    default_deadline_seconds: float = 30.0  # applied when a client sends none
+    inference_threads: int = 0  # ONNX Runtime intra-op threads; 0 = one per core
+
+
+@dataclass(frozen=True)
+class PathsSection:
+    models: str = "models"
+    var: str = "var"
+
+
+@dataclass(frozen=True)
+class SpeakerSection:
+    model: str = "resemblyzer-ge2e"
+    version: int = 0  # 0 = the newest version in the repository
+    vad_model: str = "silero-vad"
+    use_vad: bool = True
+    store_media: bool = False  # default for requests that do not ask
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerSection = field(default_factory=ServerSection)
+    paths: PathsSection = field(default_factory=PathsSection)
+    speaker: SpeakerSection = field(default_factory=SpeakerSection)
+    audio: AudioLimits = field(default_factory=AudioLimits)
+    batching: BatchingConfig = field(default_factory=BatchingConfig)
+    gallery: GalleryConfig = field(default_factory=GalleryConfig)
+
+    @property
+    def models_dir(self) -> Path:
+        return Path(self.paths.models)
+
+    @property
+    def var_dir(self) -> Path:
+        return Path(self.paths.var)
+
+
+def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, str] | None = None) -> Config:
+    """Merge the layers; ``overrides`` maps ``section.key`` to a string value."""
+    values: dict[str, dict[str, Any]] = {}
+    if path is not None:
+        try:
+            with open(path, "rb") as f:
+                for section, keys in tomllib.load(f).items():
+                    if not isinstance(keys, dict):
+                        raise ConfigError(f"{path}: `{section}` must be a [section] table")
+                    values.setdefault(section, {}).update(keys)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    for name, value in (env or {}).items():
+        if name.startswith(ENV_PREFIX) and "__" in name:
+            section, key = name[len(ENV_PREFIX):].lower().split("__", 1)
+            values.setdefault(section, {})[key] = value
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"override {dotted!r} must look like section.key=value")
+        values.setdefault(section, {})[key] = value
+    return _build(values)
+
+
+def _build(values: Mapping[str, Mapping[str, Any]]) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for name, keys in values.items():
+        if name not in sections:
+            raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
+        section_type = typing.get_type_hints(Config)[name]
+        built[name] = _section(name, section_type, keys)
+    return Config(**built)
+
+
+def _section(name: str, section_type: type, keys: Mapping[str, Any]) -> Any:
+    hints = typing.get_type_hints(section_type)
+    known = {f.name for f in dataclasses.fields(section_type)}
+    kwargs = {}
+    for key, raw in keys.items():
+        if key not in known:
+            raise ConfigError(f"unknown key {name}.{key} (known: {', '.join(sorted(known))})")
+        kwargs[key] = _coerce(f"{name}.{key}", hints[key], raw)
+    return section_type(**kwargs)
+
+
+def _coerce(where: str, kind: Any, raw: Any) -> Any:
+    """Turn a file/env/flag value into the field's type (bool, int, float, str, tuple[...])."""
+    try:
+        if kind is bool:
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                raise ValueError(f"not a boolean: {raw!r}")
+            return lowered in ("1", "true", "yes", "on")
+        if kind in (int, float, str):
+            if kind is int and isinstance(raw, float):
+                raise ValueError(f"not an integer: {raw!r}")
+            return kind(raw)
+        if typing.get_origin(kind) is tuple:
+            (item,) = {a for a in typing.get_args(kind) if a is not Ellipsis}
+            parts = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
+            return tuple(_coerce(where, item, p) for p in parts)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+    return raw

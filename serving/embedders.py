@@ -1,0 +1,72 @@
+"""Audio → embedding for one served model: pipeline, micro-batcher and backend composed.
+
+Used by the gRPC servicers and, without the batcher, by offline tools (calibration of a model
+version as it will be served, see ``serving/offline.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from serving.audio.decode import DecodedAudio
+from serving.audio.pipeline import AudioPipeline, PreparedAudio
+from serving.errors import Unavailable
+from serving.inference.backend import InferenceBackend
+from serving.inference.batcher import MicroBatcher, wait
+from serving.models.repository import ModelVersion
+
+
+def waveform_batch(clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+    """Zero-padded ``waveform`` [B, T] float32 and ``lengths`` [B] int64: the contract of every
+    waveform model (see ``export/card.py``); padding does not change an embedding."""
+    lengths = np.fromiter((len(c) for c in clips), dtype=np.int64, count=len(clips))
+    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    return {"waveform": batch, "lengths": lengths}
+
+
+class AudioEmbedder:
+    """One waveform model version, served: ``embed(decoded) -> ([D] float32, PreparedAudio)``."""
+
+    def __init__(self, model: ModelVersion, backend: InferenceBackend, pipeline: AudioPipeline,
+                 batcher: MicroBatcher | None = None) -> None:
+        self.model, self.backend, self.pipeline, self.batcher = model, backend, pipeline, batcher
+        self.key = f"{model.card.name}/{model.card.version}"
+        names = {t.role: t.name for t in model.card.inputs}
+        self._waveform_name, self._lengths_name = names.get("waveform"), names.get("lengths")
+        if self._waveform_name is None:
+            raise ValueError(f"{self.key}: card has no input with role 'waveform'")
+
+    @property
+    def name(self) -> str:
+        return self.model.card.name
+
+    @property
+    def version(self) -> int:
+        return self.model.card.version
+
+    def run_batch(self, clips: Sequence[np.ndarray]) -> np.ndarray:
+        """Padded batch through the backend: [B] clips → [B, D]."""
+        feeds = waveform_batch(clips)
+        inputs = {self._waveform_name: feeds["waveform"]}
+        if self._lengths_name:
+            inputs[self._lengths_name] = feeds["lengths"]
+        return self.backend.embed(self.key, inputs)
+
+    def embed_many(self, prepared: Sequence[PreparedAudio], timeout: float | None = None) -> np.ndarray:
+        """Several clips of one request, queued together so that they can share a batch: [N, D]."""
+        if self.batcher is None:
+            vectors = self.run_batch([p.samples for p in prepared])
+        else:
+            futures = [self.batcher.submit_future(p.samples) for p in prepared]
+            vectors = np.stack([wait(f, timeout, self.key) for f in futures])
+        if not np.all(np.isfinite(vectors)):
+            raise Unavailable(f"model {self.key} returned a non-finite embedding")
+        return vectors.astype(np.float32, copy=False)
+
+    def embed(self, audio: DecodedAudio, timeout: float | None = None) -> tuple[np.ndarray, PreparedAudio]:
+        prepared = self.pipeline.prepare(audio)
+        return self.embed_many([prepared], timeout)[0], prepared

@@ -1,0 +1,11 @@
+"""Galleries of enrolled identities: SQLite store (source of truth) + derived FAISS index.
+
+See :class:`Gallery` and DESIGN §3 "Gallery".
+"""
+
+from serving.gallery.gallery import Gallery
+from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo,
+                                   IndexInfo, Match, Media, ModelBinding)
+
+__all__ = ["ConsistencyReport", "EnrollMode", "EnrollResult", "Gallery", "GalleryConfig", "IdentityInfo",
+           "IndexInfo", "Match", "Media", "ModelBinding"]

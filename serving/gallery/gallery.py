@@ -1,0 +1,356 @@
+"""A gallery of enrolled identities for one modality: the SQLite store (truth) + the FAISS index
+(derived), bound to one model version (DESIGN §3 "Gallery").
+
+Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one process at a time).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from serving.errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound, Overloaded, Unavailable
+from serving.gallery import store as st
+from serving.gallery import validate
+from serving.gallery.keeper import IndexKeeper
+from serving.gallery.locking import FolderLock
+from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo, IndexInfo,
+                                   Match, Media, ModelBinding)
+
+_SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the index search and the id lookup
+_MAX_PAGE = 10_000
+
+
+class Gallery:
+    """Use :meth:`open`. Thread-safe: searches run concurrently, writes are serialised."""
+
+    def __init__(self, root: Path, modality: str, dim: int, binding: ModelBinding, store: st.Store,
+                 keeper: IndexKeeper, lock: FolderLock, config: GalleryConfig) -> None:
+        self.root, self.modality, self.dim = root, modality, dim
+        self._binding, self._store, self._keeper, self._lock, self._config = binding, store, keeper, lock, config
+        self._closed = False
+
+    @classmethod
+    def open(cls, root: Path, *, modality: str, dim: int, model: ModelBinding | None,
+             config: GalleryConfig = GalleryConfig()) -> Gallery:
+        """Open (creating if needed) the gallery in ``root``; load or rebuild its index.
+
+        ``model`` is the binding the caller will enroll and search with. A new gallery, or one with
+        no identities, takes it. A gallery holding templates of another model raises ModelMismatch:
+        its templates cannot be compared with that model's embeddings (re-index into a new folder
+        instead). ``model=None`` opens with whatever binding is stored (tools, re-indexing).
+        """
+        modality, dim = validate.gallery_shape(modality, dim)
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock.acquire(root)
+        store = None
+        try:
+            store = st.Store.open(root / "store.sqlite3")
+            binding, store_uuid = _bind(store, modality, dim, model)
+            keeper = IndexKeeper(root / "index", store, dim, binding, store_uuid, config)
+            keeper.load()
+        except BaseException:
+            if store is not None:
+                store.close()
+            lock.release()
+            raise
+        return cls(root, modality, dim, binding, store, keeper, lock, config)
+
+    @property
+    def binding(self) -> ModelBinding:
+        return self._binding
+
+    # --- writes ---------------------------------------------------------------------------------
+
+    def enroll(self, identity: str, embeddings: np.ndarray, *, model: ModelBinding,
+               mode: EnrollMode = EnrollMode.CREATE, media: Sequence[Media] = (),
+               metadata: Mapping[str, str] | None = None, actor: str = "") -> EnrollResult:
+        """Enroll ``embeddings`` [n, dim] (or one [dim]) for ``identity``; acknowledged once committed.
+
+        The template is the L2-normalised mean of the L2-normalised samples, over all of the
+        identity's samples in APPEND mode. ``metadata`` (if non-empty) is merged into the stored
+        one in APPEND mode and replaces it otherwise. Raises InvalidInput, AlreadyExists (CREATE
+        of an existing id), NotFound (APPEND/REPLACE of a missing one), ModelMismatch, Overloaded.
+        """
+        external = validate.identity(identity)
+        validate.binding(self._binding, model, self.modality)
+        if not isinstance(mode, EnrollMode):
+            raise InvalidInput(f"unknown enroll mode {mode!r}")
+        unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
+        items = validate.media(media, self._config.max_media_bytes)
+        meta = validate.metadata(metadata, self._config.max_metadata_bytes)
+        self._check_open()
+        with self._keeper.writing():
+            with self._store.transaction() as conn:
+                result, row_id, vector = self._enroll_rows(conn, external, unit, mode, items, meta, _actor(actor))
+            self._keeper.apply(result.sequence, np.array([row_id]), vector[None, :], np.zeros(0, np.int64))
+        self._keeper.after_write()
+        return result
+
+    def _enroll_rows(self, conn, external: str, unit: np.ndarray, mode: EnrollMode, items: list[Media],
+                     meta: dict[str, str] | None, actor: str) -> tuple[EnrollResult, int, np.ndarray]:
+        now = st.now()
+        found = st.find_identity(conn, external)
+        if mode is EnrollMode.CREATE and found:
+            raise AlreadyExists(f"{self.modality} {external!r} is already enrolled; use APPEND or REPLACE")
+        if mode is not EnrollMode.CREATE and not found:
+            raise NotFound(f"{self.modality} {external!r} is not enrolled; {mode.name} needs an existing identity")
+        if mode is EnrollMode.CREATE:
+            row_id, samples = st.insert_identity(conn, external, now, meta), unit
+        else:
+            row_id = found[0]
+            if mode is EnrollMode.APPEND:
+                samples = np.concatenate([st.samples(conn, row_id, self.dim), unit])
+                meta = {**json.loads(found[1]), **meta} if meta else None
+            else:
+                st.clear_enrollment(conn, row_id)
+                samples = unit
+            st.touch_identity(conn, row_id, now, meta)
+        if len(samples) > self._config.max_samples:
+            raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
+        vector = validate.template(samples)
+        st.add_samples(conn, row_id, unit, self._binding, now)
+        st.add_media(conn, row_id, items, now)
+        st.put_template(conn, row_id, vector, self._binding, len(samples))
+        sequence = st.log_change(conn, "upsert", row_id, now)
+        st.audit(conn, now, "enroll", external, actor, {"mode": mode.value, "samples_added": len(unit),
+                                                        "samples": len(samples), "media": len(items),
+                                                        "model": str(self._binding)})
+        return EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE), row_id, vector
+
+    def enroll_many(self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "",
+                    batch_size: int = 10_000) -> int:
+        """Bulk CREATE: ``(identity, embeddings)`` pairs, one transaction (and index update) per batch.
+
+        A batch is all or nothing: an id that exists already (AlreadyExists) or twice in the batch
+        (InvalidInput) fails it, and earlier batches stay committed. Returns how many were enrolled.
+        """
+        validate.binding(self._binding, model, self.modality)
+        if batch_size < 1:
+            raise InvalidInput("batch_size must be at least 1")
+        total, batch = 0, []
+        for identity, embeddings in items:
+            unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
+            batch.append((validate.identity(identity), unit, validate.template(unit)))
+            if len(batch) == batch_size:
+                total += self._enroll_batch(batch, _actor(actor))
+                batch = []
+        if batch:
+            total += self._enroll_batch(batch, _actor(actor))
+        return total
+
+    def _enroll_batch(self, batch: list[tuple[str, np.ndarray, np.ndarray]], actor: str) -> int:
+        names = [b[0] for b in batch]
+        if len(set(names)) != len(names):
+            raise InvalidInput("an identity appears twice in one enroll_many batch")
+        self._check_open()
+        with self._keeper.writing():
+            with self._store.transaction() as conn:
+                taken = st.existing(conn, names)
+                if taken:
+                    raise AlreadyExists(f"{len(taken)} identities are already enrolled, e.g. {sorted(taken)[0]!r}")
+                sequence, rows = st.bulk_create(conn, batch, self._binding, st.now(), actor)
+            self._keeper.apply(sequence, np.array([rows[n] for n in names], np.int64),
+                               np.stack([b[2] for b in batch]), np.zeros(0, np.int64))
+        self._keeper.after_write()
+        return len(batch)
+
+    def delete(self, identity: str, *, actor: str = "") -> None:
+        """Remove the identity with its template, samples and media from store and index; audited."""
+        external = validate.identity(identity)
+        self._check_open()
+        with self._keeper.writing():
+            with self._store.transaction() as conn:
+                found = st.find_identity(conn, external)
+                if not found:
+                    raise NotFound(f"{self.modality} {external!r} is not enrolled")
+                counts = st.enrollment_counts(conn, external)
+                st.delete_identity(conn, found[0])
+                now = st.now()
+                sequence = st.log_change(conn, "delete", found[0], now)
+                st.audit(conn, now, "delete", external, _actor(actor),
+                         {"samples": counts["samples"], "media": counts["media"]})
+            self._keeper.apply(sequence, np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32),
+                               np.array([found[0]], np.int64))
+        self._keeper.after_write(deleted=True)
+
+    # --- reads ----------------------------------------------------------------------------------
+
+    def template(self, identity: str) -> np.ndarray:
+        """The identity's template: [dim] float32, unit norm."""
+        external = validate.identity(identity)
+        with self._reading(), self._store.reader() as conn:
+            vector = st.template(conn, external, self.dim)
+        if vector is None:
+            raise NotFound(f"{self.modality} {external!r} is not enrolled")
+        return vector
+
+    def score(self, identity: str, probe: np.ndarray, *, model: ModelBinding) -> float:
+        """Cosine similarity of ``probe`` [dim] to the identity's template (1:1 verification)."""
+        validate.binding(self._binding, model, self.modality)
+        unit = validate.probe(probe, self.dim)
+        return float(np.dot(self.template(identity), unit))
+
+    def search(self, probe: np.ndarray, k: int, *, model: ModelBinding) -> list[Match]:
+        """The ``k`` best identities by cosine, best first (``k`` capped at the gallery size)."""
+        validate.binding(self._binding, model, self.modality)
+        unit = validate.probe(probe, self.dim)
+        k = validate.top_k(k, self._config)
+        with self._reading() as index:
+            if index.size == 0:
+                return []
+            ids, scores = index.search(unit, min(k + _SEARCH_SLACK, index.size), self._config.search_threads)
+            with self._store.reader() as conn:
+                names = st.external_ids(conn, ids.tolist())
+        return [Match(names[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist()) if i in names][:k]
+
+    def info(self, identity: str) -> IdentityInfo:
+        external = validate.identity(identity)
+        with self._reading(), self._store.reader() as conn:
+            found = st.info(conn, external)
+        if found is None:
+            raise NotFound(f"{self.modality} {external!r} is not enrolled")
+        return found
+
+    def list(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[IdentityInfo], str]:
+        """A page of identities in identity order and the token of the next page ("" after the last).
+
+        Keyset pagination on the identity string: stable under concurrent enrollments and deletes,
+        every identity present throughout the listing appears exactly once.
+        """
+        if isinstance(page_size, bool) or not isinstance(page_size, int) or not 0 < page_size <= _MAX_PAGE:
+            raise InvalidInput(f"page_size must be between 1 and {_MAX_PAGE}, not {page_size!r}")
+        after = _decode_token(page_token)
+        with self._reading(), self._store.reader() as conn:
+            rows = st.page(conn, after, page_size + 1)
+        more = len(rows) > page_size
+        rows = rows[:page_size]
+        return rows, _encode_token(rows[-1].identity) if more else ""
+
+    def media(self, identity: str) -> list[Media]:
+        """The identity's stored enrollment media, oldest first (for re-embedding)."""
+        external = validate.identity(identity)
+        with self._reading(), self._store.reader() as conn:
+            found = st.find_identity(conn, external)
+            if found is None:
+                raise NotFound(f"{self.modality} {external!r} is not enrolled")
+            return st.media(conn, found[0])
+
+    def audit_log(self, identity: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
+        """Audit rows, newest first (optionally for one identity)."""
+        with self._reading(), self._store.reader() as conn:
+            return st.audit_log(conn, identity, limit)
+
+    def __len__(self) -> int:
+        return self._keeper.info().size
+
+    # --- index management -----------------------------------------------------------------------
+
+    def index_info(self) -> IndexInfo:
+        return self._keeper.info()
+
+    def snapshot(self) -> None:
+        self._check_open()
+        self._keeper.snapshot()
+
+    def rebuild_index(self) -> None:
+        """Rebuild the index from the store now (in this thread), in the kind its size calls for.
+
+        The repair for a failed :meth:`verify_consistency`; searches go on meanwhile.
+        """
+        self._check_open()
+        self._keeper.rebuild(from_store=True)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for background snapshots/rebuilds to finish; False on timeout."""
+        return self._keeper.wait_idle(timeout)
+
+    def verify_consistency(self) -> ConsistencyReport:
+        """Index ids == store ids and every index vector == its stored template (O(gallery size))."""
+        self._check_open()
+        return self._keeper.verify()
+
+    def close(self) -> None:
+        """Finish background work, snapshot, close the store and release the folder; idempotent."""
+        if self._closed:
+            return
+        self._keeper.stop()
+        with self._keeper.exclusive():  # wait for in-flight reads and writes
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            self._keeper.snapshot()
+        finally:
+            self._store.close()
+            self._lock.release()
+
+    def __enter__(self) -> Gallery:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable(f"the {self.modality} gallery is closed")
+
+    def _reading(self):
+        self._check_open()
+        return self._keeper.reading()
+
+
+def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) -> tuple[ModelBinding, str]:
+    """Create or check the gallery's meta; returns (binding, store uuid)."""
+    with store.transaction() as conn:
+        meta = st.get_meta(conn)
+        if not meta:
+            if model is None:
+                raise InvalidInput("a new gallery needs a model binding")
+            meta = {"schema_version": str(st.SCHEMA_VERSION), "modality": modality, "dim": str(dim),
+                    "model_name": model.name, "model_version": str(model.version), "uuid": uuid.uuid4().hex}
+            st.set_meta(conn, meta)
+            st.audit(conn, st.now(), "create", None, "", {"modality": modality, "dim": dim, "model": str(model)})
+        if int(meta["schema_version"]) > st.SCHEMA_VERSION:
+            raise Unavailable(f"gallery schema {meta['schema_version']} is newer than this server's "
+                              f"({st.SCHEMA_VERSION})")
+        if meta["modality"] != modality:
+            raise InvalidInput(f"{store.path.parent} is a {meta['modality']} gallery, not {modality}")
+        if int(meta["dim"]) != dim:
+            raise ModelMismatch(f"{store.path.parent} holds {meta['dim']}-d templates; the model makes {dim}-d")
+        stored = ModelBinding(meta["model_name"], int(meta["model_version"]))
+        if model is not None and model != stored:
+            if st.count(conn):
+                raise ModelMismatch(f"the {modality} gallery is bound to {stored}, not {model}; "
+                                    "re-index it into a new gallery for the new model")
+            st.set_meta(conn, {"model_name": model.name, "model_version": str(model.version)})
+            st.audit(conn, st.now(), "rebind", None, "", {"from": str(stored), "to": str(model)})
+            stored = model
+        return stored, meta["uuid"]
+
+
+def _actor(actor: object) -> str:
+    return str(actor or "")[:256]
+
+
+def _encode_token(after: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
+
+
+def _decode_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        after = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["after"]
+    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        raise InvalidInput("page_token is not a token this server issued") from None
+    if not isinstance(after, str):
+        raise InvalidInput("page_token is not a token this server issued")
+    return after

@@ -1,0 +1,1 @@
+"""Inference backends (one interface: ``embed(model, inputs) -> ndarray``) and micro-batching."""

@@ -1,0 +1,52 @@
+"""Server interceptor: domain errors → gRPC status, unexpected errors → INTERNAL, metrics.
+
+Servicers raise :class:`~serving.errors.ToitsuError`; this is the one place that turns them into
+``context.abort``. Anything else is a bug: logged with its traceback, answered INTERNAL with a
+generic message, so no internal detail (or assert) leaks to a client as UNKNOWN.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import grpc
+
+from serving.errors import ToitsuError
+from serving.metrics import Metrics
+
+log = logging.getLogger("toitsu.rpc")
+
+
+class ErrorsAndMetrics(grpc.ServerInterceptor):
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails):
+        handler = continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler  # streaming handlers are wrapped by their own servicers
+        method = details.method.rsplit("/", 1)[-1]
+        service = details.method.rsplit("/", 2)[-2] if details.method.count("/") >= 2 else ""
+        name = f"{service.split('.')[-1]}.{method}"
+        behaviour = handler.unary_unary
+
+        def wrapped(request, context: grpc.ServicerContext):
+            start, code = time.perf_counter(), grpc.StatusCode.OK
+            try:
+                return behaviour(request, context)
+            except ToitsuError as exc:
+                code = exc.code
+                log.info("%s → %s: %s", name, code.name, exc.message)
+                context.abort(code, exc.message)
+            except Exception:
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", name)
+                context.abort(code, f"internal error in {name}; the server log has the details")
+            finally:
+                self._metrics.observe_rpc(name, code.name, time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)

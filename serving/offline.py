@@ -1,0 +1,58 @@
+"""Embedding files exactly as the gateway would, without a server: used to calibrate a model
+version as it will be served (the CLI passes this to ``export`` — the two packages meet only
+through files and this callable)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from serving.audio.decode import decode_encoded
+from serving.audio.pipeline import AudioLimits, AudioPipeline
+from serving.audio.vad import SileroVad
+from serving.embedders import AudioEmbedder
+from serving.errors import InvalidInput
+from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
+from serving.models.card import ModelCard
+from serving.models.repository import ModelVersion
+
+FileEmbedder = Callable[[Sequence[Path]], np.ndarray]
+
+
+def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = AudioLimits(),
+                  batch_size: int = 8) -> FileEmbedder:
+    """A function: audio files → [N, D] embeddings through decode → resample → VAD → model.
+
+    A file the gateway would refuse (no speech, too short, …) gives a row of NaN, so the caller
+    can leave it out exactly as the server would refuse it.
+
+    ``model_dir`` / ``vad_dir`` are version folders (``model.onnx`` + ``card.json``), published or
+    still staged.
+    """
+    model = ModelVersion(ModelCard.load(model_dir), model_dir)
+    vad = None
+    if vad_dir is not None:
+        vad = SileroVad(ModelVersion(ModelCard.load(vad_dir), vad_dir).model_path)
+        vad.load()
+    backend = OnnxRuntimeBackend()
+    embedder = AudioEmbedder(model, backend, AudioPipeline(vad, model.card.sample_rate or 16000, limits))
+    backend.load(embedder.key, model)
+
+    def prepare(path: Path):
+        try:
+            return embedder.pipeline.prepare(decode_encoded(Path(path).read_bytes()))
+        except InvalidInput:
+            return None
+
+    def embed(paths: Sequence[Path]) -> np.ndarray:
+        out = np.full((len(paths), model.card.embedding_dim or 0), np.nan, dtype=np.float32)
+        for start in range(0, len(paths), batch_size):
+            prepared = [(start + i, prepare(p)) for i, p in enumerate(paths[start : start + batch_size])]
+            usable = [(row, p) for row, p in prepared if p is not None]
+            if usable:
+                out[[row for row, _ in usable]] = embedder.embed_many([p for _, p in usable])
+        return out
+
+    return embed

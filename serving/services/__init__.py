@@ -1,0 +1,1 @@
+"""gRPC servicers: thin (validate, call, build the reply), one module per service."""

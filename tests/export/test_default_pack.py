@@ -1,0 +1,34 @@
+"""The default model pack that `make models` built: complete, parity within tolerance, calibrated."""
+
+from __future__ import annotations
+
+import json
+
+from serving.models.repository import ModelRepository
+
+TOLERANCES = {"model": ("max_abs_diff", 1e-4), "graph": ("max_abs_diff", 1e-4),
+              "utterance": ("min_cosine", 0.999), "padding": ("max_abs_diff", 1e-5)}
+
+
+def test_speaker_card_records_parity_and_calibration(models_dir):
+    model = ModelRepository(models_dir).get("resemblyzer-ge2e")
+    card = model.card
+    assert card.modality == "speaker" and card.embedding_dim == 256 and card.sample_rate == 16000
+    checks = {c["check"]: c for c in card.raw["parity"]["checks"]}
+    for name, (field, bound) in TOLERANCES.items():
+        value = checks[name][field]
+        assert (value <= bound) if field == "max_abs_diff" else (value >= bound), (name, value)
+    assert any("arctic" in s for s in card.raw["parity"]["speech"])  # real speech took part
+    cal = card.calibration
+    assert set(cal.thresholds) >= {0.01, 0.001} and cal.n_nontarget >= 1000
+    assert -1 < cal.thresholds[0.01] < cal.thresholds[0.001] < 1
+    assert (model.directory / "det.png").is_file()
+    assert 'platform: "onnxruntime_onnx"' in (models_dir / "resemblyzer-ge2e" / "config.pbtxt").read_text()
+
+
+def test_vad_is_the_wheels_file(models_dir):
+    card = json.loads((models_dir / "silero-vad" / "1" / "card.json").read_text())
+    assert card["provenance"]["license"] == "MIT" and card["modality"] == "vad"
+    from export.card import sha256_file
+
+    assert sha256_file(models_dir / "silero-vad" / "1" / "model.onnx") == card["provenance"]["source_sha256"]

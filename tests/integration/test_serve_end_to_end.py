@@ -1,0 +1,130 @@
+"""`toitsu serve` as a subprocess, driven by the `toitsu` CLI; then SIGKILL in the middle of a
+stream of enrollments, a restart, and a check that every acknowledged enrollment survived and
+the index agrees with the store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+class Server:
+    """A `toitsu serve` child process on a free port."""
+
+    def __init__(self, models: Path, var: Path, log: Path) -> None:
+        self.log = open(log, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0",
+             "--models", str(models), "--var", str(var)],
+            cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        line = self.proc.stdout.readline().decode()
+        assert "listening on" in line, f"server did not start: {line!r}; see {log}"
+        self.target = line.strip().rsplit(" ", 1)[-1]
+        cli(self.target, "health", "--wait", "60")
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(30)
+
+
+def cli(target: str, *args: str) -> dict:
+    result = subprocess.run([sys.executable, "-m", "toitsu", *args, "--target", target, "--json"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"toitsu {' '.join(args)} failed: {result.stdout} {result.stderr}"
+    return json.loads(result.stdout)
+
+
+def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, tmp_path):
+    var, log = tmp_path / "var", tmp_path / "server.log"
+    server = Server(models_dir, var, log)
+    for speaker in range(5):
+        files = [str(voices.path(speaker, k)) for k in (0, 1)]
+        assert cli(server.target, "speaker", "enroll", f"voice{speaker}", *files)["created"]
+    for speaker in range(5):
+        genuine = cli(server.target, "speaker", "verify", f"voice{speaker}", str(voices.path(speaker, 2)))
+        impostor = cli(server.target, "speaker", "verify", f"voice{speaker}", str(voices.path((speaker + 1) % 5, 2)))
+        assert genuine["decision"]["accepted"] and not impostor["decision"]["accepted"], (genuine, impostor)
+        found = cli(server.target, "speaker", "identify", str(voices.path(speaker, 3)), "--top-k", "3")
+        assert found["identified"] and found["best_id"] == f"voice{speaker}"
+    stranger = cli(server.target, "speaker", "identify", str(voices.path(5, 0)))
+    assert not stranger["identified"]
+    assert cli(server.target, "speaker", "list")["total"] == 5
+
+    acknowledged = _enroll_until_killed(server, voices)
+    server = Server(models_dir, var, log)
+    listed = {s["id"] for s in cli(server.target, "speaker", "list")["speakers"]}
+    assert set(acknowledged) <= listed, f"lost after SIGKILL: {set(acknowledged) - listed}"
+    assert {f"voice{i}" for i in range(5)} <= listed
+    _index_agrees_with_store(server.target, listed)
+    assert server.stop() == 0
+
+    from serving.gallery import Gallery, ModelBinding
+
+    gallery = Gallery.open(var / "galleries" / "speaker", modality="speaker", dim=256,
+                           model=ModelBinding("resemblyzer-ge2e", 1))
+    report = gallery.verify_consistency()
+    assert report.ok, report
+    assert len(gallery) == len(listed)
+    gallery.close()
+
+
+def _enroll_until_killed(server: Server, voices) -> list[str]:
+    """Four clients enroll a stream of identities; SIGKILL lands after 12 acknowledgements."""
+    clip = common_pb2.Audio(encoded=voices.clip(0, 0))
+    acknowledged: list[str] = []
+    lock, stop = threading.Lock(), threading.Event()
+
+    def client(worker: int) -> None:
+        with grpc.insecure_channel(server.target) as channel:
+            stub = speaker_pb2_grpc.SpeakerServiceStub(channel)
+            for n in range(1000):
+                if stop.is_set():
+                    return
+                try:
+                    stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id=f"s{worker}-{n}", audio=[clip]), timeout=30)
+                except grpc.RpcError:
+                    return  # the server died mid-request: not acknowledged
+                with lock:
+                    acknowledged.append(f"s{worker}-{n}")
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.monotonic() + 120
+    while len(acknowledged) < 12 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    server.kill()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    assert len(acknowledged) >= 12
+    return list(acknowledged)
+
+
+def _index_agrees_with_store(target: str, listed: set[str]) -> None:
+    """An identification asking for every identity returns exactly the stored ones: the index
+    holds each stored identity once and nothing else."""
+    probe = common_pb2.Embedding(values=[1.0] * 256, model=common_pb2.ModelRef(name="resemblyzer-ge2e", version=1))
+    with grpc.insecure_channel(target) as channel:
+        reply = speaker_pb2_grpc.SpeakerServiceStub(channel).Identify(
+            speaker_pb2.IdentifySpeakerRequest(embedding=probe, top_k=len(listed)), timeout=30)
+    ids = [c.id for c in reply.candidates]
+    assert reply.gallery_size == len(listed) and len(ids) == len(set(ids)) and set(ids) == listed

@@ -1,0 +1,3 @@
+from toitsu.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,59 @@
+"""What every client command shares: the channel, ``--target`` / ``--json``, printing, errors."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+import grpc
+from google.protobuf.json_format import MessageToDict
+from google.protobuf.message import Message
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def client_options() -> argparse.ArgumentParser:
+    """A parent parser adding ``--target``, ``--json`` and ``--timeout`` to a subcommand."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument("--target", default=os.environ.get("TOITSU_TARGET", DEFAULT_TARGET),
+                        help="gateway address HOST:PORT (default: $TOITSU_TARGET or %(default)s)")
+    parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parent.add_argument("--timeout", type=float, default=60.0, help="deadline per RPC in seconds")
+    return parent
+
+
+def channel(target: str) -> grpc.Channel:
+    return grpc.insecure_channel(target, options=[("grpc.max_send_message_length", MAX_MESSAGE),
+                                                  ("grpc.max_receive_message_length", MAX_MESSAGE)])
+
+
+def to_dict(message: Message) -> dict[str, Any]:
+    return MessageToDict(message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def emit(args: argparse.Namespace, payload: dict[str, Any], human: Callable[[dict[str, Any]], str]) -> None:
+    """Print ``payload`` as JSON with ``--json``, else as the human-readable ``human(payload)``."""
+    print(json.dumps(payload, indent=2) if args.json else human(payload))
+
+
+def fail(args: argparse.Namespace, err: grpc.RpcError) -> NoReturn:
+    """Print an RPC's status and message (JSON with ``--json``) and exit 1."""
+    code, details = err.code(), err.details()
+    if args.json:
+        print(json.dumps({"error": {"code": code.name, "message": details}}, indent=2))
+    else:
+        print(f"error: {code.name}: {details}", file=sys.stderr)
+    raise SystemExit(1)
+
+
+def rpc_call(args: argparse.Namespace, call: Callable[[], Any]) -> Any:
+    """Run one RPC; on failure :func:`fail`."""
+    try:
+        return call()
+    except grpc.RpcError as err:
+        fail(args, err)

@@ -1,0 +1,1 @@
+"""Evaluation metrics and reports (verification EER/minDCF/DET, identification, …)."""
