@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from training.data.manifest import read_manifest
-from training.data.synthetic_speech import DevTrials
+from training.data.speech_corpus import DevTrials
 from training.evaluation.verification import plot_det, verification_report
 
 # files → [N, D] embeddings; a NaN row marks a file the serving pipeline refuses (no speech, …).

@@ -26,7 +26,7 @@ from export.card import write_card
 from export.importers import resemblyzer_ge2e, silero_vad
 from export.importers.real_speech import load_real_speech
 from export.repository import publish, staging_dir, versions
-from training.data.synthetic_speech import DevTrials, build_dev_trials
+from training.data.speech_corpus import DevTrials, build_dev_trials
 
 EmbedderFactory = Callable[[Path, Path | None], Embed]
 DEV_SPEAKERS, DEV_ENROLL, DEV_TEST = 64, 3, 4

@@ -3,10 +3,13 @@ batcher → gallery bound to the model version."""
 
 from __future__ import annotations
 
+import logging
+
 from serving.audio.pipeline import AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.config import Config
 from serving.embedders import AudioEmbedder
+from serving.errors import ModelMismatch
 from serving.gallery import Gallery, ModelBinding
 from serving.inference.batcher import MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -15,6 +18,8 @@ from serving.modality import AudioModality
 from serving.models.card import CardError
 from serving.models.repository import ModelRepository
 
+log = logging.getLogger("toitsu.loader")
+
 
 def load_speaker(config: Config, metrics: Metrics | None = None) -> AudioModality:
     repo = ModelRepository(config.models_dir)
@@ -22,11 +27,26 @@ def load_speaker(config: Config, metrics: Metrics | None = None) -> AudioModalit
     card = embedder.model.card
     if card.calibration is None:
         raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
-    gallery = Gallery.open(config.var_dir / "galleries" / "speaker", modality="speaker", dim=card.embedding_dim,
-                           model=ModelBinding(card.name, card.version), config=config.gallery)
+    gallery = open_gallery(config, "speaker", card.embedding_dim, ModelBinding(card.name, card.version))
     if metrics is not None:
         metrics.gallery_size.labels("speaker").set_function(lambda: len(gallery))
     return AudioModality(embedder, gallery)
+
+
+def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding) -> Gallery:
+    """The modality's gallery, bound to ``binding`` when it is new or empty.
+
+    A gallery holding another model version's templates still opens (with its own binding): the
+    server stays up, Embed works, and every request that would compare embeddings across versions
+    is refused with FAILED_PRECONDITION naming both, until the gallery is re-indexed or the
+    configured version matches it again. Refusing to start would take Delete and List down too.
+    """
+    root = config.var_dir / "galleries" / modality
+    try:
+        return Gallery.open(root, modality=modality, dim=dim, model=binding, config=config.gallery)
+    except ModelMismatch as exc:
+        log.warning("%s; serving it read-only for scoring until it is re-indexed", exc)
+        return Gallery.open(root, modality=modality, dim=dim, model=None, config=config.gallery)
 
 
 def speaker_embedder(config: Config, repo: ModelRepository, *, batching: bool,

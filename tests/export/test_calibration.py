@@ -8,7 +8,7 @@ import numpy as np
 
 from export.calibration import calibrate, trial_scores
 from training.data.manifest import ManifestRecord, write_manifest
-from training.data.synthetic_speech import DevTrials, Trial
+from training.data.speech_corpus import DevTrials, Trial
 
 
 def _dev(tmp_path: Path, n_speakers: int = 40) -> tuple[DevTrials, dict[Path, np.ndarray]]:

@@ -210,7 +210,7 @@ def plot_det(path: str | os.PathLike[str], curves: Mapping[str, tuple[Any, Any]]
     ax.set_ylabel("False reject rate (%)")
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="lower left", fontsize="small")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120, bbox_inches="tight")

@@ -56,3 +56,42 @@ def test_metrics_endpoint_and_graceful_stop(models_dir, tmp_path):
     with pytest.raises(grpc.RpcError):
         _status(port)
     gateway.stop()  # idempotent
+
+
+def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_dir, tmp_path, voices):
+    import json
+    import shutil
+
+    from protos.v1 import common_pb2
+
+    var = tmp_path / "var"
+    first = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
+                                           "paths.models": str(models_dir), "paths.var": str(var)}))
+    port = first.start(background_load=False)
+    enroll = speaker_pb2.EnrollSpeakerRequest(speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, 0))])
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        speaker_pb2_grpc.SpeakerServiceStub(ch).Enroll(enroll, timeout=30)
+    first.stop(grace=1)
+    repo = tmp_path / "models"  # the same pack plus a "v2" of the speaker model
+    shutil.copytree(models_dir, repo)
+    v2 = repo / "resemblyzer-ge2e" / "2"
+    shutil.copytree(repo / "resemblyzer-ge2e" / "1", v2)
+    card = json.loads((v2 / "card.json").read_text())
+    (v2 / "card.json").write_text(json.dumps({**card, "version": 2}))
+    second = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
+                                            "paths.models": str(repo), "paths.var": str(var)}))
+    port = second.start(background_load=False)
+    assert second.wait_loaded(10) and _status(port) == "SERVING"
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = speaker_pb2_grpc.SpeakerServiceStub(ch)
+        embedded = stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=enroll.audio[0]), timeout=30)
+        assert embedded.embedding.model.version == 2
+        verify = speaker_pb2.VerifySpeakerRequest(speaker_id="ann", audio=enroll.audio[0])
+        for call in (lambda: stub.Verify(verify, timeout=30), lambda: stub.Enroll(
+                speaker_pb2.EnrollSpeakerRequest(speaker_id="bo", audio=enroll.audio), timeout=30)):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "v1" in err.value.details() and "v2" in err.value.details()
+        assert stub.List(speaker_pb2.ListSpeakersRequest(), timeout=5).total == 1
+    second.stop(grace=1)
