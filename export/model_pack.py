@@ -52,8 +52,20 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
 
 def _build_vad(models_dir: Path) -> Path:
     staged = staging_dir(models_dir, silero_vad.NAME, 1)
-    write_card(staged, silero_vad.stage(staged, 1))
-    return publish(staged, models_dir, silero_vad.NAME, 1, replace=True)
+    try:
+        card = silero_vad.stage(staged, 1)
+        print(f"{silero_vad.NAME}: exported; parity against {silero_vad.SOURCE}")
+        _print_parity(card["parity"]["checks"])
+        write_card(staged, card)
+        return publish(staged, models_dir, silero_vad.NAME, 1, replace=True)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+
+
+def _print_parity(checks: Sequence[dict]) -> None:
+    for p in checks:
+        print(f"  parity {p['check']:<13} cases {p['cases']:>3}  max|Δ| {p['max_abs_diff']:.2e}  "
+              f"min cos {p['min_cosine']:.6f}")
 
 
 def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory,
@@ -69,8 +81,7 @@ def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_fac
         print(f"{name}: exported; checking parity on {len(real)} real and {len(generated)} generated clips")
         parity = resemblyzer_ge2e.measure_parity(encoder, staged / "model.onnx",
                                                  [x for x, _ in real.values()] + generated)
-        for p in parity:
-            print(f"  parity {p.check:<10} cases {p.cases:>3}  max|Δ| {p.max_abs_diff:.2e}  min cos {p.min_cosine:.6f}")
+        _print_parity([p.to_dict() for p in parity])
         card = resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
         write_card(staged, card)
         print(f"{name}: calibrating on {dev.name} ({len(dev.trials)} trials)")

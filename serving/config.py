@@ -37,7 +37,7 @@ class ServerSection:
     max_message_mb: float = 16.0  # inbound message limit; larger → RESOURCE_EXHAUSTED
     grace_seconds: float = 10.0  # in-flight RPCs get this long on SIGTERM
     default_deadline_seconds: float = 30.0  # applied when a client sends none
-    inference_threads: int = 0  # ONNX Runtime intra-op threads; 0 = one per core
+    inference_threads: int = 0  # ONNX Runtime intra-op threads per call; 0 = cores / batching.workers
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ class BatchingConfig:
     max_wait_ms: float = 2.0
     queue_size: int = 256
     max_padding: float = 1.5  # split a batch when padded samples exceed 1.5 × real samples
+    workers: int = 0  # batches in flight at once (each one inference call); 0 = one per core, at most 4
 
 
 @dataclass
@@ -46,19 +47,22 @@ class MicroBatcher:
         self.name, self._run, self.config = name, run, config
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=config.queue_size)
         self._on_batch = on_batch or (lambda size, depth: None)
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._stopping = threading.Event()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"batcher-{self.name}", daemon=True)
-        self._thread.start()
+        for n in range(self.config.workers or 1):
+            thread = threading.Thread(target=self._loop, name=f"batcher-{self.name}-{n}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def stop(self) -> None:
-        """Finish what is queued, then end the worker."""
+        """Finish what is queued, then end the workers."""
         self._stopping.set()
-        if self._thread:
-            self._queue.put(None)
-            self._thread.join(timeout=30)
+        if self._threads:
+            self._queue.put(None)  # each worker puts the sentinel back for the next one
+            for thread in self._threads:
+                thread.join(timeout=30)
 
     def depth(self) -> int:
         return self._queue.qsize()
@@ -81,6 +85,7 @@ class MicroBatcher:
         while True:
             first = self._queue.get()
             if first is None:
+                self._queue.put(None)
                 return
             items = self._collect(first)
             for group in split_by_padding(items, self.config.max_padding):

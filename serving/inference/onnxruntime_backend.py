@@ -27,6 +27,9 @@ class OnnxRuntimeBackend:
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
+        # ORT's idle intra-op threads spin by default; beside the gRPC threads' VAD and decoding
+        # on a small host that burns the very cores they need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(model.model_path), options, providers=["CPUExecutionProvider"])
         graph_inputs = {i.name for i in session.get_inputs()}
         graph_outputs = {o.name for o in session.get_outputs()}

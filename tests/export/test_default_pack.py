@@ -26,9 +26,21 @@ def test_speaker_card_records_parity_and_calibration(models_dir):
     assert 'platform: "onnxruntime_onnx"' in (models_dir / "resemblyzer-ge2e" / "config.pbtxt").read_text()
 
 
-def test_vad_is_the_wheels_file(models_dir):
+def test_vad_card_and_segments_match_the_wheels_model(models_dir, voices):
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    from export.importers.silero_vad import source_path
+    from serving.audio.vad import SileroVad
+
     card = json.loads((models_dir / "silero-vad" / "1" / "card.json").read_text())
     assert card["provenance"]["license"] == "MIT" and card["modality"] == "vad"
-    from export.card import sha256_file
-
-    assert sha256_file(models_dir / "silero-vad" / "1" / "model.onnx") == card["provenance"]["source_sha256"]
+    checks = {c["check"]: c for c in card["parity"]["checks"]}
+    assert checks["probabilities"]["max_abs_diff"] <= 1e-4 and checks["state"]["min_cosine"] >= 0.99999
+    ours, original = SileroVad(models_dir / "silero-vad" / "1" / "model.onnx"), SileroVad(source_path())
+    speech = sf.read(io.BytesIO(voices.clip(0, 0)), dtype="float32")[0]
+    x = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(8000, np.float32), speech])
+    assert np.abs(ours.speech_probabilities(x) - original.speech_probabilities(x)).max() <= 1e-4
+    assert ours.speech_segments(x) == original.speech_segments(x)
