@@ -1,6 +1,6 @@
 """The default model pack (DESIGN §6), built offline by ``make models``:
 
-1. ``silero-vad`` v1 — Silero VAD's ONNX file from its wheel (MIT);
+1. ``silero-vad`` v1 — Silero VAD from its wheel (MIT), re-expressed and parity-checked;
 2. a dev trial list of generated speech (espeak-ng voices, clean enrollment, test utterances
    through telephone / noise / reverb channels), cached under the work folder;
 3. ``resemblyzer-ge2e`` v1 — Resemblyzer's GE2E encoder exported to ONNX, parity-checked on
@@ -16,21 +16,15 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from export.calibration import Embed, calibrate
 from export.card import write_card
 from export.importers import resemblyzer_ge2e, silero_vad
 from export.importers.real_speech import load_real_speech
 from export.repository import publish, staging_dir, versions
-from training.data.speech_corpus import DevTrials, build_dev_trials
-
-EmbedderFactory = Callable[[Path, Path | None], Embed]
-DEV_SPEAKERS, DEV_ENROLL, DEV_TEST = 64, 3, 4
-PARITY_GENERATED_CLIPS = 12
+from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_trials, generated_clips,
+                                    print_parity)
+from training.data.speech_corpus import DevTrials
 
 
 def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
@@ -42,8 +36,7 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
         published.append(_build_vad(models_dir))
     vad_dir = models_dir / silero_vad.NAME / str(versions(models_dir, silero_vad.NAME)[-1])
     if force or not versions(models_dir, resemblyzer_ge2e.NAME):
-        dev_dir = work_dir / "dev-speech"
-        dev = build_dev_trials(dev_dir, DEV_SPEAKERS, DEV_ENROLL, DEV_TEST)
+        dev, dev_dir = dev_trials(work_dir)
         published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
     for name in (silero_vad.NAME, resemblyzer_ge2e.NAME):
         print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
@@ -55,17 +48,11 @@ def _build_vad(models_dir: Path) -> Path:
     try:
         card = silero_vad.stage(staged, 1)
         print(f"{silero_vad.NAME}: exported; parity against {silero_vad.SOURCE}")
-        _print_parity(card["parity"]["checks"])
+        print_parity(card["parity"]["checks"])
         write_card(staged, card)
         return publish(staged, models_dir, silero_vad.NAME, 1, replace=True)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-
-
-def _print_parity(checks: Sequence[dict]) -> None:
-    for p in checks:
-        print(f"  parity {p['check']:<13} cases {p['cases']:>3}  max|Δ| {p['max_abs_diff']:.2e}  "
-              f"min cos {p['min_cosine']:.6f}")
 
 
 def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory,
@@ -77,35 +64,15 @@ def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_fac
         encoder = resemblyzer_ge2e.load_pretrained()
         resemblyzer_ge2e.export_graph(encoder, staged / "model.onnx")
         real = load_real_speech()
-        generated = _generated_clips(dev)
+        generated = generated_clips(dev)
         print(f"{name}: exported; checking parity on {len(real)} real and {len(generated)} generated clips")
         parity = resemblyzer_ge2e.measure_parity(encoder, staged / "model.onnx",
                                                  [x for x, _ in real.values()] + generated)
-        _print_parity([p.to_dict() for p in parity])
+        print_parity([p.to_dict() for p in parity])
         card = resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
-        write_card(staged, card)
-        print(f"{name}: calibrating on {dev.name} ({len(dev.trials)} trials)")
-        card["calibration"] = calibrate(embedder_factory(staged, vad_dir), dev, dev_dir, plot=staged / "det.png")
-        _print_calibration(card["calibration"])
-        write_card(staged, card)
+        published = calibrate_and_publish(staged, card, models_dir=models_dir, dev=dev, dev_dir=dev_dir,
+                                          embedder_factory=embedder_factory, vad_dir=vad_dir, replace=True)
         print(f"{name}: built in {time.perf_counter() - started:.0f} s")
-        return publish(staged, models_dir, name, version, replace=True)
+        return published
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-
-
-def _generated_clips(dev: DevTrials) -> list[np.ndarray]:
-    import soundfile as sf
-
-    paths: Sequence[Path] = sorted({t.test for t in dev.trials})[:PARITY_GENERATED_CLIPS // 2]
-    paths = [*paths, *[p for ps in dev.enrollments.values() for p in ps][:PARITY_GENERATED_CLIPS // 2]]
-    return [sf.read(str(p), dtype="float32")[0] for p in paths]
-
-
-def _print_calibration(cal: dict) -> None:
-    print(f"  EER {cal['eer']:.2%} at {cal['eer_threshold']:.4f} "
-          f"({cal['n_target']} target / {cal['n_nontarget']} non-target trials)")
-    for t in cal["thresholds"]:
-        print(f"  FAR {t['far']:<7g} threshold {t['threshold']:.4f}  FRR {t['frr']:.2%}")
-    for d in cal["min_dcf"]:
-        print(f"  minDCF(P_target={d['p_target']:g}) {d['value']:.4f}")

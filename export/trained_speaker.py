@@ -1,0 +1,114 @@
+"""``toitsu export RUN``: a trained speaker encoder → a model-repository version (DESIGN §5).
+
+ONNX with dynamic batch and length (inputs ``waveform`` [B, T], ``lengths`` [B]; output the
+L2-normalised ``embedding`` [B, D]) → parity against torch on random input and on real and
+generated speech (max abs diff ≤ 1e-4, fail above), and padded batch vs single rows → card
+with provenance (recipe, its hash, the data manifest's hash, run and step) → calibration on
+the dev trial list through the gateway's pipeline → published as the next version.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.card import new_card, tensor
+from export.importers.real_speech import load_real_speech
+from export.onnx_export import export_onnx
+from export.parity import Parity, compare, require, torch_vs_onnx
+from export.repository import next_version, staging_dir, versions
+from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_trials, generated_clips,
+                                    print_parity)
+from export.importers.silero_vad import NAME as VAD_NAME
+
+MAX_ABS_DIFF = 1e-4
+MAX_SECONDS = 60
+
+
+class NormalizedEncoder(nn.Module):
+    """The served form of an encoder: waveform [B, T] + lengths [B] → unit-length [B, D]."""
+
+    def __init__(self, encoder: nn.Module) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, waveform: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.encoder(waveform, lengths), dim=1)
+
+
+def _feed(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
+    lengths = np.array([len(c) for c in clips], dtype=np.int64)
+    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
+    for row, clip in enumerate(clips):
+        batch[row, : len(clip)] = clip
+    return {"waveform": batch, "lengths": lengths}
+
+
+def measure_parity(model: nn.Module, onnx_path: Path, speech: list[np.ndarray]) -> list[Parity]:
+    """torch vs ONNX on random noise and speech (single and padded batches), and padding itself."""
+    rng = np.random.default_rng(0)
+    noise = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (16000, 40000, 23457)]
+    feeds = [_feed([x]) for x in [*noise, *speech]] + [_feed(noise), _feed(speech)]
+    graph = torch_vs_onnx("graph", model, onnx_path, feeds)
+    with torch.no_grad():
+        batch = model(*(torch.from_numpy(v) for v in _feed(speech).values())).numpy()
+        single = np.stack([model(*(torch.from_numpy(v) for v in _feed([x]).values()))[0].numpy() for x in speech])
+    return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(compare("padding", [(single, batch)]), max_abs_diff=1e-5)]
+
+
+def export_encoder(encoder: nn.Module, path: Path, sample_rate: int) -> Path:
+    example = torch.randn(2, 2 * sample_rate) * 0.1
+    return export_onnx(NormalizedEncoder(encoder).eval(), (example, torch.tensor([2 * sample_rate, sample_rate])), path,
+                       input_names=["waveform", "lengths"], output_names=["embedding"],
+                       dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
+                                     "embedding": {0: "batch"}})
+
+
+def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: dict[str, Any],
+               parity: list[Parity], speech_names: list[str]) -> dict[str, Any]:
+    return new_card(
+        name, version, "speaker",
+        description=f"{provenance.get('model', 'speaker encoder')} trained by toitsu ({provenance.get('method', '')})",
+        inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
+        outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
+        audio={"sample_rate": sample_rate, "channels": 1},
+        embedding={"output": "embedding", "dim": dim, "normalized": True, "metric": "cosine"},
+        shape_ranges={"samples": {"min": sample_rate // 10, "opt": 3 * sample_rate, "max": MAX_SECONDS * sample_rate},
+                      "batch": {"min": 1, "opt": 8, "max": 16}},
+        serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
+        provenance=provenance,
+        parity={"speech": speech_names, "checks": [p.to_dict() for p in parity]})
+
+
+def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,
+               name: str | None = None) -> Path:
+    """Export a training run's encoder as the next version of ``name``; returns its folder."""
+    from training.recipes.speaker import load_trained_encoder
+
+    trained = load_trained_encoder(run_dir)
+    name = name or trained.export_name
+    version = next_version(models_dir, name)
+    vad_versions = versions(models_dir, VAD_NAME)
+    if not vad_versions:
+        raise FileNotFoundError(f"{models_dir} has no {VAD_NAME}; run `make models` first")
+    staged = staging_dir(models_dir, name, version)
+    try:
+        onnx_path = export_encoder(trained.encoder, staged / "model.onnx", trained.sample_rate)
+        dev, dev_dir = dev_trials(work_dir)
+        real = load_real_speech()
+        speech = [x for x, rate in real.values() if rate == trained.sample_rate] + generated_clips(dev, 6)
+        print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(speech)} clips")
+        parity = measure_parity(NormalizedEncoder(trained.encoder).eval(), onnx_path, speech)
+        print_parity([p.to_dict() for p in parity])
+        card = build_card(name, version, trained.embedding_dim, trained.sample_rate, trained.provenance, parity,
+                          [*real, f"6 clips of {dev.name}"])
+        vad_dir = models_dir / VAD_NAME / str(vad_versions[-1])
+        return calibrate_and_publish(staged, card, models_dir=models_dir, dev=dev, dev_dir=dev_dir,
+                                     embedder_factory=embedder_factory, vad_dir=vad_dir)
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)

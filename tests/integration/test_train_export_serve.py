@@ -1,0 +1,78 @@
+"""Issue 6's loop: train a tiny model for a few steps → `toitsu export` → the gateway loads the new
+version → enroll and verify through gRPC."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import grpc
+import pytest
+
+from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
+from serving.config import load_config
+from serving.server import Gateway
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+TINY = """
+base: {base}
+data:
+  synthetic: {{out: {corpus}, n_speakers: 10, utterances_per_speaker: 3, seed: 1}}
+model: {{name: ecapa_tdnn, channels: 16, mfa_channels: 48, attention_channels: 8, se_channels: 8,
+        embedding_dim: 32, n_mels: 24, frontend: {{n_mels: 24}}}}
+method: {{name: gcl}}
+sampler: {{mode: supervised, pairs_per_batch: 4, crop_seconds: 1.0}}
+augment: null
+trainer: {{steps: 3, steps_per_epoch: 3, log_every: 1, checkpoint_every: 0, num_workers: 0, progress: false}}
+export_name: tiny-ecapa
+"""
+
+
+def _toitsu(*argv: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "toitsu", *argv], cwd=REPO, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, f"toitsu {' '.join(argv)}:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def test_train_export_and_serve_a_new_model(models_dir, voices, tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(TINY.format(base=REPO / "recipes/speaker/synthetic-base.yaml", corpus=tmp_path / "corpus"))
+    run_dir = tmp_path / "run"
+    _toitsu("train", str(recipe), "--run-dir", str(run_dir))
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["step"] == 3 and 0 <= run["eval"]["eer"] <= 1 and (run_dir / "eval" / "det.png").exists()
+
+    models = tmp_path / "models"
+    shutil.copytree(models_dir / "silero-vad", models / "silero-vad")
+    _toitsu("export", str(run_dir), "--models", str(models), "--work", str(REPO / "build"))
+    card = json.loads((models / "tiny-ecapa" / "1" / "card.json").read_text())
+    assert card["provenance"]["config_hash"] == run["recipe_hash"] and card["provenance"]["step"] == 3
+    assert card["provenance"]["data_manifest_sha256"] == run["data_manifest_sha256"]
+    assert all(c["max_abs_diff"] <= 1e-4 for c in card["parity"]["checks"])
+    assert {t["far"] for t in card["calibration"]["thresholds"]} >= {0.01, 0.001}
+
+    gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
+                                             "paths.models": str(models), "paths.var": str(tmp_path / "var"),
+                                             "speaker.model": "tiny-ecapa"}))
+    port = gateway.start(background_load=False)
+    try:
+        assert gateway.wait_loaded(30)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = speaker_pb2_grpc.SpeakerServiceStub(channel)
+            enrolled = stub.Enroll(speaker_pb2.EnrollSpeakerRequest(
+                speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, k)) for k in (0, 1)]), timeout=60)
+            assert enrolled.model.name == "tiny-ecapa" and enrolled.model.version == 1
+            verdict = stub.Verify(speaker_pb2.VerifySpeakerRequest(
+                speaker_id="ann", audio=common_pb2.Audio(encoded=voices.clip(0, 2))), timeout=60)
+            thresholds = {t["far"]: t["threshold"] for t in card["calibration"]["thresholds"]}
+            assert verdict.decision.threshold == pytest.approx(thresholds[0.01], abs=1e-6)
+            assert verdict.decision.accepted == (verdict.decision.score >= verdict.decision.threshold)
+            assert len(stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=common_pb2.Audio(
+                encoded=voices.clip(1, 0))), timeout=60).embedding.values) == 32
+    finally:
+        gateway.stop(grace=1)
