@@ -3,15 +3,20 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= serve,train,models,dev
+EXTRAS ?= serve,train,models,triton,dev
 STAMP := $(VENV)/.toitsu-installed
+# The Triton environment (tests, benchmarks): nvidia-pytriton's tritonserver + numpy<2, apart from $(VENV).
+TRITON_VENV ?= .venv-triton
+TRITON_STAMP := $(TRITON_VENV)/.toitsu-installed
+TRITON_REPO ?= $(WORK)/triton-repo
+TRITON_PORT ?= 8001
 MODELS ?= models
 WORK ?= build
 VAR ?= var
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: help venv models serve test protos bench clean
+.PHONY: help venv models serve test protos bench clean triton-env triton-repo triton-serve
 
 help:
 	@echo "make serve   - create the venv, build the default model pack, run the gateway on 127.0.0.1:$(PORT)"
@@ -19,6 +24,7 @@ help:
 	@echo "make models  - build the default model pack into $(MODELS)/ (offline; cached)"
 	@echo "make protos  - regenerate protos/v1/*_pb2*.py from the .proto files"
 	@echo "make bench   - benchmarks (JSON into bench/results/)"
+	@echo "make triton-serve - a local tritonserver (python backend) on 127.0.0.1:$(TRITON_PORT) serving $(TRITON_REPO)"
 
 # The environment: one venv with every extra; exact versions from constraints.txt.
 $(STAMP): pyproject.toml constraints.txt
@@ -29,20 +35,37 @@ $(STAMP): pyproject.toml constraints.txt
 
 venv: $(STAMP)
 
+# nvidia-pytriton 0.7.0 bundles a real tritonserver 2.51 (python backend only); its stub needs numpy<2.
+$(TRITON_STAMP): constraints-triton.txt
+	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
+	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(TRITON_VENV)/bin/python -m pip install --quiet -c constraints-triton.txt nvidia-pytriton onnxruntime "numpy<2"
+	@touch $@
+
+triton-env: $(TRITON_STAMP)
+
+# The python-backend variant of the model repository, generated beside models/ (never edited).
+triton-repo: models
+	$(BIN)/python -m export.triton_python_backend --models $(MODELS) --out $(TRITON_REPO) --variant python
+
+triton-serve: triton-env triton-repo
+	$(BIN)/python -m export.triton_server --repository $(TRITON_REPO) --venv $(TRITON_VENV) --port $(TRITON_PORT)
+
 models: $(STAMP)
 	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK)
 
 serve: models
 	$(BIN)/toitsu serve --port $(PORT) --models $(MODELS) --var $(VAR)
 
-test: models
-	TOITSU_MODELS=$(abspath $(MODELS)) $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: models triton-env
+	TOITSU_MODELS=$(abspath $(MODELS)) TOITSU_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 protos: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. protos/v1/*.proto
 
-bench: models
+bench: models triton-env
 	$(BIN)/python bench/bench_verify.py --models $(MODELS) --work $(WORK)
+	TOITSU_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python bench/bench_triton.py --models $(MODELS)
 	$(BIN)/python bench/bench_identify.py
 
 clean:

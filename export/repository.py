@@ -10,10 +10,12 @@ gateway (which scans for ``<version>/card.json``) never sees a half-written vers
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from export.card import CARD_FILE, read_card
 from export.triton_config import config_pbtxt
@@ -41,8 +43,14 @@ def staging_dir(models_dir: Path, name: str, version: int) -> Path:
     return path
 
 
-def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace: bool = False) -> Path:
-    """Move a staged version into place and regenerate ``config.pbtxt``; returns the version dir."""
+def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace: bool = False,
+            triton_options: Mapping[str, Any] | None = None) -> Path:
+    """Move a staged version into place and regenerate ``config.pbtxt``; returns the version dir.
+
+    ``triton_options`` go to :func:`export.triton_config.config_pbtxt` (``kind``, ``instances``,
+    ``tensorrt_fp16``, ``version_policy``); the variant in ``models/`` is always ``onnxruntime``
+    (the other variants are generated into a sibling repository, ``export/triton_python_backend.py``).
+    """
     if not (staged / CARD_FILE).is_file():
         raise FileNotFoundError(f"{staged} has no {CARD_FILE}; refusing to publish an incomplete version")
     final = models_dir / name / str(version)
@@ -53,7 +61,7 @@ def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace:
         os.replace(final, trash)
         shutil.rmtree(trash)
     os.replace(staged, final)
-    write_triton_config(models_dir, name)
+    write_triton_config(models_dir, name, functools.partial(config_pbtxt, **dict(triton_options or {})))
     return final
 
 

@@ -21,6 +21,7 @@ from serving.gallery import GalleryConfig
 from serving.inference.batcher import BatchingConfig
 
 ENV_PREFIX = "TOITSU_"
+BACKENDS = ("onnxruntime", "triton")
 
 
 class ConfigError(ValueError):
@@ -38,6 +39,8 @@ class ServerSection:
     grace_seconds: float = 10.0  # in-flight RPCs get this long on SIGTERM
     default_deadline_seconds: float = 30.0  # applied when a client sends none
     inference_threads: int = 0  # ONNX Runtime intra-op threads per call; 0 = cores / batching.workers
+    health_interval_seconds: float = 1.0  # how often the backend's readiness is polled into health
+    load_retry_seconds: float = 2.0  # retry interval while a backend (Triton) is unavailable at start
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,25 @@ class SpeakerSection:
     vad_model: str = "silero-vad"
     use_vad: bool = True
     store_media: bool = False  # default for requests that do not ask
+    backend: str = "onnxruntime"  # "onnxruntime" (embedded) or "triton" (the [triton] server)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"speaker.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class TritonSection:
+    """The Triton server that models with ``backend = "triton"`` run on (gRPC)."""
+
+    url: str = "127.0.0.1:8001"
+    timeout_seconds: float = 10.0  # one inference call, retries included
+    probe_timeout_seconds: float = 2.0  # readiness and model-config probes
+    retries: int = 2  # re-sends after UNAVAILABLE (inference is a pure function), within timeout_seconds
+    retry_backoff_ms: float = 50.0  # doubled on each retry
+    reconnect_backoff_ms: int = 500  # gRPC reconnect backoff cap: how soon a restarted Triton is seen again
+    ssl: bool = False
+    root_certificates: str = ""  # PEM file; empty = gRPC's default roots (with ssl)
 
 
 @dataclass(frozen=True)
@@ -60,6 +82,7 @@ class Config:
     server: ServerSection = field(default_factory=ServerSection)
     paths: PathsSection = field(default_factory=PathsSection)
     speaker: SpeakerSection = field(default_factory=SpeakerSection)
+    triton: TritonSection = field(default_factory=TritonSection)
     audio: AudioLimits = field(default_factory=AudioLimits)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)

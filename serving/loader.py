@@ -13,6 +13,7 @@ from serving.config import Config
 from serving.embedders import AudioEmbedder
 from serving.errors import ModelMismatch
 from serving.gallery import Gallery, ModelBinding
+from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
@@ -64,14 +65,31 @@ def speaker_embedder(config: Config, repo: ModelRepository, *, batching: bool,
         vad.load()
     pipeline = AudioPipeline(vad, model.card.sample_rate, config.audio)
     batching_config, threads = inference_layout(config)
-    backend = OnnxRuntimeBackend(threads)
+    backend = make_backend(config, section.backend, threads)
     embedder = AudioEmbedder(model, backend, pipeline)
-    backend.load(embedder.key, model)
+    try:
+        backend.load(embedder.key, model)
+    except BaseException:
+        backend.close()
+        raise
     if batching:
         observe = (lambda size, depth: metrics.observe_batch(embedder.key, size, depth)) if metrics else None
         embedder.batcher = MicroBatcher(embedder.key, embedder.run_batch, batching_config, observe)
         embedder.batcher.start()
     return embedder
+
+
+def make_backend(config: Config, kind: str, threads: int) -> InferenceBackend:
+    """The inference backend a model's section names: embedded ONNX Runtime or a Triton server."""
+    if kind == "triton":
+        from serving.inference.triton_backend import TritonBackend  # lazy: the `triton` extra
+
+        t = config.triton
+        return TritonBackend(t.url, timeout_s=t.timeout_seconds, probe_timeout_s=t.probe_timeout_seconds,
+                             retries=t.retries, retry_backoff_s=t.retry_backoff_ms / 1000.0,
+                             reconnect_backoff_ms=t.reconnect_backoff_ms, ssl=t.ssl,
+                             root_certificates=t.root_certificates or None)
+    return OnnxRuntimeBackend(threads)
 
 
 def inference_layout(config: Config) -> tuple[BatchingConfig, int]:
