@@ -47,8 +47,11 @@ def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, 
     return scores, labels, [t.test for t in trials], refused
 
 
-def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = None) -> dict[str, Any]:
-    """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per test channel."""
+def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = None, *,
+              group_field: str = "effect", group_name: str = "test_channel") -> dict[str, Any]:
+    """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per group of test
+    files, a group being the value of ``group_field`` in the dev manifest ("identity" or an
+    ``extra`` key; speakers: the channel effect of the test utterance)."""
     scores, labels, tests, refused = trial_scores(embed, dev)
     report = verification_report(scores, labels, fars=FARS, p_targets=P_TARGETS)
     section: dict[str, Any] = {
@@ -64,22 +67,24 @@ def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = N
         "refused_files": [p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
         "score": "cosine",
     }
-    by_effect = _effects(dev_dir)
-    groups = _group_by_effect(scores, labels, tests, by_effect)
-    section["eer_by_test_channel"] = {name: verification_report(s, y, fars=()).eer for name, (s, y) in groups.items()}
+    groups = _group(scores, labels, tests, _group_of(dev_dir, group_field))
+    section[f"eer_by_{group_name}"] = {name: verification_report(s, y, fars=()).eer for name, (s, y) in groups.items()}
     if plot is not None:
         plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}")
         section["det_plot"] = plot.name
     return section
 
 
-def _effects(dev_dir: Path) -> dict[Path, str]:
-    return {Path(r.path): str(r.extra.get("effect", "unknown")) for r in read_manifest(dev_dir / "manifest.jsonl")}
+def _group_of(dev_dir: Path, field: str) -> dict[Path, str]:
+    records = read_manifest(dev_dir / "manifest.jsonl")
+    if field == "identity":
+        return {Path(r.path): str(r.identity) for r in records}
+    return {Path(r.path): str(r.extra.get(field, "unknown")) for r in records}
 
 
-def _group_by_effect(scores: np.ndarray, labels: np.ndarray, tests: list[Path],
-                     effects: dict[Path, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    names = np.array([effects.get(p, "unknown") for p in tests])
+def _group(scores: np.ndarray, labels: np.ndarray, tests: list[Path],
+           group_of: dict[Path, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    names = np.array([group_of.get(p, "unknown") for p in tests])
     groups = {}
     for name in sorted(set(names)):
         mask = names == name

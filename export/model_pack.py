@@ -6,7 +6,11 @@
 3. ``resemblyzer-ge2e`` v1 — Resemblyzer's GE2E encoder exported to ONNX, parity-checked on
    real and generated speech, then calibrated on the dev trials through the gateway's own audio
    pipeline (``embedder_factory``, injected by the CLI) — thresholds at FAR 1 %, 0.1 %, 0.01 %
-   and the EER point, written into its card with a DET plot.
+   and the EER point, written into its card with a DET plot;
+4. ``toitsu-sound-formula`` v1 — the project's own sound encoder, pre-trained here and now by
+   ``recipes/sound/pretrain-all.yaml`` (METHODS §4: colored-noise formula classes D1 ∪ D2 ∪ D3, no
+   recording, a few CPU minutes with a progress bar), exported with parity and calibrated for the
+   open-set "unknown" on generated everyday sounds (``export/sound_calibration.py``).
 
 Existing versions are kept unless ``force``; each version is assembled in a staging folder and
 published with a rename, so an interrupted build never leaves a half-written version behind.
@@ -26,6 +30,9 @@ from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_
                                     print_parity)
 from training.data.speech_corpus import DevTrials
 
+SOUND_NAME = "toitsu-sound-formula"
+SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pretrain-all.yaml"
+
 
 def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
                        *, force: bool = False) -> list[Path]:
@@ -38,7 +45,9 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
     if force or not versions(models_dir, resemblyzer_ge2e.NAME):
         dev, dev_dir = dev_trials(work_dir)
         published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
-    for name in (silero_vad.NAME, resemblyzer_ge2e.NAME):
+    if force or not versions(models_dir, SOUND_NAME):
+        published.append(_build_sound(models_dir, work_dir, embedder_factory))
+    for name in (silero_vad.NAME, resemblyzer_ge2e.NAME, SOUND_NAME):
         print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
     return published
 
@@ -76,3 +85,22 @@ def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_fac
         return published
     finally:
         shutil.rmtree(staged, ignore_errors=True)
+
+
+def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory) -> Path:
+    """Pre-train the sound encoder on formula sounds (resumes an interrupted run), export it."""
+    from export.sound_calibration import sound_calibrator
+    from export.trained_sound import export_sound_run
+    from training.recipes.config import load_recipe
+    from training.recipes.sound import SoundRecipe, train_sound_recipe
+
+    started = time.perf_counter()
+    recipe = load_recipe(SOUND_RECIPE, ["trainer.tensorboard=false"], schema=SoundRecipe)
+    run_dir = work_dir / "runs" / "sound-formula-pretrain"
+    print(f"{SOUND_NAME}: pre-training {SOUND_RECIPE.name} ({recipe.trainer.steps} steps) in {run_dir}")
+    train_sound_recipe(recipe, run_dir)
+    published = export_sound_run(run_dir, models_dir, work_dir, name=SOUND_NAME,
+                                 calibrate=sound_calibrator(embedder_factory, work_dir))
+    print(f"{SOUND_NAME}: built in {time.perf_counter() - started:.0f} s")
+    return published
+

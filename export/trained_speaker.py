@@ -70,10 +70,13 @@ def export_encoder(encoder: nn.Module, path: Path, sample_rate: int) -> Path:
 
 
 def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: dict[str, Any],
-               parity: list[Parity], speech_names: list[str]) -> dict[str, Any]:
+               parity: list[Parity], speech_names: list[str], *, modality: str = "speaker",
+               clips_key: str = "speech") -> dict[str, Any]:
+    """The card of a trained waveform encoder (speaker by default; ``export/trained_sound.py``
+    passes ``modality="sound"`` and names its parity clips under ``clips_key``)."""
     return new_card(
-        name, version, "speaker",
-        description=f"{provenance.get('model', 'speaker encoder')} trained by toitsu ({provenance.get('method', '')})",
+        name, version, modality,
+        description=f"{provenance.get('model', f'{modality} encoder')} trained by toitsu ({provenance.get('method', '')})",
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
         audio={"sample_rate": sample_rate, "channels": 1},
@@ -82,7 +85,7 @@ def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: 
                       "batch": {"min": 1, "opt": 8, "max": 16}},
         serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
         provenance=provenance,
-        parity={"speech": speech_names, "checks": [p.to_dict() for p in parity]})
+        parity={clips_key: speech_names, "checks": [p.to_dict() for p in parity]})
 
 
 def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,

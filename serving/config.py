@@ -50,17 +50,37 @@ class PathsSection:
 
 
 @dataclass(frozen=True)
-class SpeakerSection:
-    model: str = "resemblyzer-ge2e"
+class ModalitySection:
+    """What every audio modality ([speaker], [sound]) configures."""
+
+    enabled: bool = True
+    model: str = ""
     version: int = 0  # 0 = the newest version in the repository
-    vad_model: str = "silero-vad"
-    use_vad: bool = True
-    store_media: bool = False  # default for requests that do not ask
     backend: str = "onnxruntime"  # "onnxruntime" (embedded) or "triton" (the [triton] server)
+    store_media: bool = False  # default for enrollments that do not ask
+    use_vad: bool = False
+    vad_model: str = "silero-vad"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise ConfigError(f"speaker.backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+            raise ConfigError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+
+
+@dataclass(frozen=True)
+class SpeakerSection(ModalitySection):
+    """The speaker model; its audio limits are the [audio] section."""
+
+    model: str = "resemblyzer-ge2e"
+    use_vad: bool = True
+
+
+@dataclass(frozen=True)
+class SoundSection(ModalitySection):
+    """The environmental-sound model: whole clips, no VAD, its own length limits."""
+
+    model: str = "toitsu-sound-formula"
+    min_seconds: float = 0.5
+    max_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +102,7 @@ class Config:
     server: ServerSection = field(default_factory=ServerSection)
     paths: PathsSection = field(default_factory=PathsSection)
     speaker: SpeakerSection = field(default_factory=SpeakerSection)
+    sound: SoundSection = field(default_factory=SoundSection)
     triton: TritonSection = field(default_factory=TritonSection)
     audio: AudioLimits = field(default_factory=AudioLimits)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
@@ -140,7 +161,10 @@ def _section(name: str, section_type: type, keys: Mapping[str, Any]) -> Any:
         if key not in known:
             raise ConfigError(f"unknown key {name}.{key} (known: {', '.join(sorted(known))})")
         kwargs[key] = _coerce(f"{name}.{key}", hints[key], raw)
-    return section_type(**kwargs)
+    try:
+        return section_type(**kwargs)
+    except ValueError as exc:  # a section's own checks: say which section
+        raise ConfigError(f"[{name}] {exc}") from None
 
 
 def _coerce(where: str, kind: Any, raw: Any) -> Any:

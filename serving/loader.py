@@ -1,5 +1,5 @@
-"""Building a served modality from the configuration: model repository → backend → pipeline →
-batcher → gallery bound to the model version."""
+"""Building a served modality ([speaker], [sound]) from the configuration: model repository →
+backend → pipeline → batcher → gallery bound to the model version."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import os
 
-from serving.audio.pipeline import AudioPipeline
+from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.config import Config
 from serving.embedders import AudioEmbedder
@@ -24,16 +24,32 @@ from serving.models.repository import ModelRepository
 log = logging.getLogger("toitsu.loader")
 
 
-def load_speaker(config: Config, metrics: Metrics | None = None) -> AudioModality:
+MODALITIES = ("speaker", "sound")
+
+
+def enabled_modalities(config: Config) -> list[str]:
+    return [name for name in MODALITIES if getattr(config, name).enabled]
+
+
+def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality:
+    """The ``name`` modality (``speaker`` or ``sound``) ready to serve: model, pipeline, gallery."""
     repo = ModelRepository(config.models_dir)
-    embedder = speaker_embedder(config, repo, batching=True, metrics=metrics)
+    embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
     if card.calibration is None:
         raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
-    gallery = open_gallery(config, "speaker", card.embedding_dim, ModelBinding(card.name, card.version))
+    gallery = open_gallery(config, name, card.embedding_dim, ModelBinding(card.name, card.version))
     if metrics is not None:
-        metrics.gallery_size.labels("speaker").set_function(lambda: len(gallery))
+        metrics.gallery_size.labels(name).set_function(lambda: len(gallery))
     return AudioModality(embedder, gallery)
+
+
+def audio_limits(config: Config, name: str) -> AudioLimits:
+    """Speakers use the [audio] section; sounds their own length limits (whole clips, no VAD)."""
+    if name == "sound":
+        return dataclasses.replace(config.audio, min_speech_seconds=config.sound.min_seconds,
+                                   max_seconds=config.sound.max_seconds)
+    return config.audio
 
 
 def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding) -> Gallery:
@@ -52,18 +68,18 @@ def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding)
         return Gallery.open(root, modality=modality, dim=dim, model=None, config=config.gallery)
 
 
-def speaker_embedder(config: Config, repo: ModelRepository, *, batching: bool,
-                     metrics: Metrics | None = None) -> AudioEmbedder:
-    """The configured speaker model with its VAD pipeline; the micro-batcher started if asked."""
-    section = config.speaker
+def audio_embedder(config: Config, name: str, repo: ModelRepository, *, batching: bool,
+                   metrics: Metrics | None = None) -> AudioEmbedder:
+    """The modality's configured model with its pipeline; the micro-batcher started if asked."""
+    section = getattr(config, name)
     model = repo.get(section.model, section.version or None)
-    if model.card.modality != "speaker" or not model.card.sample_rate:
-        raise CardError(f"{model.directory}: not a speaker model with an audio sample rate")
+    if model.card.modality != name or not model.card.sample_rate:
+        raise CardError(f"{model.directory}: not a {name} model with an audio sample rate")
     vad = None
     if section.use_vad:
         vad = SileroVad(repo.get(section.vad_model).model_path)
         vad.load()
-    pipeline = AudioPipeline(vad, model.card.sample_rate, config.audio)
+    pipeline = AudioPipeline(vad, model.card.sample_rate, audio_limits(config, name))
     batching_config, threads = inference_layout(config)
     backend = make_backend(config, section.backend, threads)
     embedder = AudioEmbedder(model, backend, pipeline)

@@ -4,8 +4,12 @@ The server listens at once and reports NOT_SERVING (health) / UNAVAILABLE (RPCs)
 models and galleries are loaded in the background; SIGTERM/SIGINT flip health back to
 NOT_SERVING, give in-flight RPCs ``grace_seconds``, drain the batchers and snapshot the galleries.
 
+Each enabled modality ([speaker], [sound]) loads on its own thread and has its own service
+health; the server-wide health ("") is SERVING only when every enabled modality is. A modality
+that fails to load leaves the others serving and answers UNAVAILABLE saying why.
+
 A backend that is unavailable at start (a Triton server not up yet) is retried every
-``server.load_retry_seconds`` while the gateway stays NOT_SERVING; any other load failure is
+``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure is
 final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
 into health: NOT_SERVING while Triton (or its model) is down, SERVING again when it is back.
 """
@@ -20,17 +24,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.v1 import speaker_pb2, speaker_pb2_grpc
+from protos.v1 import sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from serving.config import Config
 from serving.errors import Unavailable
 from serving.interceptors import ErrorsAndMetrics
-from serving.loader import load_speaker
+from serving.loader import MODALITIES, enabled_modalities, load_modality
 from serving.metrics import Metrics
 from serving.modality import AudioModality
+from serving.services.sound import SoundServicer
 from serving.services.speaker import SpeakerServicer
 
 log = logging.getLogger("toitsu.server")
-SPEAKER_SERVICE = speaker_pb2.DESCRIPTOR.services_by_name["SpeakerService"].full_name
+SERVICES = {"speaker": speaker_pb2.DESCRIPTOR.services_by_name["SpeakerService"].full_name,
+              "sound": sound_pb2.DESCRIPTOR.services_by_name["SoundService"].full_name}
+SPEAKER_SERVICE = SERVICES["speaker"]
 
 
 class Gateway:
@@ -38,9 +45,10 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
-        self._speaker: AudioModality | None = None
-        self._load_error: BaseException | None = None
-        self._waiting: BaseException | None = None  # the transient reason loading is being retried
+        self._modalities: dict[str, AudioModality] = {}
+        self._errors: dict[str, BaseException] = {}
+        self._waiting: dict[str, BaseException] = {}  # transient reasons loading is being retried
+        self._ready: dict[str, bool] = {}  # backend readiness of each loaded modality
         self._loaded = threading.Event()
         self._stopping = threading.Event()
         self._stopped = threading.Event()
@@ -59,13 +67,16 @@ class Gateway:
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)])
+        deadline = cfg.default_deadline_seconds
         speaker_pb2_grpc.add_SpeakerServiceServicer_to_server(
-            SpeakerServicer(self.speaker, cfg.default_deadline_seconds, self.config.speaker.store_media), self._server)
+            SpeakerServicer(self.speaker, deadline, self.config.speaker.store_media), self._server)
+        sound_pb2_grpc.add_SoundServiceServicer_to_server(
+            SoundServicer(self.sound, deadline, self.config.sound.store_media), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (SPEAKER_SERVICE, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (*SERVICES.values(), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
             self._server)
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
+        self._refresh_health()
         self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
@@ -79,52 +90,71 @@ class Gateway:
         return self.port
 
     def load(self) -> None:
+        """Load every enabled modality (each on its own thread), then watch backend readiness."""
+        threads = [threading.Thread(target=self._load_one, args=(name,), name=f"load-{name}", daemon=True)
+                   for name in enabled_modalities(self.config)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self._loaded.set()
+        if self._modalities and self.config.server.health_interval_seconds > 0 and not self._stopping.is_set():
+            threading.Thread(target=self._watch_backends, name="health", daemon=True).start()
+
+    def _load_one(self, name: str) -> None:
         try:
             while not self._stopping.is_set():
                 try:
-                    self._speaker = load_speaker(self.config, self.metrics)
+                    modality = load_modality(self.config, name, self.metrics)
                     break
                 except Unavailable as exc:  # a backend that is not up yet: stay NOT_SERVING and retry
-                    self._waiting = exc
-                    log.warning("%s; retrying in %g s", exc.message, self.config.server.load_retry_seconds)
+                    self._waiting[name] = exc
+                    log.warning("%s: %s; retrying in %g s", name, exc.message, self.config.server.load_retry_seconds)
                     self._stopping.wait(self.config.server.load_retry_seconds)
             else:
                 return
-            self._waiting = None
-            self._set_health(health_pb2.HealthCheckResponse.SERVING)
-            log.info("serving %s v%d; %d speakers enrolled", self._speaker.card.name, self._speaker.card.version,
-                     len(self._speaker.gallery))
-            if self.config.server.health_interval_seconds > 0:
-                threading.Thread(target=self._watch_backend, name="health", daemon=True).start()
+            self._waiting.pop(name, None)
+            self._modalities[name], self._ready[name] = modality, True
+            log.info("%s: serving %s v%d; %d enrolled", name, modality.card.name, modality.card.version,
+                     len(modality.gallery))
         except BaseException as exc:  # reported by health and by every RPC, not fatal to the process
-            self._load_error = exc
-            log.exception("loading failed; the gateway stays NOT_SERVING")
+            self._errors[name] = exc
+            log.exception("%s: loading failed; its service stays NOT_SERVING", name)
         finally:
-            self._loaded.set()
+            self._refresh_health()
 
-    def _watch_backend(self) -> None:
+    def _watch_backends(self) -> None:
         """Backend readiness (Triton connection and model) → health, until shutdown."""
-        embedder, serving = self._speaker.embedder, True
         while not self._stopping.wait(self.config.server.health_interval_seconds):
-            ready = embedder.backend.ready(embedder.key)
-            if ready != serving:
-                log.warning("model %s is %s", embedder.key, "ready again: SERVING" if ready else
-                            "not ready in its backend: NOT_SERVING until it is back")
-                self._set_health(health_pb2.HealthCheckResponse.SERVING if ready
-                                 else health_pb2.HealthCheckResponse.NOT_SERVING)
-                serving = ready
+            for name, modality in list(self._modalities.items()):
+                embedder = modality.embedder
+                ready = embedder.backend.ready(embedder.key)
+                if ready != self._ready.get(name):
+                    log.warning("model %s is %s", embedder.key, "ready again: SERVING" if ready else
+                                "not ready in its backend: NOT_SERVING until it is back")
+                    self._ready[name] = ready
+                    self._refresh_health()
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
-        return self._loaded.wait(timeout) and self._load_error is None
+        """True once every enabled modality has loaded (False after a timeout or a load failure)."""
+        return self._loaded.wait(timeout) and not self._errors
+
+    def modality(self, name: str) -> AudioModality:
+        if name in self._modalities:
+            return self._modalities[name]
+        if not getattr(self.config, name).enabled:
+            raise Unavailable(f"the {name} service is disabled on this gateway ({name}.enabled = false)")
+        if name in self._errors:
+            raise Unavailable(f"the {name} model failed to load: {self._errors[name]}")
+        if name in self._waiting:
+            raise Unavailable(f"the gateway is waiting for its inference backend: {self._waiting[name]}")
+        raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
 
     def speaker(self) -> AudioModality:
-        if self._speaker is not None:
-            return self._speaker
-        if self._load_error is not None:
-            raise Unavailable(f"the speaker model failed to load: {self._load_error}")
-        if self._waiting is not None:
-            raise Unavailable(f"the gateway is waiting for its inference backend: {self._waiting}")
-        raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
+        return self.modality("speaker")
+
+    def sound(self) -> AudioModality:
+        return self.modality("sound")
 
     def wait(self) -> None:
         self._stopped.wait()
@@ -135,21 +165,30 @@ class Gateway:
             return
         with self._health_lock:
             self._stopping.set()
-        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING, force=True)
+        self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._server is not None:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
-        if self._speaker is not None:
-            if self._speaker.embedder.batcher is not None:
-                self._speaker.embedder.batcher.stop()
-            self._speaker.gallery.close()
-            self._speaker.embedder.backend.close()
+        for modality in self._modalities.values():
+            if modality.embedder.batcher is not None:
+                modality.embedder.batcher.stop()
+            modality.gallery.close()
+            modality.embedder.backend.close()
         self.metrics.close()
         self._stopped.set()
         log.info("stopped")
 
-    def _set_health(self, status: int, force: bool = False) -> None:
+    def _refresh_health(self) -> None:
+        """Each service SERVING when its modality is loaded and its backend ready; "" when all are."""
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
         with self._health_lock:  # never SERVING again once shutdown has begun
-            if self._stopping.is_set() and not force:
+            if self._stopping.is_set():
                 return
-            for service in ("", SPEAKER_SERVICE):
-                self.health.set(service, status)
+            up = {name: name in self._modalities and self._ready.get(name, False) for name in MODALITIES}
+            for name, service in SERVICES.items():
+                self.health.set(service, serving if up[name] else not_serving)
+            enabled = enabled_modalities(self.config)
+            self.health.set("", serving if enabled and all(up[n] for n in enabled) else not_serving)
+
+    def _set_all(self, status: int) -> None:
+        for service in ("", *SERVICES.values()):
+            self.health.set(service, status)

@@ -140,8 +140,9 @@ class AudioPipeline:
         if seconds > lim.max_seconds:
             raise InvalidInput(f"audio is {seconds:.2f} s long; the limit is {lim.max_seconds:.2f} s")
         if seconds < lim.min_speech_seconds:
+            what = "of speech" if self.vad is not None else "of audio"
             raise InvalidInput(f"audio is only {seconds:.2f} s long; need at least "
-                               f"{lim.min_speech_seconds:.2f} s of speech")
+                               f"{lim.min_speech_seconds:.2f} s {what}")
 
     def _check_not_silent(self, x: np.ndarray, seconds: float) -> None:
         # Deviation from the mean, so a constant (DC) signal counts as silence too.

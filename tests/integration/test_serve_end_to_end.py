@@ -128,3 +128,24 @@ def _index_agrees_with_store(target: str, listed: set[str]) -> None:
             speaker_pb2.IdentifySpeakerRequest(embedding=probe, top_k=len(listed)), timeout=30)
     ids = [c.id for c in reply.candidates]
     assert reply.gallery_size == len(listed) and len(ids) == len(set(ids)) and set(ids) == listed
+
+
+def test_sound_cli_enrolls_and_classifies(models_dir, tmp_path):
+    from training.data.manifest import read_manifest
+    from training.data.sound_corpus import build_sound_corpus
+
+    manifest = build_sound_corpus(tmp_path / "sounds", clips_per_class=4, clip_seconds=3.0, sample_rate=16000,
+                                  n_folds=2, seed=9, progress=False, classes=("siren", "clock_tick"))
+    clips: dict[str, list[str]] = {}
+    for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
+        clips.setdefault(str(record.identity), []).append(str(record.path))
+    server = Server(models_dir, tmp_path / "var", tmp_path / "server.log")
+    try:
+        for label, paths in clips.items():
+            assert cli(server.target, "sound", "enroll", label, *paths[:3])["num_samples"] == 3
+        for label, paths in clips.items():
+            reply = cli(server.target, "sound", "classify", paths[3])
+            assert reply["candidates"][0]["id"] == label and int(reply["classes"]) == 2
+        assert int(cli(server.target, "sound", "list")["total"]) == 2
+    finally:
+        assert server.stop() == 0

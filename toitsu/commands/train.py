@@ -2,6 +2,11 @@
 
 Training runs under ``torchrun`` unchanged (``torchrun --nproc_per_node=8 -m toitsu train …``):
 the trainer reads the distributed environment itself.
+
+A recipe's top-level ``kind`` says what it trains: ``speaker`` (the default, so speaker recipes
+need not say it) or ``sound`` (``training/recipes/sound.py``: formula pre-training and k-shot
+fine-tuning). A run folder's ``recipe.yaml`` carries the kind of the run, so ``toitsu eval RUN``
+and ``toitsu export RUN`` dispatch on it too.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
     p.set_defaults(run=train)
-    p = commands.add_parser("eval", help="evaluate a run (or a recipe's untrained model) on its trials")
+    p = commands.add_parser("eval", help="evaluate a run (or a recipe's untrained model) on its trials / test fold")
     p.add_argument("target", type=Path, help="a run folder, or a recipe with --untrained")
     p.add_argument("overrides", nargs="*", metavar="SECTION.KEY=VALUE")
     p.add_argument("--untrained", action="store_true", help="evaluate the recipe's randomly initialised model")
@@ -36,21 +41,46 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=export)
 
 
-def _load(recipe: Path, overrides: list[str]):
-    from training.recipes.config import RecipeError, load_recipe
-    from training.recipes.speaker import SpeakerRecipe
+RECIPE_KINDS = ("speaker", "sound")
+
+
+def _load_any(recipe: Path, overrides: list[str]) -> tuple[str, object]:
+    """(kind, recipe dataclass) of a recipe file; ``kind`` defaults to ``speaker``."""
+    from training.recipes.config import RecipeError, apply_overrides, build_recipe, read_recipe_yaml
 
     try:
-        return load_recipe(recipe, overrides, schema=SpeakerRecipe)
+        data = apply_overrides(read_recipe_yaml(recipe), overrides)
+        kind = data.get("kind", "speaker")
+        if kind == "sound":
+            from training.recipes.sound import SoundRecipe
+
+            return kind, build_recipe(data, SoundRecipe, source=str(recipe))
+        if kind != "speaker":
+            raise RecipeError([f"kind: expected one of {', '.join(RECIPE_KINDS)}, got {kind!r}"], str(recipe))
+        from training.recipes.speaker import SpeakerRecipe
+
+        data.pop("kind", None)  # the speaker schema predates the key
+        return kind, build_recipe(data, SpeakerRecipe, source=str(recipe))
     except (RecipeError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 
+def _load(recipe: Path, overrides: list[str]):
+    return _load_any(recipe, overrides)[1]
+
+
 def train(args: argparse.Namespace) -> int:
+    kind, recipe = _load_any(args.recipe, args.overrides)
+    run_dir = args.run_dir or Path("runs") / args.recipe.stem
+    if kind == "sound":
+        from training.recipes.sound import train_sound_recipe
+
+        run = train_sound_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
+        if "eval" in run:
+            print(f"{run_dir}: step {run['step']}, accuracy {run['eval']['accuracy']:.2%} on {run['eval']['data']}")
+        return 0
     from training.recipes.speaker_training import train_recipe
 
-    recipe = _load(args.recipe, args.overrides)
-    run_dir = args.run_dir or Path("runs") / args.recipe.stem
     run = train_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
     if "eval" in run:
         print(f"{run_dir}: step {run['step']}, held-out EER {run['eval']['eer']:.2%} "
@@ -59,6 +89,9 @@ def train(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> int:
+    kind, _ = _load_any(args.target if args.untrained else args.target / "recipe.yaml", args.overrides)
+    if kind == "sound":
+        return _evaluate_sound(args)
     from training.recipes.speaker import build_encoder, load_trained_encoder
     from training.recipes.speaker_training import evaluate_encoder_on_data
 
@@ -84,10 +117,16 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
-    from export.trained_speaker import export_run
-    from serving.offline import file_embedder
+    kind, _ = _load_any(args.run_dir / "recipe.yaml", [])
+    if kind == "sound":
+        from export.trained_sound import export_sound_run
 
-    version_dir = export_run(args.run_dir, args.models, args.work, file_embedder, name=args.name)
+        version_dir = export_sound_run(args.run_dir, args.models, args.work, name=args.name)
+    else:
+        from export.trained_speaker import export_run
+        from serving.offline import file_embedder
+
+        version_dir = export_run(args.run_dir, args.models, args.work, file_embedder, name=args.name)
     print(f"published {version_dir}")
     if args.format == "tensorrt":
         from export.tensorrt import TensorRTUnavailable, build_plan_for_version
@@ -96,4 +135,40 @@ def export(args: argparse.Namespace) -> int:
             print(f"built {build_plan_for_version(version_dir)}")
         except TensorRTUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
+    return 0
+
+
+def _evaluate_sound(args: argparse.Namespace) -> int:
+    """Accuracy of a sound run (or of a recipe's untrained model) on its test fold / fresh formula clips."""
+    from torch import nn
+
+    from training.recipes import sound
+
+    if args.untrained:
+        from training.trainer.rng import seed_everything
+
+        recipe = _load(args.target, args.overrides)
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder = sound.build_sound_model(recipe)
+        name = f"{args.target.stem}-untrained"
+        out = args.out or Path("runs") / name / "eval"
+        head = None
+    else:
+        loaded = sound.load_sound_run(args.target)
+        recipe = _load(args.target / "recipe.yaml", args.overrides)
+        encoder, head, name, out = loaded.encoder, loaded.head, args.target.name, args.out or args.target / "eval"
+    if recipe.data.formula is not None:
+        test, classes = [], list(sound.formula_dataset(recipe.data.formula).class_names)
+    else:
+        _, test, classes, _ = sound.few_shot_split(recipe.data)
+    if head is None:
+        if recipe.init_from:
+            sound.initialise_from(encoder, recipe)
+        head = nn.Linear(int(encoder.embedding_dim), len(classes))
+    report = sound.evaluate_sound(recipe, encoder, head, out, name=name, test=test, classes=classes)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{name}: accuracy {report['accuracy']:.2%} (balanced {report['balanced_accuracy']:.2%}) on "
+              f"{report['data']}; report and confusion matrix in {out}")
     return 0

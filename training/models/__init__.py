@@ -2,7 +2,8 @@
 
 ``SPEAKER_ENCODERS`` maps a recipe's model name onto the class whose constructor arguments the
 recipe's model section provides; every speaker encoder takes ``(waveform [B, T], lengths [B])``
-and returns raw (not normalised) embeddings ``[B, D]``.
+and returns raw (not normalised) embeddings ``[B, D]``. ``SOUND_ENCODERS`` does the same for
+sound recipes (same waveform + lengths contract).
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from torch import nn
 
 from training.models.ecapa_tdnn import EcapaTdnn
 from training.models.resnet34 import ResNet34
+from training.models.sound_cnn import SoundCnn
 
 SPEAKER_ENCODERS: dict[str, type[nn.Module]] = {"ecapa_tdnn": EcapaTdnn, "resnet34": ResNet34}
+SOUND_ENCODERS: dict[str, type[nn.Module]] = {"sound_cnn": SoundCnn}
 
 
 def build_speaker_encoder(name: str, **kwargs) -> nn.Module:
@@ -24,4 +27,14 @@ def build_speaker_encoder(name: str, **kwargs) -> nn.Module:
     return cls(**kwargs)
 
 
-__all__ = ["SPEAKER_ENCODERS", "EcapaTdnn", "ResNet34", "build_speaker_encoder"]
+def build_sound_encoder(name: str, **kwargs) -> nn.Module:
+    """The sound encoder registered as ``name``, built with ``kwargs`` as its constructor arguments."""
+    try:
+        cls = SOUND_ENCODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sound encoder {name!r}; known: {sorted(SOUND_ENCODERS)}") from None
+    return cls(**kwargs)
+
+
+__all__ = ["SOUND_ENCODERS", "SPEAKER_ENCODERS", "EcapaTdnn", "ResNet34", "SoundCnn", "build_sound_encoder",
+           "build_speaker_encoder"]

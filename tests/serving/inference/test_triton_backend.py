@@ -138,7 +138,7 @@ def test_configuration_chooses_the_backend_per_model():
     assert isinstance(backend, TritonBackend) and backend.url == "127.0.0.9:8001" and backend._timeout == 3.0
     backend.close()
     assert isinstance(make_backend(load_config(), "onnxruntime", threads=1), OnnxRuntimeBackend)
-    with pytest.raises(ConfigError, match="speaker.backend must be one of onnxruntime, triton"):
+    with pytest.raises(ConfigError, match=r"\[speaker\] backend must be one of onnxruntime, triton"):
         load_config(overrides={"speaker.backend": "tensorflow"})
     with pytest.raises(ConfigError, match="unknown key triton.port"):
         load_config(overrides={"triton.port": "8001"})

@@ -89,7 +89,7 @@ def test_store_media_keeps_the_audio_for_re_embedding(gateway, stub, voices):
     _enroll(stub, voices, 3, clips=(0,), store_media=True)
     info = stub.List(speaker_pb2.ListSpeakersRequest(), timeout=10).speakers[0]
     assert info.has_media
-    assert gateway.speaker().gallery.media("spk3")[0].data == voices.clip(3, 0)
+    assert gateway.modality("speaker").gallery.media("spk3")[0].data == voices.clip(3, 0)
 
 
 def test_metrics_count_requests_by_status(gateway, stub, voices):

@@ -1,0 +1,430 @@
+"""Sound recipes (METHODS §4): formula pre-training and k-shot fine-tuning of a sound encoder.
+
+A sound recipe is ``kind: sound`` (``toitsu train`` reads that key; speaker recipes leave it out)
+and trains ``encoder`` (``training.models.SOUND_ENCODERS``) + ``head`` (a Linear classifier
+over the data's classes, cross-entropy; the head never reaches the exported graph)::
+
+    toitsu train recipes/sound/pretrain-d1.yaml                     # data.formula: D1/D2/D3/all
+    toitsu train recipes/sound/finetune-base.yaml init_from=runs/pretrain-d1 data.few_shot.k=2
+
+Data is either a formula class set (``data.formula``, fresh clips every step, nothing on disk)
+or a manifest / synthetic sound corpus split by ``data.few_shot`` into k labelled clips per
+class from the training folds and the whole test fold (``training.data.few_shot``).
+``init_from`` names a finished run (usually a pre-training one) whose encoder weights start this
+run; the head is always new, so "from scratch" and "pre-trained" fine-tunes differ in nothing
+else. ``data.sample_rate`` and ``data.clip_seconds`` are shared by both kinds of data, so that a
+pre-training recipe and the fine-tuning recipe it feeds agree by construction.
+
+Runs write into ``run_dir``: ``recipe.yaml``, ``checkpoints/``, ``metrics.jsonl``, ``tb/``,
+``run.json`` (provenance and result) and ``eval/`` (report.json, confusion.png): accuracy on the
+test fold when fine-tuning, on fresh formula batches (another seed) when pre-training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from training.recipes.speaker import TrainedEncoder, file_sha256
+from training.trainer.config import TrainerConfig
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation / precise-BN batches: a seed no training step uses
+PRECISE_BN_FILE = "precise_bn.pt"
+
+
+@dataclass(frozen=True)
+class FormulaSection:
+    """A formula class set (``training.data.formula_sounds.FORMULA_DATASETS``) and its arguments."""
+
+    dataset: Literal["d1", "d2", "d3", "all"] = "all"
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SoundCorpus:
+    """``training.data.sound_corpus.build_sound_corpus`` arguments (built once, then cached)."""
+
+    out: str = "build/sound-corpus"
+    clips_per_class: int = 20
+    clip_seconds: float = 2.0
+    n_folds: int = 5
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class FewShot:
+    """k labelled clips per class from the folds other than ``test_fold`` (draw ``draw``);
+    ``k: null`` takes every training clip. The split depends on (test_fold, k, draw, seed) only."""
+
+    test_fold: int = 1
+    k: int | None = 1
+    draw: int = 0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class SoundData:
+    """Exactly one of ``formula`` (pre-training), ``manifest`` or ``synthetic`` (with ``few_shot``).
+
+    clip_seconds: training clip (formula) / crop (corpus) length; batch_size: clips per step;
+    eval_batches: fresh formula batches the pre-training accuracy is measured on.
+    """
+
+    formula: FormulaSection | None = None
+    manifest: str | None = None
+    synthetic: SoundCorpus | None = None
+    few_shot: FewShot | None = None
+    sample_rate: int = 16000
+    clip_seconds: float = 2.0
+    batch_size: int = 32
+    cache_audio: bool = True
+    eval_batches: int = 4
+
+    def __post_init__(self) -> None:
+        if sum(x is not None for x in (self.formula, self.manifest, self.synthetic)) != 1:
+            raise ValueError("set exactly one of data.formula, data.manifest and data.synthetic")
+        if (self.formula is None) != (self.few_shot is not None):
+            raise ValueError("data.few_shot goes with data.manifest or data.synthetic, and only with them")
+
+
+@dataclass(frozen=True)
+class SoundRecipe:
+    trainer: TrainerConfig
+    data: SoundData
+    model: dict[str, Any]  # {name: sound_cnn, ...constructor arguments}
+    kind: Literal["sound"] = "sound"
+    init_from: str | None = None  # a run folder whose encoder weights initialise this run
+    augment: dict[str, Any] | None = None  # Augmenter fields for corpus crops; null = none
+    precise_bn: int = 0  # batches to re-estimate BN statistics on after training (see precise_bn)
+    export_name: str = "toitsu-sound"
+
+
+@dataclass
+class SoundRun:
+    """A run's modules (eval mode) as ``load_sound_run`` restores them."""
+
+    recipe: SoundRecipe
+    encoder: nn.Module
+    head: nn.Linear
+    step: int
+    classes: list[str]
+    run: dict[str, Any]  # run.json ({} while the run has none)
+
+
+# ------------------------------------------------------------------------------ building
+
+
+def build_sound_model(recipe: SoundRecipe) -> nn.Module:
+    """The recipe's encoder; its front end takes ``data.sample_rate`` unless the model sets it."""
+    from training.models import build_sound_encoder
+
+    kwargs = dict(recipe.model)
+    name = kwargs.pop("name")
+    frontend = dict(kwargs.pop("frontend", None) or {})
+    if frontend.setdefault("sample_rate", recipe.data.sample_rate) != recipe.data.sample_rate:
+        raise ValueError(f"model.frontend.sample_rate={frontend['sample_rate']} disagrees with "
+                         f"data.sample_rate={recipe.data.sample_rate}")
+    return build_sound_encoder(name, frontend=frontend, **kwargs)
+
+
+def formula_dataset(section: FormulaSection):
+    from training.data.formula_sounds import FORMULA_DATASETS
+
+    return FORMULA_DATASETS[section.dataset](**section.params)
+
+
+def corpus_records(data: SoundData) -> tuple[list, Path]:
+    """The corpus's manifest records and the manifest path (building a synthetic corpus if asked)."""
+    from training.data.manifest import read_manifest
+
+    if data.synthetic is not None:
+        from training.data.sound_corpus import build_sound_corpus
+
+        s = data.synthetic
+        path = Path(build_sound_corpus(s.out, s.clips_per_class, s.clip_seconds, data.sample_rate, s.n_folds, s.seed))
+    else:
+        path = Path(data.manifest)
+    return read_manifest(path), path
+
+
+def few_shot_split(data: SoundData) -> tuple[list, list, list[str], Path]:
+    """(train records, test records, class names, manifest path) of a corpus recipe."""
+    from training.data.few_shot import class_list, kshot_split
+
+    records, path = corpus_records(data)
+    f = data.few_shot
+    train, test = kshot_split(records, test_fold=f.test_fold, k=f.k, draw=f.draw, seed=f.seed)
+    if not train or not test:
+        raise ValueError(f"few_shot {f}: {len(train)} training and {len(test)} test clips in {path}")
+    return list(train), list(test), class_list(records), path
+
+
+def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), classes: Sequence[str] = ()):
+    """Step-indexed batches ``{"waveform" [B, T], "lengths" [B], "labels" [B]}`` for the trainer."""
+    d, t = recipe.data, recipe.trainer
+    if d.formula is not None:
+        from training.data.formula_sounds import FormulaBatches
+
+        return FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
+                              sample_rate=d.sample_rate, seed=t.seed, rank=rank, steps=t.steps)
+    from training.data.audio_store import AudioStore
+    from training.data.augment import Augmenter
+    from training.data.few_shot import ClipBatches
+
+    store = AudioStore(train, d.sample_rate, cache=d.cache_audio)
+    augment = Augmenter.from_config(recipe.augment, d.sample_rate)
+    return ClipBatches(train, store, batch_size=d.batch_size, clip_seconds=d.clip_seconds, augment=augment,
+                       seed=t.seed, rank=rank, steps=t.steps, classes=list(classes))
+
+
+def initialise_from(encoder: nn.Module, recipe: SoundRecipe) -> dict[str, Any]:
+    """Load ``recipe.init_from``'s encoder weights into ``encoder``; returns their provenance."""
+    from training.recipes.config import load_recipe
+    from training.trainer.checkpoint import latest_checkpoint, load_checkpoint
+
+    source = Path(recipe.init_from)
+    checkpoint = latest_checkpoint(source)
+    if checkpoint is None:
+        raise FileNotFoundError(f"init_from: {source} has no checkpoint")
+    parent = load_recipe(source / "recipe.yaml", schema=SoundRecipe)
+    if parent.model != recipe.model or parent.data.sample_rate != recipe.data.sample_rate:
+        raise ValueError(f"init_from: {source} trained model {parent.model} at {parent.data.sample_rate} Hz, "
+                         f"this recipe asks for {recipe.model} at {recipe.data.sample_rate} Hz")
+    state = load_checkpoint(checkpoint)
+    encoder.load_state_dict(state["modules"]["encoder"])
+    return {"run": str(source), "step": int(state["step"]), "recipe_hash": state.get("recipe_hash"),
+            "data": parent.data.formula.dataset if parent.data.formula else None}
+
+
+# --------------------------------------------------------------------------- step and run
+
+
+def classify_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
+    """Cross-entropy of the head's logits over the encoder's embeddings; logs accuracy."""
+    from training.losses.result import LossOutput
+
+    logits = modules["head"](modules["encoder"](batch["waveform"], batch["lengths"]).float())
+    loss = nn.functional.cross_entropy(logits, batch["labels"])
+    with torch.no_grad():
+        accuracy = (logits.argmax(1) == batch["labels"]).float().mean()
+    return LossOutput(loss, {"accuracy": float(accuracy)})
+
+
+def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = True,
+                       evaluate: bool = True) -> dict[str, Any]:
+    """Train, evaluate (test fold or fresh formula batches) and write ``run_dir/run.json``."""
+    from training.recipes.config import recipe_hash
+    from training.trainer import Trainer
+    from training.trainer.distributed import cleanup_distributed, init_distributed
+    from training.trainer.rng import seed_everything
+
+    run_dir = Path(run_dir)
+    dist = init_distributed(recipe.trainer.device)
+    run: dict[str, Any] = {"recipe_hash": recipe_hash(recipe), "kind": "sound"}
+    if recipe.data.formula is not None:
+        dataset = formula_dataset(recipe.data.formula)
+        classes, train, test = list(dataset.class_names), [], []
+        run.update(data_manifest=None, formula=recipe.data.formula.dataset)
+    else:
+        train, test, classes, manifest = few_shot_split(recipe.data)
+        run.update(data_manifest=str(manifest), data_manifest_sha256=file_sha256(manifest),
+                   train_clips=len(train), test_clips=len(test))
+    batches = build_batches(recipe, rank=dist.rank, train=train, classes=classes)
+    seed_everything(recipe.trainer.seed)  # the same initial weights whatever init_from says
+    encoder = build_sound_model(recipe)
+    head = nn.Linear(int(encoder.embedding_dim), len(classes))
+    if recipe.init_from:
+        run["init_from"] = initialise_from(encoder, recipe)
+    trainer = Trainer(recipe.trainer, {"encoder": encoder, "head": head}, classify_step, batches, run_dir,
+                      recipe=recipe, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist, resume=resume)
+    result = trainer.fit()
+    run.update(step=result.step, wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
+               items_per_s=result.items_per_s, metrics=result.metrics, classes=classes)
+    if dist.is_main:
+        precise_bn(recipe, encoder, run_dir, result.step, train=train, classes=classes)
+        if evaluate:
+            run["eval"] = evaluate_sound(recipe, encoder, head, run_dir / "eval", name=run_dir.name,
+                                         test=test, classes=classes)
+        (run_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
+    cleanup_distributed()
+    return run
+
+
+@torch.no_grad()
+def precise_bn(recipe: SoundRecipe, encoder: nn.Module, run_dir: Path, step: int, *, train: Sequence,
+               classes: Sequence[str]) -> None:
+    """Re-estimate the encoder's BatchNorm statistics as plain averages over ``recipe.precise_bn``
+    batches of un-augmented training clips ("precise BN", Wu and Johnson, 2021) and save them as
+    ``run_dir/precise_bn.pt``, which ``load_sound_run`` applies. After a few dozen fine-tuning
+    steps the running averages (momentum 0.1) still remember the first, very different weights,
+    which would make eval mode predict from stale statistics — a run from scratch worst of all.
+    """
+    norms = [m for m in encoder.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if recipe.precise_bn < 1 or not norms:
+        return
+    trainer = dataclasses.replace(recipe.trainer, steps=recipe.precise_bn, seed=recipe.trainer.seed + EVAL_SEED_OFFSET)
+    batches = build_batches(dataclasses.replace(recipe, augment=None, trainer=trainer), rank=0, train=train,
+                            classes=classes)
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the batches
+    device = next(encoder.parameters()).device
+    encoder.train()
+    for i in range(len(batches)):
+        encoder(batches[i]["waveform"].to(device), batches[i]["lengths"].to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    encoder.eval()
+    names = ("running_mean", "running_var", "num_batches_tracked")
+    buffers = {k: v.cpu() for k, v in encoder.state_dict().items() if k.rsplit(".", 1)[-1] in names}
+    torch.save({"step": step, "batches": recipe.precise_bn, "buffers": buffers}, run_dir / PRECISE_BN_FILE)
+
+
+# ------------------------------------------------------------------------------ evaluation
+
+
+@torch.no_grad()
+def predict(encoder: nn.Module, head: nn.Module, clips: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
+    """Class index [N] of each clip (float32 [n] at the encoder's rate); similar lengths batched."""
+    device = next(encoder.parameters()).device
+    encoder.eval(), head.eval()
+    order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
+    out = np.empty(len(clips), dtype=np.int64)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start : start + batch_size]
+        lengths = torch.tensor([len(clips[i]) for i in chunk])
+        batch = torch.zeros(len(chunk), int(lengths.max()))
+        for row, i in enumerate(chunk):
+            batch[row, : len(clips[i])] = torch.from_numpy(np.asarray(clips[i], dtype=np.float32))
+        logits = head(encoder(batch.to(device), lengths.to(device)).float())
+        out[chunk] = logits.argmax(1).cpu().numpy()
+    return out
+
+
+def evaluate_sound(recipe: SoundRecipe, encoder: nn.Module, head: nn.Module, out_dir: Path, *, name: str,
+                   test: Sequence = (), classes: Sequence[str] = ()) -> dict[str, Any]:
+    """Accuracy and confusion matrix on the test fold (or fresh formula batches); writes
+    ``out_dir/report.json`` and ``out_dir/confusion.png``; returns the report."""
+    d = recipe.data
+    if d.formula is not None:
+        from training.data.formula_sounds import FormulaBatches
+
+        batches = FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
+                                 sample_rate=d.sample_rate, seed=recipe.trainer.seed + EVAL_SEED_OFFSET,
+                                 steps=d.eval_batches)
+        items = [batches[i] for i in range(len(batches))]
+        clips = [row[: int(n)].numpy() for b in items for row, n in zip(b["waveform"], b["lengths"])]
+        labels = np.concatenate([b["labels"].numpy() for b in items])
+        where = f"{len(clips)} fresh {d.formula.dataset} clips"
+    else:
+        from training.data.audio_store import AudioStore
+
+        store = AudioStore(test, d.sample_rate, cache=False)
+        clips = [store.load(i) for i in range(len(test))]
+        index = {c: i for i, c in enumerate(classes)}
+        labels = np.array([index[str(r.identity)] for r in test], dtype=np.int64)
+        where = f"test fold {d.few_shot.test_fold} ({len(test)} clips)"
+    predicted = predict(encoder, head, clips)
+    report = classification_report(labels, predicted, list(classes), name=name, data=where)
+    if d.few_shot is not None:
+        report["few_shot"] = {"test_fold": d.few_shot.test_fold, "k": d.few_shot.k, "draw": d.few_shot.draw}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plot_confusion(out_dir / "confusion.png", np.array(report["confusion"]), list(classes),
+                   title=f"{name}: accuracy {report['accuracy']:.1%}")
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str], *, name: str,
+                          data: str) -> dict[str, Any]:
+    """Accuracy, per-class recall and the confusion matrix (rows: true class, columns: predicted)."""
+    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    support = confusion.sum(1)
+    recall = {c: float(confusion[i, i] / support[i]) for i, c in enumerate(classes) if support[i]}
+    return {"name": name, "data": data, "clips": int(labels.size), "classes": len(classes),
+            "accuracy": float((labels == predicted).mean()) if labels.size else 0.0,
+            "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
+            "per_class_recall": recall, "class_names": classes, "confusion": confusion.tolist()}
+
+
+def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title: str) -> Path:
+    """A confusion-matrix PNG (row-normalised colours, counts written in the cells when few)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    n = len(classes)
+    size = min(4.0 + 0.25 * n, 16.0)
+    fig = Figure(figsize=(size, size))
+    FigureCanvasAgg(fig)  # no pyplot: no global state, no display backend needed
+    ax = fig.add_subplot()
+    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
+    ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
+    if n <= 24:
+        for (i, j), count in np.ndenumerate(confusion):
+            if count:
+                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    labels = [c if len(c) <= 24 else c[:23] + "…" for c in classes]
+    ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
+    ax.set_yticks(range(n), labels, fontsize=6)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
+# ------------------------------------------------------------------------------ loading
+
+
+def load_sound_run(run_dir: Path) -> SoundRun:
+    """A run's encoder and head from its latest checkpoint, in eval mode."""
+    from training.recipes.config import load_recipe
+    from training.trainer.checkpoint import latest_checkpoint, load_checkpoint
+
+    run_dir = Path(run_dir)
+    recipe = load_recipe(run_dir / "recipe.yaml", schema=SoundRecipe)
+    checkpoint = latest_checkpoint(run_dir)
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint")
+    state = load_checkpoint(checkpoint)
+    encoder = build_sound_model(recipe)
+    encoder.load_state_dict(state["modules"]["encoder"])
+    bn_path = run_dir / PRECISE_BN_FILE
+    if bn_path.exists() and (saved := torch.load(bn_path, weights_only=True))["step"] == state["step"]:
+        encoder.load_state_dict({**encoder.state_dict(), **saved["buffers"]})
+    weight = state["modules"]["head"]["weight"]
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    head.load_state_dict(state["modules"]["head"])
+    run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    classes = run.get("classes") or [str(i) for i in range(weight.shape[0])]
+    return SoundRun(recipe, encoder.eval(), head.eval(), int(state["step"]), list(classes), run)
+
+
+def load_trained_sound_encoder(run_dir: Path) -> TrainedEncoder:
+    """What ``toitsu export`` needs from a sound run: the encoder (eval mode) and its provenance."""
+    run_dir = Path(run_dir)
+    loaded = load_sound_run(run_dir)
+    recipe, run = loaded.recipe, loaded.run
+    summary = {k: v for k, v in (run.get("eval") or {}).items()
+               if k in ("data", "clips", "classes", "accuracy", "balanced_accuracy", "few_shot")}
+    provenance = {"kind": "training", "run": str(run_dir), "step": loaded.step,
+                  "recipe": (run_dir / "recipe.yaml").read_text(), "config_hash": run.get("recipe_hash"),
+                  "data_manifest": run.get("data_manifest"), "data_manifest_sha256": run.get("data_manifest_sha256"),
+                  "formula": recipe.data.formula.dataset if recipe.data.formula else None,
+                  "init_from": run.get("init_from"), "model": recipe.model.get("name"),
+                  "method": "formula pre-training" if recipe.data.formula else "supervised fine-tuning",
+                  "classes": loaded.classes, "eval": summary or None, "license": "Apache-2.0"}
+    return TrainedEncoder(loaded.encoder, recipe.data.sample_rate, int(loaded.encoder.embedding_dim), loaded.step,
+                          recipe.export_name, provenance)
