@@ -31,6 +31,8 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
+	# facenet-pytorch's metadata pins an old torch: its code and MTCNN weights are all we take.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt facenet-pytorch
 	@touch $@
 
 venv: $(STAMP)

@@ -44,7 +44,7 @@ def main() -> None:
         for r in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
             clips.setdefault(str(r.identity), []).append(r.path.read_bytes())
         gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
-                                                 "speaker.enabled": "false", "paths.models": str(args.models),
+                                                 "speaker.enabled": "false", "face.enabled": "false", "paths.models": str(args.models),
                                                  "paths.var": str(Path(tmp) / "var")}))
         port = gateway.start(background_load=False)
         try:

@@ -10,7 +10,12 @@
 4. ``toitsu-sound-formula`` v1 — the project's own sound encoder, pre-trained here and now by
    ``recipes/sound/pretrain-all.yaml`` (METHODS §4: colored-noise formula classes D1 ∪ D2 ∪ D3, no
    recording, a few CPU minutes with a progress bar), exported with parity and calibrated for the
-   open-set "unknown" on generated everyday sounds (``export/sound_calibration.py``).
+   open-set "unknown" on generated everyday sounds (``export/sound_calibration.py``);
+5. faces: ``mtcnn-pnet`` / ``-rnet`` / ``-onet`` v1 (facenet-pytorch's MTCNN, MIT; parity per net),
+   ``dlib-sp5`` v1 (dlib's 5-point landmark model as plain arrays, CC0) and ``dlib-resnet-v1`` v1
+   (dlib's ResNet descriptor parsed from its ``.dat`` into ONNX, CC0; parity against dlib-bin),
+   the latter calibrated through the gateway's face pipeline on generated face tracks
+   (``export/face_calibration.py``; ``face_embedder_factory``, injected by the CLI).
 
 Existing versions are kept unless ``force``; each version is assembled in a staging folder and
 published with a rename, so an interrupted build never leaves a half-written version behind.
@@ -23,7 +28,8 @@ import time
 from pathlib import Path
 
 from export.card import write_card
-from export.importers import resemblyzer_ge2e, silero_vad
+from export.face_calibration import FaceEmbedderFactory, face_calibrator
+from export.importers import dlib_landmarks, dlib_resnet, mtcnn, resemblyzer_ge2e, silero_vad
 from export.importers.real_speech import load_real_speech
 from export.repository import publish, staging_dir, versions
 from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_trials, generated_clips,
@@ -35,7 +41,7 @@ SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pret
 
 
 def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
-                       *, force: bool = False) -> list[Path]:
+                       face_embedder_factory: FaceEmbedderFactory | None = None, *, force: bool = False) -> list[Path]:
     """Build what is missing (everything with ``force``); returns the published version folders."""
     models_dir.mkdir(parents=True, exist_ok=True)
     published = []
@@ -47,7 +53,10 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
         published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
     if force or not versions(models_dir, SOUND_NAME):
         published.append(_build_sound(models_dir, work_dir, embedder_factory))
-    for name in (silero_vad.NAME, resemblyzer_ge2e.NAME, SOUND_NAME):
+    if face_embedder_factory is not None:
+        published += _build_faces(models_dir, work_dir, face_embedder_factory, force=force)
+    for name in (silero_vad.NAME, resemblyzer_ge2e.NAME, SOUND_NAME, *mtcnn.NAMES, dlib_landmarks.NAME,
+                 dlib_resnet.NAME):
         print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
     return published
 
@@ -104,3 +113,26 @@ def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFac
     print(f"{SOUND_NAME}: built in {time.perf_counter() - started:.0f} s")
     return published
 
+
+def _build_faces(models_dir: Path, work_dir: Path, embedder_factory: FaceEmbedderFactory, *,
+                 force: bool) -> list[Path]:
+    """Detector, landmarks, then the descriptor (calibrated through the first two, as served)."""
+    published = list(mtcnn.build_mtcnn(models_dir, force=force))
+    published.append(dlib_landmarks.build_landmarks(models_dir, force=force))
+    if not force and versions(models_dir, dlib_resnet.NAME):
+        return published
+    name, version = dlib_resnet.NAME, 1
+    started = time.perf_counter()
+    staged = staging_dir(models_dir, name, version)
+    try:
+        card = dlib_resnet.stage(staged, version)
+        print(f"{name}: parsed dlib's network, exported; parity against dlib-bin")
+        print_parity(card["parity"]["checks"])
+        write_card(staged, card)  # the embedder reads the card (input spec) before calibration exists
+        card["calibration"] = face_calibrator(embedder_factory, models_dir, work_dir)(staged, card)
+        write_card(staged, card)
+        published.append(publish(staged, models_dir, name, version, replace=True))
+    finally:
+        shutil.rmtree(staged, ignore_errors=True)
+    print(f"{name}: built in {time.perf_counter() - started:.0f} s")
+    return published

@@ -84,6 +84,17 @@ class SoundSection(ModalitySection):
 
 
 @dataclass(frozen=True)
+class FaceSection(ModalitySection):
+    """Faces: MTCNN detection, dlib's 5 points and chip geometry, then the embedder (``model``)."""
+
+    model: str = "dlib-resnet-v1"
+    detector_model: str = "mtcnn"  # the three models <name>-pnet, -rnet, -onet (embedded ORT)
+    landmarks_model: str = "dlib-sp5"  # "" = align with MTCNN's own points (about 0.1 L2 worse)
+    min_face_size: int = 20  # px; MTCNN's smallest face (a larger value detects faster)
+    max_megapixels: float = 40.0  # larger images are refused with RESOURCE_EXHAUSTED
+
+
+@dataclass(frozen=True)
 class TritonSection:
     """The Triton server that models with ``backend = "triton"`` run on (gRPC)."""
 
@@ -103,6 +114,7 @@ class Config:
     paths: PathsSection = field(default_factory=PathsSection)
     speaker: SpeakerSection = field(default_factory=SpeakerSection)
     sound: SoundSection = field(default_factory=SoundSection)
+    face: FaceSection = field(default_factory=FaceSection)
     triton: TritonSection = field(default_factory=TritonSection)
     audio: AudioLimits = field(default_factory=AudioLimits)
     batching: BatchingConfig = field(default_factory=BatchingConfig)

@@ -70,3 +70,39 @@ class AudioEmbedder:
     def embed(self, audio: DecodedAudio, timeout: float | None = None) -> tuple[np.ndarray, PreparedAudio]:
         prepared = self.pipeline.prepare(audio)
         return self.embed_many([prepared], timeout)[0], prepared
+
+
+class ImageEmbedder:
+    """One face model version, served: aligned chips [N, S, S, 3] uint8 → unit embeddings [N, D].
+
+    The card's ``image`` section gives the chip size; its input with role ``image`` takes the
+    batch as is (normalisation lives in the graph). Outputs are L2-normalised here because the
+    gallery and the calibration score by cosine (dlib's descriptors are not unit length).
+    """
+
+    def __init__(self, model: ModelVersion, backend: InferenceBackend, batcher: MicroBatcher | None = None) -> None:
+        self.model, self.backend, self.batcher = model, backend, batcher
+        self.key = f"{model.card.name}/{model.card.version}"
+        spec = model.card.input_with_role("image")
+        size = (model.card.raw.get("image") or {}).get("size")
+        if spec is None or not size:
+            raise ValueError(f"{self.key}: card has no input with role 'image' or no image.size")
+        self._input, self.size = spec.name, (int(size[0]), int(size[1]))
+
+    def run_batch(self, chips: Sequence[np.ndarray]) -> np.ndarray:
+        """[B] chips [S, S, 3] uint8 → [B, D] raw model outputs."""
+        return self.backend.embed(self.key, {self._input: np.stack(chips)})
+
+    def embed_many(self, chips: Sequence[np.ndarray], timeout: float | None = None) -> np.ndarray:
+        """[N] chips → [N, D] float32 unit vectors (queued together so they can share a batch)."""
+        if not len(chips):
+            return np.zeros((0, self.model.card.embedding_dim or 0), np.float32)
+        if self.batcher is None:
+            vectors = self.run_batch(chips)
+        else:
+            futures = [self.batcher.submit_future(c) for c in chips]
+            vectors = np.stack([wait(f, timeout, self.key) for f in futures])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        if not np.all(np.isfinite(vectors)) or np.any(norms < 1e-12):
+            raise Unavailable(f"model {self.key} returned a non-finite or zero embedding")
+        return (vectors / norms).astype(np.float32, copy=False)

@@ -25,11 +25,13 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails):
         handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler  # streaming handlers are wrapped by their own servicers
+        if handler is None or (handler.unary_unary is None and handler.stream_stream is None):
+            return handler  # health's Watch (unary-stream) handles itself
         method = details.method.rsplit("/", 1)[-1]
         service = details.method.rsplit("/", 2)[-2] if details.method.count("/") >= 2 else ""
         name = f"{service.split('.')[-1]}.{method}"
+        if handler.stream_stream is not None:
+            return self._wrap_stream(name, handler)
         behaviour = handler.unary_unary
 
         def wrapped(request, context: grpc.ServicerContext):
@@ -48,5 +50,31 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
                 self._metrics.observe_rpc(name, code.name, time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
+            wrapped, request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer)
+
+    def _wrap_stream(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """The same mapping for bidirectional streams (EnrollTracks): errors end the stream."""
+        behaviour = handler.stream_stream
+
+        def wrapped(requests, context: grpc.ServicerContext):
+            start, code = time.perf_counter(), grpc.StatusCode.OK
+            try:
+                yield from behaviour(requests, context)
+            except ToitsuError as exc:
+                code = exc.code
+                log.info("%s → %s: %s", name, code.name, exc.message)
+                context.abort(code, exc.message)
+            except Exception:
+                if not context.is_active():  # the client went away: nothing to answer
+                    code = grpc.StatusCode.CANCELLED
+                    return
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", name)
+                context.abort(code, f"internal error in {name}; the server log has the details")
+            finally:
+                self._metrics.observe_rpc(name, code.name, time.perf_counter() - start)
+
+        return grpc.stream_stream_rpc_method_handler(
             wrapped, request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer)

@@ -1,38 +1,46 @@
-"""Building a served modality ([speaker], [sound]) from the configuration: model repository →
-backend → pipeline → batcher → gallery bound to the model version."""
+"""Building a served modality ([speaker], [sound], [face]) from the configuration: model
+repository → backend → pipeline → batcher → gallery bound to the model version."""
 
 from __future__ import annotations
 
 import dataclasses
 import logging
 import os
+from typing import TypeVar
 
 from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.config import Config
-from serving.embedders import AudioEmbedder
+from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import ModelMismatch
 from serving.gallery import Gallery, ModelBinding
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
-from serving.modality import AudioModality
+from serving.modality import AudioModality, FaceModality
 from serving.models.card import CardError
 from serving.models.repository import ModelRepository
+from serving.vision.decode import ImageLimits
+from serving.vision.landmarks import ShapePredictor5
+from serving.vision.mtcnn import MtcnnDetector
+from serving.vision.pipeline import FacePipeline
 
 log = logging.getLogger("toitsu.loader")
 
 
-MODALITIES = ("speaker", "sound")
+MODALITIES = ("speaker", "sound", "face")
+E = TypeVar("E", AudioEmbedder, ImageEmbedder)
 
 
 def enabled_modalities(config: Config) -> list[str]:
     return [name for name in MODALITIES if getattr(config, name).enabled]
 
 
-def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality:
-    """The ``name`` modality (``speaker`` or ``sound``) ready to serve: model, pipeline, gallery."""
+def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality | FaceModality:
+    """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery."""
+    if name == "face":
+        return load_face(config, metrics)
     repo = ModelRepository(config.models_dir)
     embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
@@ -42,6 +50,56 @@ def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> 
     if metrics is not None:
         metrics.gallery_size.labels(name).set_function(lambda: len(gallery))
     return AudioModality(embedder, gallery)
+
+
+def load_face(config: Config, metrics: Metrics | None = None) -> FaceModality:
+    """The face modality: detector, landmarks and chip geometry, embedder with its batcher, gallery."""
+    repo = ModelRepository(config.models_dir)
+    embedder = image_embedder(config, repo, batching=True, metrics=metrics)
+    card = embedder.model.card
+    if card.calibration is None:
+        raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
+    try:
+        pipeline, detector = face_pipeline(config, repo, embedder)
+        gallery = open_gallery(config, "face", card.embedding_dim, ModelBinding(card.name, card.version))
+    except BaseException:
+        _stop_embedder(embedder)
+        raise
+    if metrics is not None:
+        metrics.gallery_size.labels("face").set_function(lambda: len(gallery))
+    limits = ImageLimits(max_pixels=int(config.face.max_megapixels * 1e6))
+    return FaceModality(embedder, pipeline, gallery, detector, limits)
+
+
+def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder) -> tuple[FacePipeline, ModelBinding]:
+    """Detection and alignment for the embedder's chip geometry (its card's ``image`` section)."""
+    section = config.face
+    _, threads = inference_layout(config)
+    stages = [repo.get(f"{section.detector_model}-{stage}") for stage in ("pnet", "rnet", "onet")]
+    detector = MtcnnDetector(*(m.model_path for m in stages), threads=threads, min_face_size=section.min_face_size)
+    landmarks = ShapePredictor5.load(repo.get(section.landmarks_model).model_path) if section.landmarks_model else None
+    image = embedder.model.card.raw.get("image") or {}
+    padding = float((image.get("alignment") or {}).get("padding", 0.25))
+    pipeline = FacePipeline(detector, landmarks, chip_size=embedder.size[0], padding=padding)
+    return pipeline, ModelBinding(section.detector_model, stages[-1].card.version)
+
+
+def image_embedder(config: Config, repo: ModelRepository, *, batching: bool,
+                   metrics: Metrics | None = None) -> ImageEmbedder:
+    """The configured face model on its backend; the micro-batcher started if asked."""
+    section = config.face
+    model = repo.get(section.model, section.version or None)
+    if model.card.modality != "face":
+        raise CardError(f"{model.directory}: not a face model")
+    batching_config, threads = inference_layout(config)
+    backend = make_backend(config, section.backend, threads)
+    return _started(ImageEmbedder(model, backend), batching_config if batching else None, metrics)
+
+
+def _stop_embedder(embedder: ImageEmbedder) -> None:
+    if embedder.batcher is not None:
+        embedder.batcher.stop()
+    embedder.backend.close()
 
 
 def audio_limits(config: Config, name: str) -> AudioLimits:
@@ -82,15 +140,20 @@ def audio_embedder(config: Config, name: str, repo: ModelRepository, *, batching
     pipeline = AudioPipeline(vad, model.card.sample_rate, audio_limits(config, name))
     batching_config, threads = inference_layout(config)
     backend = make_backend(config, section.backend, threads)
-    embedder = AudioEmbedder(model, backend, pipeline)
+    return _started(AudioEmbedder(model, backend, pipeline), batching_config if batching else None, metrics)
+
+
+def _started(embedder: E, batching: BatchingConfig | None, metrics: Metrics | None) -> E:
+    """The embedder's model loaded into its backend (closed again on failure); with
+    ``batching``, its micro-batcher started."""
     try:
-        backend.load(embedder.key, model)
+        embedder.backend.load(embedder.key, embedder.model)
     except BaseException:
-        backend.close()
+        embedder.backend.close()
         raise
-    if batching:
+    if batching is not None:
         observe = (lambda size, depth: metrics.observe_batch(embedder.key, size, depth)) if metrics else None
-        embedder.batcher = MicroBatcher(embedder.key, embedder.run_batch, batching_config, observe)
+        embedder.batcher = MicroBatcher(embedder.key, embedder.run_batch, batching, observe)
         embedder.batcher.start()
     return embedder
 

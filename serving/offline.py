@@ -12,7 +12,7 @@ import numpy as np
 from serving.audio.decode import decode_encoded
 from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
-from serving.embedders import AudioEmbedder
+from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import InvalidInput
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.models.card import ModelCard
@@ -53,6 +53,50 @@ def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = A
             usable = [(row, p) for row, p in prepared if p is not None]
             if usable:
                 out[[row for row, _ in usable]] = embedder.embed_many([p for _, p in usable])
+        return out
+
+    return embed
+
+
+def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mtcnn",
+                       landmarks: str | None = "dlib-sp5", batch_size: int = 16) -> FileEmbedder:
+    """A function: image files → [N, D] unit embeddings of each image's largest face, through the
+    gateway's own decode → MTCNN → dlib 5 points → chip → model (``serving/vision``).
+
+    An image in which the detector finds no face gives a row of NaN (left out, as the server
+    would refuse it). ``model_dir`` is the face model's version folder, published or staged; the
+    detector and landmark models come from the repository ``models_dir``.
+    """
+    from serving.models.repository import ModelRepository
+    from serving.vision.decode import decode_encoded as decode_image
+    from serving.vision.landmarks import ShapePredictor5
+    from serving.vision.mtcnn import MtcnnDetector
+    from serving.vision.pipeline import FacePipeline
+
+    repo = ModelRepository(models_dir)
+    model = ModelVersion(ModelCard.load(model_dir), model_dir)
+    backend = OnnxRuntimeBackend()
+    embedder = ImageEmbedder(model, backend)
+    backend.load(embedder.key, model)
+    stages = [repo.get(f"{detector}-{stage}").model_path for stage in ("pnet", "rnet", "onet")]
+    padding = float(((model.card.raw.get("image") or {}).get("alignment") or {}).get("padding", 0.25))
+    pipeline = FacePipeline(MtcnnDetector(*stages),
+                            ShapePredictor5.load(repo.get(landmarks).model_path) if landmarks else None,
+                            chip_size=embedder.size[0], padding=padding)
+
+    def chip(path: Path) -> np.ndarray | None:
+        try:
+            return pipeline.main_face(decode_image(Path(path).read_bytes())).chip
+        except InvalidInput:
+            return None
+
+    def embed(paths: Sequence[Path]) -> np.ndarray:
+        out = np.full((len(paths), model.card.embedding_dim or 0), np.nan, dtype=np.float32)
+        for start in range(0, len(paths), batch_size):
+            chips = [(start + i, chip(p)) for i, p in enumerate(paths[start : start + batch_size])]
+            usable = [(row, c) for row, c in chips if c is not None]
+            if usable:
+                out[[row for row, _ in usable]] = embedder.embed_many([c for _, c in usable])
         return out
 
     return embed

@@ -4,7 +4,7 @@ The server listens at once and reports NOT_SERVING (health) / UNAVAILABLE (RPCs)
 models and galleries are loaded in the background; SIGTERM/SIGINT flip health back to
 NOT_SERVING, give in-flight RPCs ``grace_seconds``, drain the batchers and snapshot the galleries.
 
-Each enabled modality ([speaker], [sound]) loads on its own thread and has its own service
+Each enabled modality ([speaker], [sound], [face]) loads on its own thread and has its own service
 health; the server-wide health ("") is SERVING only when every enabled modality is. A modality
 that fails to load leaves the others serving and answers UNAVAILABLE saying why.
 
@@ -24,19 +24,21 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.v1 import sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
+from protos.v1 import face_pb2, face_pb2_grpc, sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from serving.config import Config
 from serving.errors import Unavailable
 from serving.interceptors import ErrorsAndMetrics
 from serving.loader import MODALITIES, enabled_modalities, load_modality
 from serving.metrics import Metrics
-from serving.modality import AudioModality
+from serving.modality import AudioModality, FaceModality
+from serving.services.face import FaceServicer
 from serving.services.sound import SoundServicer
 from serving.services.speaker import SpeakerServicer
 
 log = logging.getLogger("toitsu.server")
 SERVICES = {"speaker": speaker_pb2.DESCRIPTOR.services_by_name["SpeakerService"].full_name,
-              "sound": sound_pb2.DESCRIPTOR.services_by_name["SoundService"].full_name}
+              "sound": sound_pb2.DESCRIPTOR.services_by_name["SoundService"].full_name,
+              "face": face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name}
 SPEAKER_SERVICE = SERVICES["speaker"]
 
 
@@ -45,7 +47,7 @@ class Gateway:
         self.config = config
         self.metrics = Metrics()
         self.health = health.HealthServicer(experimental_non_blocking=True)
-        self._modalities: dict[str, AudioModality] = {}
+        self._modalities: dict[str, AudioModality | FaceModality] = {}
         self._errors: dict[str, BaseException] = {}
         self._waiting: dict[str, BaseException] = {}  # transient reasons loading is being retried
         self._ready: dict[str, bool] = {}  # backend readiness of each loaded modality
@@ -72,6 +74,8 @@ class Gateway:
             SpeakerServicer(self.speaker, deadline, self.config.speaker.store_media), self._server)
         sound_pb2_grpc.add_SoundServiceServicer_to_server(
             SoundServicer(self.sound, deadline, self.config.sound.store_media), self._server)
+        face_pb2_grpc.add_FaceServiceServicer_to_server(
+            FaceServicer(self.face, deadline, self.config.face.store_media), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
             (*SERVICES.values(), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
@@ -139,7 +143,7 @@ class Gateway:
         """True once every enabled modality has loaded (False after a timeout or a load failure)."""
         return self._loaded.wait(timeout) and not self._errors
 
-    def modality(self, name: str) -> AudioModality:
+    def modality(self, name: str) -> AudioModality | FaceModality:
         if name in self._modalities:
             return self._modalities[name]
         if not getattr(self.config, name).enabled:
@@ -155,6 +159,9 @@ class Gateway:
 
     def sound(self) -> AudioModality:
         return self.modality("sound")
+
+    def face(self) -> FaceModality:
+        return self.modality("face")
 
     def wait(self) -> None:
         self._stopped.wait()

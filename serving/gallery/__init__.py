@@ -5,7 +5,7 @@ See :class:`Gallery` and DESIGN §3 "Gallery".
 
 from serving.gallery.gallery import Gallery
 from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo,
-                                   IndexInfo, Match, Media, ModelBinding)
+                                   IndexInfo, Match, Media, ModelBinding, TrackEnrollResult)
 
 __all__ = ["ConsistencyReport", "EnrollMode", "EnrollResult", "Gallery", "GalleryConfig", "IdentityInfo",
-           "IndexInfo", "Match", "Media", "ModelBinding"]
+           "IndexInfo", "Match", "Media", "ModelBinding", "TrackEnrollResult"]

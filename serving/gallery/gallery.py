@@ -21,7 +21,7 @@ from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
 from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo, IndexInfo,
-                                   Match, Media, ModelBinding)
+                                   Match, Media, ModelBinding, TrackEnrollResult)
 
 _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the index search and the id lookup
 _MAX_PAGE = 10_000
@@ -124,6 +124,83 @@ class Gallery:
                                                         "samples": len(samples), "media": len(items),
                                                         "model": str(self._binding)})
         return EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE), row_id, vector
+
+    def enroll_track(self, identity: str, track_id: str, embedding: np.ndarray, *, model: ModelBinding,
+                     media: Sequence[Media] = (), metadata: Mapping[str, str] | None = None,
+                     actor: str = "") -> TrackEnrollResult:
+        """Commit one face track's template ``embedding`` [dim] as the sample owned by ``track_id``.
+
+        Idempotent by track id: the track's previous sample (if any) is removed in the same
+        transaction, so sending a track again replaces it and never adds a second sample. A track
+        sent again under another identity moves there; an identity left with no sample is deleted.
+        The identity is created when new; its template is re-averaged over all its samples.
+        """
+        external = validate.identity(identity)
+        track = validate.identity(track_id)
+        validate.binding(self._binding, model, self.modality)
+        (unit,) = validate.embeddings(np.asarray(embedding)[None, :], self.dim, 1)
+        items = validate.media(media, self._config.max_media_bytes)
+        meta = validate.metadata(metadata, self._config.max_metadata_bytes)
+        self._check_open()
+        with self._keeper.writing():
+            with self._store.transaction() as conn:
+                result, upserts, deletes = self._track_rows(conn, external, track, unit, items, meta, _actor(actor))
+            ids = np.array([r for r, _ in upserts], np.int64)
+            vectors = np.stack([v for _, v in upserts]) if upserts else np.zeros((0, self.dim), np.float32)
+            self._keeper.apply(result.sequence, ids, vectors, np.array(deletes, np.int64))
+        self._keeper.after_write(deleted=bool(deletes))
+        return result
+
+    def _track_rows(self, conn, external: str, track: str, unit: np.ndarray, items: list[Media],
+                    meta: dict[str, str] | None, actor: str
+                    ) -> tuple[TrackEnrollResult, list[tuple[int, np.ndarray]], list[int]]:
+        now = st.now()
+        upserts: list[tuple[int, np.ndarray]] = []
+        deletes: list[int] = []
+        moved_from = None
+        previous = st.find_track(conn, track)
+        found = st.find_identity(conn, external)
+        if previous is not None:
+            old_row, old_sample = previous
+            st.remove_sample(conn, old_sample)
+            if found is None or old_row != found[0]:
+                moved_from = st.external_id(conn, old_row)
+                rest = st.samples(conn, old_row, self.dim)
+                if len(rest) == 0:
+                    st.delete_identity(conn, old_row)
+                    st.log_change(conn, "delete", old_row, now)
+                    deletes.append(old_row)
+                else:
+                    vector = validate.template(rest)
+                    st.put_template(conn, old_row, vector, self._binding, len(rest))
+                    st.log_change(conn, "upsert", old_row, now)
+                    upserts.append((old_row, vector))
+        if found is None:
+            row_id = st.insert_identity(conn, external, now, meta)
+        else:
+            row_id = found[0]
+            st.touch_identity(conn, row_id, now, {**json.loads(found[1]), **meta} if meta else None)
+        st.add_track_sample(conn, row_id, track, unit, self._binding, now)
+        st.add_media(conn, row_id, items, now)
+        samples = st.samples(conn, row_id, self.dim)
+        if len(samples) > self._config.max_samples:
+            raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
+        vector = validate.template(samples)
+        st.put_template(conn, row_id, vector, self._binding, len(samples))
+        sequence = st.log_change(conn, "upsert", row_id, now)
+        upserts.append((row_id, vector))
+        st.audit(conn, now, "enroll_track", external, actor,
+                 {"track": track, "replaced": previous is not None, "moved_from": moved_from,
+                  "samples": len(samples), "media": len(items), "model": str(self._binding)})
+        result = TrackEnrollResult(external, len(samples), sequence, found is None, previous is not None, moved_from)
+        return result, upserts, deletes
+
+    def track_owner(self, track_id: str) -> str | None:
+        """The identity a track id is enrolled under, or None."""
+        track = validate.identity(track_id)
+        with self._reading(), self._store.reader() as conn:
+            found = st.find_track(conn, track)
+            return st.external_id(conn, found[0]) if found else None
 
     def enroll_many(self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "",
                     batch_size: int = 10_000) -> int:

@@ -56,6 +56,14 @@ CREATE TABLE IF NOT EXISTS media (
     data BLOB NOT NULL,
     created_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS media_by_identity ON media(identity_id);
+-- Face tracks (EnrollTracks): a track id names exactly one sample, so that sending a track again
+-- replaces its sample instead of adding one. Added with IF NOT EXISTS: older galleries gain it.
+CREATE TABLE IF NOT EXISTS tracks (
+    track_id TEXT PRIMARY KEY,
+    identity_id INTEGER NOT NULL REFERENCES identities(id) ON DELETE CASCADE,
+    sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
+    updated_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS tracks_by_identity ON tracks(identity_id);
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
@@ -209,6 +217,35 @@ def add_samples(conn: sqlite3.Connection, row_id: int, vectors: np.ndarray, mode
                      "VALUES (?, ?, ?, ?, ?)", [(row_id, _blob(v), model.name, model.version, now) for v in vectors])
 
 
+def add_track_sample(conn: sqlite3.Connection, row_id: int, track_id: str, vector: np.ndarray, model: ModelBinding,
+                     now: float) -> None:
+    """One sample owned by ``track_id`` (the caller has removed the track's previous one)."""
+    cursor = conn.execute("INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) "
+                          "VALUES (?, ?, ?, ?, ?)", (row_id, _blob(vector), model.name, model.version, now))
+    conn.execute("INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
+                 (track_id, row_id, cursor.lastrowid, now))
+
+
+def find_track(conn: sqlite3.Connection, track_id: str) -> tuple[int, int] | None:
+    """(identity row id, sample row id) of an enrolled track, or None."""
+    row = conn.execute("SELECT identity_id, sample_id FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
+    return (int(row[0]), int(row[1])) if row else None
+
+
+def remove_sample(conn: sqlite3.Connection, sample_id: int) -> None:
+    """Delete one sample (its track row goes with it: ON DELETE CASCADE)."""
+    conn.execute("DELETE FROM tracks WHERE sample_id = ?", (sample_id,))
+    conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
+
+
+def external_id(conn: sqlite3.Connection, row_id: int) -> str:
+    return str(conn.execute("SELECT external_id FROM identities WHERE id = ?", (row_id,)).fetchone()[0])
+
+
+def track_count(conn: sqlite3.Connection, row_id: int) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM tracks WHERE identity_id = ?", (row_id,)).fetchone()[0])
+
+
 def samples(conn: sqlite3.Connection, row_id: int, dim: int) -> np.ndarray:
     """[n, dim] float32: an identity's stored per-sample embeddings, oldest first."""
     rows = conn.execute("SELECT vector FROM samples WHERE identity_id = ? ORDER BY id", (row_id,)).fetchall()
@@ -226,7 +263,8 @@ def media(conn: sqlite3.Connection, row_id: int) -> list[Media]:
 
 
 def clear_enrollment(conn: sqlite3.Connection, row_id: int) -> None:
-    """Drop an identity's samples and media (REPLACE mode, and the first half of a delete)."""
+    """Drop an identity's samples, tracks and media (REPLACE mode, and the first half of a delete)."""
+    conn.execute("DELETE FROM tracks WHERE identity_id = ?", (row_id,))
     conn.execute("DELETE FROM samples WHERE identity_id = ?", (row_id,))
     conn.execute("DELETE FROM media WHERE identity_id = ?", (row_id,))
 
@@ -376,10 +414,10 @@ def enrollment_counts(conn: sqlite3.Connection, external: str) -> dict[str, int]
     """Rows an identity owns in each table (for tests and for checking a delete)."""
     row = find_identity(conn, external)
     if row is None:
-        return {"identities": 0, "templates": 0, "samples": 0, "media": 0}
+        return {"identities": 0, "templates": 0, "samples": 0, "media": 0, "tracks": 0}
     row_id = row[0]
     counts = {"identities": 1}
-    for table in ("templates", "samples", "media"):
+    for table in ("templates", "samples", "media", "tracks"):
         counts[table] = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE identity_id = ?", (row_id,)).fetchone()[0]
     return counts
 

@@ -40,6 +40,18 @@ class EnrollResult:
 
 
 @dataclass(frozen=True)
+class TrackEnrollResult:
+    """One face track committed (EnrollTracks): its identity's new state and what it replaced."""
+
+    identity: str
+    num_samples: int  # samples (tracks and single images) the identity's template now averages
+    sequence: int
+    created: bool  # the identity was new
+    replaced: bool  # the track id was enrolled before; its old sample is gone
+    moved_from: str | None = None  # the identity the track belonged to before, when it changed
+
+
+@dataclass(frozen=True)
 class IdentityInfo:
     identity: str
     num_samples: int

@@ -68,16 +68,19 @@ class OpenSetResult:
     known: bool  # the best match passes the threshold
     threshold: float
     target_far: float
-    info: common_pb2.AudioInfo | None
+    info: object | None  # AudioInfo, or the DetectedFace of a face probe
 
 
-def search(rt: AudioModality, request, timeout: float) -> OpenSetResult:
-    """Top-k over the gallery with the calibrated open-set decision for ``request.target_far``."""
+def search(rt: AudioModality, request, timeout: float, probe_fn=probe) -> OpenSetResult:
+    """Top-k over the gallery with the calibrated open-set decision for ``request.target_far``.
+
+    ``probe_fn(rt, request, timeout) -> (vector, model, info)`` reads the request's probe (audio by
+    default; the face service passes its image probe, whose ``info`` is the face compared)."""
     value, far = threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
     top_k = request.top_k or DEFAULT_TOP_K
     if top_k > MAX_TOP_K:
         raise InvalidInput(f"top_k {top_k} is above the limit of {MAX_TOP_K}")
-    vector, model, info = probe(rt, request, timeout)
+    vector, model, info = probe_fn(rt, request, timeout)
     matches = rt.gallery.search(vector, top_k, model=model)
     return OpenSetResult(matches, bool(matches) and matches[0].score >= value, value, far, info)
 

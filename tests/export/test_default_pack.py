@@ -44,3 +44,24 @@ def test_vad_card_and_segments_match_the_wheels_model(models_dir, voices):
     x = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(8000, np.float32), speech])
     assert np.abs(ours.speech_probabilities(x) - original.speech_probabilities(x)).max() <= 1e-4
     assert ours.speech_segments(x) == original.speech_segments(x)
+
+
+def test_face_cards_record_parity_licences_and_calibration(models_dir):
+    repo = ModelRepository(models_dir)
+    for name in ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet"):
+        card = repo.get(name).card
+        assert card.modality == "face-detector" and card.raw["provenance"]["license"] == "MIT"
+        assert all(c["max_abs_diff"] <= 1e-4 for c in card.raw["parity"]["checks"])
+    landmarks = repo.get("dlib-sp5").card
+    assert landmarks.raw["provenance"]["license"] == "CC0-1.0" and landmarks.file == "model.npz"
+    assert landmarks.raw["parity"]["checks"][0]["max_abs_diff"] <= 0.05  # px against dlib itself
+    model = repo.get("dlib-resnet-v1")
+    card = model.card
+    assert card.modality == "face" and card.embedding_dim == 128 and card.raw["image"]["size"] == [150, 150]
+    checks = {c["check"]: c for c in card.raw["parity"]["checks"]}
+    assert checks["dlib"]["max_abs_diff"] <= 1e-4 and checks["graph"]["max_abs_diff"] <= 1e-4
+    cal = card.calibration
+    assert cal.n_nontarget >= 10_000 and cal.n_target >= 200 and cal.eer < 0.2
+    assert -1 < cal.thresholds[0.01] < cal.thresholds[0.001] < 1
+    assert set(card.raw["calibration"]["eer_by_probe_quality"]) == {"low", "high"}
+    assert (model.directory / "det.png").is_file()

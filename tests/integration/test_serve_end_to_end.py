@@ -149,3 +149,34 @@ def test_sound_cli_enrolls_and_classifies(models_dir, tmp_path):
         assert int(cli(server.target, "sound", "list")["total"]) == 2
     finally:
         assert server.stop() == 0
+
+
+def test_face_cli_detects_enrolls_tracks_and_identifies(models_dir, tmp_path):
+    from training.data.face_scenes import encode, frames, photo
+
+    root = tmp_path / "tracks"
+    layout = {"eileen/cam1": frames("astronaut", 5, seed=1), "eileen/cam2": frames("astronaut", 4, seed=2),
+              "grace": frames("grace-hopper", 4, seed=3)}
+    for folder, data in layout.items():
+        (root / folder).mkdir(parents=True)
+        for n, jpeg in enumerate(data):
+            (root / folder / f"{n:04d}.jpg").write_bytes(jpeg)
+    probe = tmp_path / "probe.png"
+    probe.write_bytes(encode(photo("astronaut"), "PNG"))
+    server = Server(models_dir, tmp_path / "var", tmp_path / "server.log")
+    try:
+        detected = cli(server.target, "face", "detect", str(probe))
+        assert len(detected["faces"]) == 1 and detected["faces"][0]["probability"] > 0.99
+        human = subprocess.run([sys.executable, "-m", "toitsu", "face", "enroll-tracks", str(root),
+                                "--target", server.target], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert human.returncode == 0, human.stderr
+        assert "3 of 3 tracks enrolled" in human.stdout and "eileen.cam1" in human.stdout
+        assert "13/13" in human.stderr  # the progress bar reached every frame
+        again = cli(server.target, "face", "enroll-tracks", str(root))
+        assert again["accepted"] == 3 and all(r["replaced"] for r in again["results"])
+        people = cli(server.target, "face", "list")
+        assert {p["id"]: p["num_samples"] for p in people["people"]} == {"eileen": 2, "grace": 1}
+        assert cli(server.target, "face", "verify", "eileen", str(probe))["decision"]["accepted"]
+        assert cli(server.target, "face", "identify", str(probe))["best_id"] == "eileen"
+    finally:
+        assert server.stop() == 0

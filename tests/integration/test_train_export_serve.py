@@ -58,7 +58,7 @@ def test_train_export_and_serve_a_new_model(models_dir, voices, tmp_path):
 
     gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
                                              "paths.models": str(models), "paths.var": str(tmp_path / "var"),
-                                             "speaker.model": "tiny-ecapa", "sound.enabled": "false"}))
+                                             "speaker.model": "tiny-ecapa", "sound.enabled": "false", "face.enabled": "false"}))
     port = gateway.start(background_load=False)
     try:
         assert gateway.wait_loaded(30)

@@ -46,7 +46,7 @@ class Stack:
             [sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0", "--models", str(models),
              "--var", str(root / "var-triton"), "--set", "speaker.backend=triton", "--set", f"triton.url={self.triton.url}",
              "--set", "server.load_retry_seconds=0.5", "--set", "server.health_interval_seconds=0.25",
-             "--set", "triton.timeout_seconds=20", "--set", "sound.enabled=false"],
+             "--set", "triton.timeout_seconds=20", "--set", "sound.enabled=false", "--set", "face.enabled=false"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, f"gateway did not start: {line!r}; see {root / 'gateway.log'}"
@@ -54,7 +54,7 @@ class Stack:
         self.stub = speaker_pb2_grpc.SpeakerServiceStub(self.channel)
         self.embedded = Gateway(load_config(overrides={
             "server.port": "0", "server.metrics_port": "0", "paths.models": str(models),
-            "paths.var": str(root / "var-embedded"), "sound.enabled": "false"}))
+            "paths.var": str(root / "var-embedded"), "sound.enabled": "false", "face.enabled": "false"}))
         self.embedded.start(background_load=False)
         self.embedded_channel = grpc.insecure_channel(f"127.0.0.1:{self.embedded.port}")
         self.embedded_stub = speaker_pb2_grpc.SpeakerServiceStub(self.embedded_channel)

@@ -23,9 +23,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def build_defaults(args: argparse.Namespace) -> int:
     from export.model_pack import build_default_pack
-    from serving.offline import file_embedder
+    from serving.offline import face_file_embedder, file_embedder
 
-    build_default_pack(args.models, args.work, file_embedder, force=args.force)
+    build_default_pack(args.models, args.work, file_embedder, face_file_embedder, force=args.force)
     return 0
 
 

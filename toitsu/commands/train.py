@@ -4,8 +4,8 @@ Training runs under ``torchrun`` unchanged (``torchrun --nproc_per_node=8 -m toi
 the trainer reads the distributed environment itself.
 
 A recipe's top-level ``kind`` says what it trains: ``speaker`` (the default, so speaker recipes
-need not say it) or ``sound`` (``training/recipes/sound.py``: formula pre-training and k-shot
-fine-tuning). A run folder's ``recipe.yaml`` carries the kind of the run, so ``toitsu eval RUN``
+need not say it), ``sound`` (``training/recipes/sound.py``: formula pre-training and k-shot
+fine-tuning) or ``face`` (``training/recipes/face.py``: graph grouping / GCL on face tracks). A run folder's ``recipe.yaml`` carries the kind of the run, so ``toitsu eval RUN``
 and ``toitsu export RUN`` dispatch on it too.
 """
 
@@ -41,7 +41,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=export)
 
 
-RECIPE_KINDS = ("speaker", "sound")
+RECIPE_KINDS = ("speaker", "sound", "face")
 
 
 def _load_any(recipe: Path, overrides: list[str]) -> tuple[str, object]:
@@ -55,6 +55,10 @@ def _load_any(recipe: Path, overrides: list[str]) -> tuple[str, object]:
             from training.recipes.sound import SoundRecipe
 
             return kind, build_recipe(data, SoundRecipe, source=str(recipe))
+        if kind == "face":
+            from training.recipes.face import FaceRecipe
+
+            return kind, build_recipe(data, FaceRecipe, source=str(recipe))
         if kind != "speaker":
             raise RecipeError([f"kind: expected one of {', '.join(RECIPE_KINDS)}, got {kind!r}"], str(recipe))
         from training.recipes.speaker import SpeakerRecipe
@@ -79,6 +83,14 @@ def train(args: argparse.Namespace) -> int:
         if "eval" in run:
             print(f"{run_dir}: step {run['step']}, accuracy {run['eval']['accuracy']:.2%} on {run['eval']['data']}")
         return 0
+    if kind == "face":
+        from training.recipes.face import train_face_recipe
+
+        run = train_face_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
+        if "eval" in run:
+            print(f"{run_dir}: step {run['step']}, held-out EER {run['eval']['eer']:.2%} "
+                  f"(low vs low {_percent(run['eval']['eer_low_low'])}) on {run['eval']['frames']} frames")
+        return 0
     from training.recipes.speaker_training import train_recipe
 
     run = train_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
@@ -92,6 +104,8 @@ def evaluate(args: argparse.Namespace) -> int:
     kind, _ = _load_any(args.target if args.untrained else args.target / "recipe.yaml", args.overrides)
     if kind == "sound":
         return _evaluate_sound(args)
+    if kind == "face":
+        return _evaluate_face(args)
     from training.recipes.speaker import build_encoder, load_trained_encoder
     from training.recipes.speaker_training import evaluate_encoder_on_data
 
@@ -122,6 +136,10 @@ def export(args: argparse.Namespace) -> int:
         from export.trained_sound import export_sound_run
 
         version_dir = export_sound_run(args.run_dir, args.models, args.work, name=args.name)
+    elif kind == "face":
+        from export.trained_face import export_face_run
+
+        version_dir = export_face_run(args.run_dir, args.models, name=args.name)
     else:
         from export.trained_speaker import export_run
         from serving.offline import file_embedder
@@ -171,4 +189,34 @@ def _evaluate_sound(args: argparse.Namespace) -> int:
     else:
         print(f"{name}: accuracy {report['accuracy']:.2%} (balanced {report['balanced_accuracy']:.2%}) on "
               f"{report['data']}; report and confusion matrix in {out}")
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2%}"
+
+
+def _evaluate_face(args: argparse.Namespace) -> int:
+    """Held-out EERs (overall, low vs low) of a face run, or of a recipe's untrained model."""
+    from training.recipes import face
+
+    if args.untrained:
+        from training.trainer.rng import seed_everything
+
+        recipe = _load(args.target, args.overrides)
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder, name = face.build_face_model(recipe).eval(), f"{args.target.stem}-untrained"
+        out = args.out or Path("runs") / name / "eval"
+    else:
+        _, encoder, _, _ = face.load_face_run(args.target)
+        recipe = _load(args.target / "recipe.yaml", args.overrides)
+        name, out = args.target.name, args.out or args.target / "eval"
+    tracks, _ = face.face_tracks(recipe.data)
+    report = face.evaluate_face(encoder, tracks.subset("heldout"), out, name=name,
+                                max_frames=recipe.data.max_eval_frames)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"{name}: EER {_percent(report['eer'])}, low vs low {_percent(report['eer_low_low'])}, high vs high "
+              f"{_percent(report['eer_high_high'])} on {report['frames']} held-out frames; report in {out}")
     return 0

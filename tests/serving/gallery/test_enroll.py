@@ -115,7 +115,8 @@ def test_failed_enrollment_leaves_nothing(open_gallery, rng):
     with pytest.raises(Overloaded):  # fails inside the transaction, after reading the old samples
         gallery.enroll("a", unit(rng, 3), model=MODEL, mode=EnrollMode.APPEND, media=[Media(b"second", "wav")])
     with gallery._store.reader() as conn:
-        assert st.enrollment_counts(conn, "a") == {"identities": 1, "templates": 1, "samples": 2, "media": 1}
+        assert st.enrollment_counts(conn, "a") == {"identities": 1, "templates": 1, "samples": 2, "media": 1,
+                                                   "tracks": 0}
         assert st.max_sequence(conn) == 1
     assert gallery.verify_consistency().ok
 

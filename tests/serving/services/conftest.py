@@ -15,7 +15,7 @@ MAX_MESSAGE_MB = 2
 
 @pytest.fixture
 def gateway(models_dir, tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "paths.models": str(models_dir),
+    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false", "paths.models": str(models_dir),
                                     "paths.var": str(tmp_path / "var"), "server.max_message_mb": str(MAX_MESSAGE_MB)})
     gw = Gateway(config)
     gw.start(background_load=False)

@@ -27,7 +27,7 @@ def _status(port: int) -> str:
 
 
 def test_a_model_that_cannot_load_keeps_the_server_up_but_not_serving(tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false",
+    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
                                     "paths.models": str(tmp_path / "empty"), "paths.var": str(tmp_path / "var")})
     gateway = Gateway(config)
     port = gateway.start()
@@ -42,7 +42,7 @@ def test_a_model_that_cannot_load_keeps_the_server_up_but_not_serving(tmp_path):
 
 def test_metrics_endpoint_and_graceful_stop(models_dir, tmp_path):
     metrics_port = _free_port()
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": str(metrics_port), "sound.enabled": "false",
+    config = load_config(overrides={"server.port": "0", "server.metrics_port": str(metrics_port), "sound.enabled": "false", "face.enabled": "false",
                                     "paths.models": str(models_dir), "paths.var": str(tmp_path / "var")})
     gateway = Gateway(config)
     port = gateway.start()
@@ -65,7 +65,7 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
     from protos.v1 import common_pb2
 
     var = tmp_path / "var"
-    first = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false",
+    first = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
                                            "paths.models": str(models_dir), "paths.var": str(var)}))
     port = first.start(background_load=False)
     enroll = speaker_pb2.EnrollSpeakerRequest(speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, 0))])
@@ -78,7 +78,7 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
     shutil.copytree(repo / "resemblyzer-ge2e" / "1", v2)
     card = json.loads((v2 / "card.json").read_text())
     (v2 / "card.json").write_text(json.dumps({**card, "version": 2}))
-    second = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false",
+    second = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
                                             "paths.models": str(repo), "paths.var": str(var)}))
     port = second.start(background_load=False)
     assert second.wait_loaded(10) and _status(port) == "SERVING"

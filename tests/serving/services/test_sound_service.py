@@ -32,7 +32,7 @@ def sounds(tmp_path_factory) -> dict[str, list[bytes]]:
 
 @pytest.fixture
 def stub(models_dir, tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "speaker.enabled": "false",
+    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "speaker.enabled": "false", "face.enabled": "false",
                                     "paths.models": str(models_dir), "paths.var": str(tmp_path / "var")})
     gateway = Gateway(config)
     port = gateway.start(background_load=False)

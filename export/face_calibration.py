@@ -1,0 +1,91 @@
+"""Calibrating a face model as it is served (MTCNN → dlib 5 points → chip → model) on generated
+face tracks.
+
+Dev set: the synthetic face-track corpus (``training/data/face_tracks.py``: 102 identities from
+packaged photos — 100 LFW faces, the astronaut, Grace Hopper — with motion, blur, noise, JPEG and
+lighting), each frame pasted at a random place and scale onto a larger noisy background so that
+the detector has a scene to search, as in a video frame. Track ``t00`` of every identity (4
+frames) is its enrollment; every frame of track ``t01`` is a probe scored against every identity:
+a target trial for its own, non-target for the 101 others. Thresholds, EER, minDCF and the EER
+per probe quality ("low"/"high") go into the card via ``export.calibration.calibrate``; frames in
+which the detector finds no face are left out, as the server would refuse them, and listed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from export.calibration import Embed, calibrate
+from export.speaker_version import print_calibration
+from training.data.manifest import read_manifest, write_manifest
+from training.data.speech_corpus import DevTrials, Trial
+
+DEV = {"identities": 102, "tracks": 2, "frames": 4, "seed": 2026, "scene": 256}
+FaceEmbedderFactory = Callable[[Path, Path], Embed]  # (staged model folder, models repository) → Embed
+
+
+def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
+    """The dev trials (built once under ``work_dir/dev-faces``, then cached)."""
+    from training.data.face_tracks import build_face_tracks
+
+    root = work_dir / "dev-faces"
+    source = build_face_tracks(root / "crops", identities=DEV["identities"], tracks_per_identity=DEV["tracks"],
+                               frames_per_track=DEV["frames"], seed=DEV["seed"])
+    manifest = root / "manifest.jsonl"
+    if not manifest.exists():
+        _write_scenes(source, root)
+    enrollments: dict[str, list[Path]] = {}
+    probes: list[tuple[str, Path]] = []
+    for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
+        identity, track = str(record.identity), str(record.extra["track"]).rsplit("/", 1)[-1]
+        if track == "t00":
+            enrollments.setdefault(identity, []).append(Path(record.path))
+        else:
+            probes.append((identity, Path(record.path)))
+    trials = [Trial(speaker=person, test=path, target=person == own) for person in enrollments for own, path in probes]
+    name = f"synthetic-face-tracks-dev-{len(enrollments)}id-seed{DEV['seed']}"
+    return DevTrials(name=name, enrollments=enrollments, trials=trials), root
+
+
+def _write_scenes(source_manifest: Path, root: Path) -> None:
+    """Each crop pasted (scaled 0.8-1.3×) at a random place of a noisy ``scene``² background."""
+    rng = np.random.default_rng(DEV["seed"])
+    size = DEV["scene"]
+    records = []
+    for record in sorted(read_manifest(source_manifest), key=lambda r: str(r.path)):
+        crop = Image.open(record.path).convert("RGB")
+        side = int(round(crop.width * rng.uniform(0.8, 1.3)))
+        crop = crop.resize((side, side), Image.BICUBIC)
+        base = rng.uniform(40, 200, 3)
+        scene = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+        x, y = rng.integers(0, size - side + 1, 2)
+        scene[y:y + side, x:x + side] = np.asarray(crop)
+        path = root / "scenes" / Path(record.path).relative_to(source_manifest.parent / "frames")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(scene).save(path, format="JPEG", quality=92)
+        records.append(dataclasses.replace(record, path=path))
+    write_manifest(root / "manifest.jsonl", records)
+
+
+def face_calibrator(embedder_factory: FaceEmbedderFactory, models_dir: Path, work_dir: Path
+                    ) -> Callable[[Path, dict[str, Any]], dict[str, Any]]:
+    """Staged face model folder + card → the card's ``calibration`` section, measured through the
+    gateway's face pipeline with the detector and landmark models of ``models_dir``."""
+
+    def run(staged: Path, card: dict[str, Any]) -> dict[str, Any]:
+        dev, dev_dir = face_dev_trials(work_dir)
+        print(f"{card['name']}: calibrating on {dev.name} ({len(dev.trials)} trials)")
+        section = calibrate(embedder_factory(staged, models_dir), dev, dev_dir, plot=staged / "det.png",
+                            group_field="quality", group_name="probe_quality")
+        section["enrollment"] = f"L2-normalised mean of the {DEV['frames']} frames of track t00 of each identity"
+        section["pipeline"] = "MTCNN (largest face) → dlib 5 points → dlib chip → model"
+        print_calibration(section)
+        return section
+
+    return run

@@ -1,0 +1,1 @@
+"""Images for the face modality: decode → detect (MTCNN) → landmarks/align (dlib geometry) → quality."""
