@@ -95,7 +95,8 @@ def summarise(rows: list[dict], recipes: list[str]) -> dict:
 def markdown(summary: dict, rows: list[dict]) -> str:
     labels = {"graph-walk-t1": "graph grouping, walk T=1", "graph-walk-t2": "graph grouping, walk T=2",
               "graph-walk-t3": "graph grouping, walk T=3", "graph-ncut": "graph grouping, ncut",
-              "gcl-pairwise": "GCL pairwise (baseline)"}
+              "gcl-pairwise": "GCL pairwise (baseline)",
+              "graph-walk-t2-literal": "graph grouping, walk T=2, literal (a return to i counts)"}
     pairs = rows[0]["pairs"] if rows else {}
     header = (f"| method | seeds | EER overall ({pairs.get('overall', {}).get('targets', '?')} target pairs) "
               f"| EER low vs low ({pairs.get('low_low', {}).get('targets', '?')}) "
