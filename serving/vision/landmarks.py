@@ -174,6 +174,17 @@ class ShapePredictor5:
             shape = np.add.reduce(stacked, axis=0).reshape(-1, 2)
         return shape
 
+    def box_for(self, points: np.ndarray) -> np.ndarray:
+        """The square box [4] (integer x1, y1, x2, y2) in which the mean shape best fits ``points``
+        [P, 2] (least squares over a scale and a shift): the box the cascade was trained to start
+        from, for a face whose landmarks are ``points``."""
+        unit = self.initial_shape.astype(np.float64)
+        pts = np.asarray(points, dtype=np.float64)
+        du, dp = unit - unit.mean(0), pts - pts.mean(0)
+        scale = float((du * dp).sum() / (du ** 2).sum())
+        left, top = pts.mean(0) - scale * unit.mean(0)
+        return np.round(np.array([left, top, left + scale, top + scale])).astype(np.float32)
+
     def predict(self, gray_or_rgb: np.ndarray, box: np.ndarray, *, round_to_pixels: bool = True) -> np.ndarray:
         """Landmarks [5, 2] float32 (x, y) in image pixels for the face in ``box``.
 

@@ -76,3 +76,44 @@ def test_train_export_and_serve_a_new_model(models_dir, voices, tmp_path):
                 encoded=voices.clip(1, 0))), timeout=60).embedding.values) == 32
     finally:
         gateway.stop(grace=1)
+
+
+def test_train_export_and_serve_a_face_model(models_dir, tmp_path):
+    """The same loop for faces: a tiny graph-grouping run → `toitsu export` (calibrated through
+    the gateway's face pipeline) → the gateway serves it as its face model."""
+    from tests.training.recipes.test_face_recipe import TINY as FACE_TINY
+    from training.data.face_scenes import encode, frames, photo
+
+    recipe = tmp_path / "tiny-face.yaml"
+    recipe.write_text(json.dumps({**FACE_TINY, "trainer": {**FACE_TINY["trainer"], "steps": 3}}))
+    run_dir = tmp_path / "face-run"
+    _toitsu("train", str(recipe), "--run-dir", str(run_dir))
+    models = tmp_path / "models"
+    for name in ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "dlib-sp5"):
+        shutil.copytree(models_dir / name, models / name)
+    _toitsu("export", str(run_dir), "--models", str(models), "--work", str(REPO / "build"))
+    card = json.loads((models / "tiny-face" / "1" / "card.json").read_text())
+    assert card["modality"] == "face" and {t["far"] for t in card["calibration"]["thresholds"]} >= {0.01, 0.001}
+    assert card["calibration"]["n_nontarget"] >= 10_000
+
+    from protos.v1 import face_pb2, face_pb2_grpc
+
+    gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
+                                             "paths.models": str(models), "paths.var": str(tmp_path / "var"),
+                                             "face.model": "tiny-face", "speaker.enabled": "false",
+                                             "sound.enabled": "false"}))
+    port = gateway.start(background_load=False)
+    try:
+        assert gateway.wait_loaded(30)
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = face_pb2_grpc.FaceServiceStub(channel)
+            enrolled = stub.Enroll(face_pb2.EnrollFaceRequest(
+                person_id="eileen", images=[face_pb2.Image(encoded=encode(photo("astronaut")))]), timeout=60)
+            assert enrolled.model.name == "tiny-face" and enrolled.model.version == 1
+            verdict = stub.Verify(face_pb2.VerifyFaceRequest(
+                person_id="eileen", image=face_pb2.Image(encoded=frames("astronaut", 1, seed=4)[0])), timeout=60)
+            assert verdict.model.name == "tiny-face" and -1 <= verdict.decision.score <= 1
+            assert len(stub.Embed(face_pb2.EmbedFacesRequest(
+                image=face_pb2.Image(encoded=encode(photo("astronaut")))), timeout=60).faces[0].embedding.values) == 16
+    finally:
+        gateway.stop(grace=1)
