@@ -34,7 +34,7 @@ def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
     """The dev trials (built once under ``work_dir/dev-faces``, then cached)."""
     from training.data.face_tracks import build_face_tracks
 
-    root = work_dir / "dev-faces"
+    root = (work_dir / "dev-faces").resolve()  # manifest rows are read relative to the manifest
     source = build_face_tracks(root / "crops", identities=DEV["identities"], tracks_per_identity=DEV["tracks"],
                                frames_per_track=DEV["frames"], seed=DEV["seed"])
     manifest = root / "manifest.jsonl"
