@@ -57,3 +57,15 @@ def rpc_call(args: argparse.Namespace, call: Callable[[], Any]) -> Any:
         return call()
     except grpc.RpcError as err:
         fail(args, err)
+
+
+def list_all(args: argparse.Namespace, page: Callable[[str], Any], field: str) -> tuple[list[dict[str, Any]], int]:
+    """Every page of a List RPC: ``page(token)`` returns one reply whose ``field`` holds the items;
+    returns (all items as dicts, the reply's ``total``). A failed page ends the command (:func:`fail`)."""
+    items, token = [], ""
+    while True:
+        reply = rpc_call(args, lambda: page(token))
+        items += [to_dict(item) for item in getattr(reply, field)]
+        token = reply.next_page_token
+        if not token:
+            return items, int(reply.total)

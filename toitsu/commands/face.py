@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from protos.v1 import face_pb2, face_pb2_grpc
-from toitsu.client import channel, client_options, emit, rpc_call, to_dict
+from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
 from toitsu.commands.speaker import _MODES, _model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -216,14 +216,9 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def list_people(args: argparse.Namespace) -> int:
-    stub, people, token, total = _stub(args), [], "", 0
-    while True:
-        request = face_pb2.ListFacesRequest(page_size=500, page_token=token)
-        page = rpc_call(args, lambda: stub.List(request, timeout=args.timeout))
-        people += [to_dict(c) for c in page.people]
-        token, total = page.next_page_token, page.total
-        if not token:
-            break
+    stub = _stub(args)
+    people, total = list_all(args, lambda token: stub.List(face_pb2.ListFacesRequest(
+        page_size=500, page_token=token), timeout=args.timeout), "people")
     emit(args, {"people": people, "total": total}, lambda p: "\n".join(
         [f"{p['total']} people enrolled"] + [f"  {c['id']:<32} {c['num_samples']} samples" for c in p["people"]]))
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from protos.v1 import sound_pb2, sound_pb2_grpc
-from toitsu.client import channel, client_options, emit, rpc_call, to_dict
+from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
 from toitsu.commands.speaker import _MODES, _audio, _model
 
 
@@ -78,14 +78,9 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def list_classes(args: argparse.Namespace) -> int:
-    stub, classes, token, total = _stub(args), [], "", 0
-    while True:
-        request = sound_pb2.ListClassesRequest(page_size=500, page_token=token)
-        page = rpc_call(args, lambda: stub.ListClasses(request, timeout=args.timeout))
-        classes += [to_dict(c) for c in page.classes]
-        token, total = page.next_page_token, page.total
-        if not token:
-            break
+    stub = _stub(args)
+    classes, total = list_all(args, lambda token: stub.ListClasses(sound_pb2.ListClassesRequest(
+        page_size=500, page_token=token), timeout=args.timeout), "classes")
     emit(args, {"classes": classes, "total": total}, lambda p: "\n".join(
         [f"{p['total']} classes enrolled"] + [f"  {c['id']:<32} {c['num_samples']} clips" for c in p["classes"]]))
     return 0

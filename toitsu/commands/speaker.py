@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
-from toitsu.client import channel, client_options, emit, rpc_call, to_dict
+from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
 
 _MODES = {"create": common_pb2.CREATE, "append": common_pb2.APPEND, "replace": common_pb2.REPLACE}
 
@@ -112,14 +112,9 @@ def delete(args: argparse.Namespace) -> int:
 
 
 def list_speakers(args: argparse.Namespace) -> int:
-    stub, speakers, token, total = _stub(args), [], "", 0
-    while True:
-        request = speaker_pb2.ListSpeakersRequest(page_size=args.page_size, page_token=token)
-        page = rpc_call(args, lambda: stub.List(request, timeout=args.timeout))
-        speakers += [to_dict(s) for s in page.speakers]
-        token, total = page.next_page_token, page.total
-        if not token:
-            break
+    stub = _stub(args)
+    speakers, total = list_all(args, lambda token: stub.List(speaker_pb2.ListSpeakersRequest(
+        page_size=args.page_size, page_token=token), timeout=args.timeout), "speakers")
     payload = {"speakers": speakers, "total": total}
     emit(args, payload, lambda p: "\n".join([f"{p['total']} speakers enrolled"] + [
         f"  {s['id']:<32} {s['num_samples']} samples  {s['model']['name']} v{s['model']['version']}"
