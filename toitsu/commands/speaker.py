@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
-from toitsu.client import channel, client_options, emit, list_all, rpc_call, to_dict
+from toitsu.client import candidate_lines, channel, client_options, emit, list_all, read_file, rpc_call, to_dict
 
 _MODES = {"create": common_pb2.CREATE, "append": common_pb2.APPEND, "replace": common_pb2.REPLACE}
 
@@ -49,10 +49,7 @@ def _stub(args: argparse.Namespace) -> speaker_pb2_grpc.SpeakerServiceStub:
 
 
 def _audio(path: Path) -> common_pb2.Audio:
-    try:
-        return common_pb2.Audio(encoded=path.read_bytes())
-    except OSError as exc:
-        raise SystemExit(f"error: cannot read {path}: {exc.strerror}") from None
+    return common_pb2.Audio(encoded=read_file(path))
 
 
 def _model(payload: dict) -> str:
@@ -96,9 +93,7 @@ def identify(args: argparse.Namespace) -> int:
     def human(p: dict) -> str:
         head = (f"identified {p['best_id']}" if p["identified"] else "unknown speaker") + \
                f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled, {_model(p)})"
-        rows = [f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}"
-                for i, c in enumerate(p["candidates"])]
-        return "\n".join([head, *rows])
+        return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
     return 0
