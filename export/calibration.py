@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
+from contracts.card_sections import Calibration, GroupEer
 from training.data.manifest import read_manifest
-from training.data.speech_corpus import DevTrials
+from contracts.trials import DevTrials
 from training.evaluation.verification import plot_det, verification_report
 
 # files → [N, D] embeddings; a NaN row marks a file the serving pipeline refuses (no speech, …).
@@ -48,31 +47,25 @@ def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, 
 
 
 def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = None, *,
-              group_field: str = "effect", group_name: str = "test_channel") -> dict[str, Any]:
+              group_field: str = "effect", group_name: str = "test_channel") -> Calibration:
     """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per group of test
     files, a group being the value of ``group_field`` in the dev manifest ("identity" or an
     ``extra`` key; speakers: the channel effect of the test utterance)."""
     scores, labels, tests, refused = trial_scores(embed, dev)
     report = verification_report(scores, labels, fars=FARS, p_targets=P_TARGETS)
-    section: dict[str, Any] = {
-        "dev_trials": dev.name,
-        "n_target": report.n_target,
-        "n_nontarget": report.n_nontarget,
-        "eer": report.eer,
-        "eer_threshold": report.eer_threshold,
-        "min_dcf": [{"p_target": p, "value": v, "threshold": t} for p, (v, t) in report.min_dcf.items()],
-        "thresholds": [{"far": f, "threshold": t, "frr": report.frr_at_far[f]}
-                       for f, t in report.thresholds_at_far.items()],
-        "enrollment": "L2-normalised mean of the clean enrollment utterances",
-        "refused_files": [p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
-        "score": "cosine",
-    }
     groups = _group(scores, labels, tests, _group_of(dev_dir, group_field))
-    section[f"eer_by_{group_name}"] = {name: verification_report(s, y, fars=()).eer for name, (s, y) in groups.items()}
     if plot is not None:
         plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}")
-        section["det_plot"] = plot.name
-    return section
+    return Calibration(
+        dev_trials=dev.name, n_target=report.n_target, n_nontarget=report.n_nontarget,
+        eer=report.eer, eer_threshold=report.eer_threshold,
+        min_dcf=[{"p_target": p, "value": v, "threshold": t} for p, (v, t) in report.min_dcf.items()],
+        thresholds=[{"far": f, "threshold": t, "frr": report.frr_at_far[f]} for f, t in report.thresholds_at_far.items()],
+        enrollment="L2-normalised mean of the clean enrollment utterances",
+        refused_files=[p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
+        eer_by_group=GroupEer(by=group_name, eer={name: verification_report(s, y, fars=()).eer
+                                                  for name, (s, y) in groups.items()}),
+        det_plot=plot.name if plot is not None else None)
 
 
 def _group_of(dev_dir: Path, field: str) -> dict[Path, str]:

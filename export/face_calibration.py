@@ -18,15 +18,16 @@ import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
+from contracts.card import AnyCard
+from contracts.card_sections import Calibration
+from contracts.trials import DevTrials, Trial
 from export.calibration import Embed, calibrate
-from export.speaker_version import print_calibration
+from export.pipeline import Calibrate
 from training.data.manifest import read_manifest, write_manifest
-from training.data.speech_corpus import DevTrials, Trial
 
 DEV = {"identities": 102, "tracks": 2, "frames": 4, "seed": 2026, "scene": 256}
 FaceEmbedderFactory = Callable[[Path, Path], Embed]  # (staged model folder, models repository) → Embed
@@ -77,19 +78,17 @@ def _write_scenes(source_manifest: Path, root: Path) -> None:
     write_manifest(root / "manifest.jsonl", records)
 
 
-def face_calibrator(embedder_factory: FaceEmbedderFactory, models_dir: Path, work_dir: Path
-                    ) -> Callable[[Path, dict[str, Any]], dict[str, Any]]:
+def face_calibrator(embedder_factory: FaceEmbedderFactory, models_dir: Path, work_dir: Path) -> Calibrate:
     """Staged face model folder + card → the card's ``calibration`` section, measured through the
     gateway's face pipeline with the detector and landmark models of ``models_dir``."""
 
-    def run(staged: Path, card: dict[str, Any]) -> dict[str, Any]:
+    def run(staged: Path, card: AnyCard) -> Calibration:
         dev, dev_dir = face_dev_trials(work_dir)
-        print(f"{card['name']}: calibrating on {dev.name} ({len(dev.trials)} trials)")
+        print(f"{card.name}: calibrating on {dev.name} ({len(dev.trials)} trials)")
         section = calibrate(embedder_factory(staged, models_dir), dev, dev_dir, plot=staged / "det.png",
                             group_field="quality", group_name="probe_quality")
-        section["enrollment"] = f"L2-normalised mean of the {DEV['frames']} frames of track t00 of each identity"
-        section["pipeline"] = "MTCNN (largest face) → dlib 5 points → dlib chip → model"
-        print_calibration(section)
+        section.enrollment = f"L2-normalised mean of the {DEV['frames']} frames of track t00 of each identity"
+        section.pipeline = "MTCNN (largest face) → dlib 5 points → dlib chip → model"
         return section
 
     return run

@@ -23,25 +23,26 @@ published with a rename, so an interrupted build never leaves a half-written ver
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
-from export.card import write_card
+from contracts.card import AnyCard
+from contracts.trials import DevTrials
 from export.face_calibration import FaceEmbedderFactory, face_calibrator
 from export.importers import dlib_landmarks, dlib_resnet, mtcnn, resemblyzer_ge2e, silero_vad
+from export.importers.dlib_landmarks import PredictorFactory
 from export.importers.real_speech import load_real_speech
-from export.repository import publish, staging_dir, versions
-from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_trials, generated_clips,
-                                    print_parity)
-from training.data.speech_corpus import DevTrials
+from export.pipeline import export_version
+from export.repository import versions
+from export.speaker_dev import EmbedderFactory, dev_trials, generated_clips, speaker_calibrator
 
 SOUND_NAME = "toitsu-sound-formula"
 SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pretrain-all.yaml"
 
 
 def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
-                       face_embedder_factory: FaceEmbedderFactory | None = None, *, force: bool = False) -> list[Path]:
+                       face_embedder_factory: FaceEmbedderFactory | None = None,
+                       landmark_predictor: PredictorFactory | None = None, *, force: bool = False) -> list[Path]:
     """Build what is missing (everything with ``force``); returns the published version folders."""
     models_dir.mkdir(parents=True, exist_ok=True)
     published = []
@@ -53,8 +54,8 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
         published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
     if force or not versions(models_dir, SOUND_NAME):
         published.append(_build_sound(models_dir, work_dir, embedder_factory))
-    if face_embedder_factory is not None:
-        published += _build_faces(models_dir, work_dir, face_embedder_factory, force=force)
+    if face_embedder_factory is not None and landmark_predictor is not None:
+        published += _build_faces(models_dir, work_dir, face_embedder_factory, landmark_predictor, force=force)
     for name in (silero_vad.NAME, resemblyzer_ge2e.NAME, SOUND_NAME, *mtcnn.NAMES, dlib_landmarks.NAME,
                  dlib_resnet.NAME):
         print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
@@ -62,23 +63,16 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
 
 
 def _build_vad(models_dir: Path) -> Path:
-    staged = staging_dir(models_dir, silero_vad.NAME, 1)
-    try:
-        card = silero_vad.stage(staged, 1)
-        print(f"{silero_vad.NAME}: exported; parity against {silero_vad.SOURCE}")
-        print_parity(card["parity"]["checks"])
-        write_card(staged, card)
-        return publish(staged, models_dir, silero_vad.NAME, 1, replace=True)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+    print(f"{silero_vad.NAME}: exporting; parity against {silero_vad.SOURCE}")
+    return export_version(models_dir, silero_vad.NAME, 1, lambda staged: silero_vad.stage(staged, 1), replace=True)
 
 
 def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory,
                    vad_dir: Path) -> Path:
     name, version = resemblyzer_ge2e.NAME, 1
-    staged = staging_dir(models_dir, name, version)
-    try:
-        started = time.perf_counter()
+    started = time.perf_counter()
+
+    def stage(staged: Path) -> AnyCard:
         encoder = resemblyzer_ge2e.load_pretrained()
         resemblyzer_ge2e.export_graph(encoder, staged / "model.onnx")
         real = load_real_speech()
@@ -86,14 +80,12 @@ def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_fac
         print(f"{name}: exported; checking parity on {len(real)} real and {len(generated)} generated clips")
         parity = resemblyzer_ge2e.measure_parity(encoder, staged / "model.onnx",
                                                  [x for x, _ in real.values()] + generated)
-        print_parity([p.to_dict() for p in parity])
-        card = resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
-        published = calibrate_and_publish(staged, card, models_dir=models_dir, dev=dev, dev_dir=dev_dir,
-                                          embedder_factory=embedder_factory, vad_dir=vad_dir, replace=True)
-        print(f"{name}: built in {time.perf_counter() - started:.0f} s")
-        return published
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        return resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
+
+    published = export_version(models_dir, name, version, stage,
+                               speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir), replace=True)
+    print(f"{name}: built in {time.perf_counter() - started:.0f} s")
+    return published
 
 
 def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory) -> Path:
@@ -114,25 +106,17 @@ def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFac
     return published
 
 
-def _build_faces(models_dir: Path, work_dir: Path, embedder_factory: FaceEmbedderFactory, *,
-                 force: bool) -> list[Path]:
+def _build_faces(models_dir: Path, work_dir: Path, embedder_factory: FaceEmbedderFactory,
+                 landmark_predictor: PredictorFactory, *, force: bool) -> list[Path]:
     """Detector, landmarks, then the descriptor (calibrated through the first two, as served)."""
     published = list(mtcnn.build_mtcnn(models_dir, force=force))
-    published.append(dlib_landmarks.build_landmarks(models_dir, force=force))
+    published.append(dlib_landmarks.build_landmarks(models_dir, landmark_predictor, force=force))
     if not force and versions(models_dir, dlib_resnet.NAME):
         return published
     name, version = dlib_resnet.NAME, 1
     started = time.perf_counter()
-    staged = staging_dir(models_dir, name, version)
-    try:
-        card = dlib_resnet.stage(staged, version)
-        print(f"{name}: parsed dlib's network, exported; parity against dlib-bin")
-        print_parity(card["parity"]["checks"])
-        write_card(staged, card)  # the embedder reads the card (input spec) before calibration exists
-        card["calibration"] = face_calibrator(embedder_factory, models_dir, work_dir)(staged, card)
-        write_card(staged, card)
-        published.append(publish(staged, models_dir, name, version, replace=True))
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+    print(f"{name}: parsing dlib's network, exporting; parity against dlib-bin")
+    published.append(export_version(models_dir, name, version, lambda staged: dlib_resnet.stage(staged, version),
+                                    face_calibrator(embedder_factory, models_dir, work_dir), replace=True))
     print(f"{name}: built in {time.perf_counter() - started:.0f} s")
     return published

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from export.card import CARD_FILE, read_card
+from contracts.card import CARD_FILE, AnyCard, load_card
 from export.triton_config import config_pbtxt
 
 
@@ -65,10 +65,10 @@ def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace:
     return final
 
 
-def write_triton_config(models_dir: Path, name: str, render: Callable[[dict], str] = config_pbtxt) -> Path:
+def write_triton_config(models_dir: Path, name: str, render: Callable[[AnyCard], str] = config_pbtxt) -> Path:
     """Render ``config.pbtxt`` from the newest version's card."""
     newest = versions(models_dir, name)[-1]
-    card = read_card(models_dir / name / str(newest))
+    card = load_card(models_dir / name / str(newest))
     path = models_dir / name / "config.pbtxt"
     tmp = path.with_name(f".config.pbtxt.{os.getpid()}.tmp")
     tmp.write_text(render(card), encoding="utf-8")

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
-
+from contracts.card import AnyCard
+from contracts.card_sections import Calibration
+from contracts.trials import DevTrials, Trial
 from export.calibration import Embed, calibrate
-from export.speaker_version import print_calibration
+from export.pipeline import Calibrate
 from training.data.manifest import read_manifest
-from training.data.speech_corpus import DevTrials, Trial
 
 DEV = {"clips_per_class": 30, "clip_seconds": 3.0, "n_folds": 5, "seed": 2025}
 ENROLL = 3
@@ -41,18 +41,18 @@ def sound_dev_trials(work_dir: Path, sample_rate: int) -> tuple[DevTrials, Path]
     return DevTrials(name=name, enrollments=enrollments, trials=trials), out
 
 
-def sound_calibrator(embedder_factory: Callable[[Path, Path | None], Embed], work_dir: Path
-                     ) -> Callable[[Path, dict[str, Any]], dict[str, Any]]:
+def sound_calibrator(embedder_factory: Callable[[Path, Path | None], Embed], work_dir: Path) -> Calibrate:
     """The ``calibrate`` hook of ``export.trained_sound.export_sound_run``: staged folder + card →
     the card's ``calibration`` section, measured through the gateway's pipeline (no VAD)."""
 
-    def run(staged: Path, card: dict[str, Any]) -> dict[str, Any]:
-        dev, dev_dir = sound_dev_trials(work_dir, card["audio"]["sample_rate"])
-        print(f"{card['name']}: calibrating on {dev.name} ({len(dev.trials)} trials)")
+    def run(staged: Path, card: AnyCard) -> Calibration:
+        if card.sample_rate is None:
+            raise ValueError(f"{card.name}: a sound card needs audio.sample_rate")
+        dev, dev_dir = sound_dev_trials(work_dir, card.sample_rate)
+        print(f"{card.name}: calibrating on {dev.name} ({len(dev.trials)} trials)")
         section = calibrate(embedder_factory(staged, None), dev, dev_dir, plot=staged / "det.png",
                             group_field="identity", group_name="probe_class")
-        section["enrollment"] = f"L2-normalised mean of {ENROLL} clips per class"
-        print_calibration(section)
+        section.enrollment = f"L2-normalised mean of {ENROLL} clips per class"
         return section
 
     return run

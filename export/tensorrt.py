@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from export.card import read_card
+from contracts.card import AnyCard, load_card
 
 PLAN_FILE = "model.plan"
 Shape = tuple[int, ...]
@@ -44,38 +44,38 @@ def tensorrt_available() -> bool:
     return importlib.util.find_spec("tensorrt") is not None
 
 
-def profile_shapes(card: dict[str, Any]) -> dict[str, tuple[Shape, Shape, Shape]]:
+def profile_shapes(card: AnyCard) -> dict[str, tuple[Shape, Shape, Shape]]:
     """Per input, (min, opt, max) full shapes from the card's ``shape_ranges``.
 
     Axis 0 of a batched model is ``batch`` (capped at ``serving.max_batch_size``); other dynamic
     axes are named by role (a waveform's axis 1 is ``samples``). A dynamic axis without a range is
     an error: TensorRT needs bounds, and a server never guesses them.
     """
-    ranges = card.get("shape_ranges") or {}
-    max_batch = int((card.get("serving") or {}).get("max_batch_size", 0))
+    ranges = card.shape_ranges.model_dump(exclude_none=True) if card.shape_ranges else {}
+    max_batch = card.serving.max_batch_size
     profile = {}
-    for spec in card["inputs"]:
+    for spec in card.inputs:
         dims: list[tuple[int, int, int]] = []
-        for axis, size in enumerate(spec["shape"]):
+        for axis, size in enumerate(spec.shape):
             if size != -1:
                 dims.append((size, size, size))
                 continue
-            axis_name = "batch" if axis == 0 and max_batch > 0 else _AXIS_NAMES.get((spec.get("role"), axis))
+            axis_name = "batch" if axis == 0 and max_batch > 0 else _AXIS_NAMES.get((spec.role, axis))
             if axis_name is None or axis_name not in ranges:
-                raise ValueError(f"{card['name']}: input {spec['name']!r} axis {axis} is dynamic but the card's "
+                raise ValueError(f"{card.name}: input {spec.name!r} axis {axis} is dynamic but the card's "
                                  f"shape_ranges has no {axis_name or 'name for it'!r} range")
             low, opt, high = (int(ranges[axis_name][k]) for k in ("min", "opt", "max"))
             if axis_name == "batch":
                 high = min(high, max_batch)
                 low, opt = min(low, high), min(opt, high)
             if not 0 < low <= opt <= high:
-                raise ValueError(f"{card['name']}: shape range {axis_name!r} must satisfy 0 < min <= opt <= max")
+                raise ValueError(f"{card.name}: shape range {axis_name!r} must satisfy 0 < min <= opt <= max")
             dims.append((low, opt, high))
-        profile[spec["name"]] = tuple(tuple(d[i] for d in dims) for i in range(3))  # type: ignore[assignment]
+        profile[spec.name] = tuple(tuple(d[i] for d in dims) for i in range(3))  # type: ignore[assignment]
     return profile
 
 
-def build_plan(version_dir: Path, card: dict[str, Any] | None = None, *, fp16: bool = True,
+def build_plan(version_dir: Path, card: AnyCard | None = None, *, fp16: bool = True,
                workspace_bytes: int = 4 << 30) -> PlanResult:
     """Build ``<version_dir>/model.plan`` from its ``model.onnx``; written atomically."""
     if not tensorrt_available():
@@ -87,11 +87,11 @@ def build_plan(version_dir: Path, card: dict[str, Any] | None = None, *, fp16: b
     import tensorrt as trt
 
     version_dir = Path(version_dir)
-    card = card or read_card(version_dir)
+    card = card or load_card(version_dir)
     profile = profile_shapes(card)
     logger = trt.Logger(trt.Logger.WARNING)
     builder = trt.Builder(logger)
-    network = _parse_onnx(trt, builder, logger, version_dir / card.get("file", "model.onnx"))
+    network = _parse_onnx(trt, builder, logger, version_dir / card.file)
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_bytes))
     use_fp16 = fp16 and builder.platform_has_fast_fp16

@@ -8,33 +8,33 @@ generated face-track corpus, single and batched (max abs diff ≤ 1e-4, fail abo
 single rows (≤ 1e-5) → card with modality ``face``, an ``image`` section, provenance (recipe, its
 hash, data, method, held-out EERs) and the parity results → published as the next version.
 
-Calibration (thresholds per FAR) needs a dev protocol and is not measured here; pass
-``calibrate`` (called with the staged folder and the card, returning the ``calibration``
-section) to add it before publication.
+Calibration (thresholds per FAR) is ``export/face_calibration.py``'s, passed as ``calibrate``
+(the CLI passes it when the repository has the detector and landmark models). The card's
+``image.alignment`` is the dlib 5-point chip geometry at the model's input size: what the
+gateway's face pipeline feeds the model, and what face recipes train on.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from export.card import new_card, tensor, write_card
+from contracts.card import FaceCard
+from contracts.card_sections import (EmbeddingSpec, FaceImageSpec, Parity as ParitySection, ServingHints, ShapeRange,
+                                     ShapeRanges, TrainingProvenance, tensor)
+from contracts.face_geometry import dlib_alignment
 from export.onnx_export import export_onnx
 from export.parity import Parity, compare, require, torch_vs_onnx
-from export.repository import next_version, publish, staging_dir
-from export.speaker_version import print_parity
+from export.pipeline import Calibrate, export_version
+from export.repository import next_version
 
 MAX_ABS_DIFF = 1e-4
 NORMALIZATION = ("float(x) in 0..255, (x - 127.5) / 127.5, NHWC -> NCHW, inside the graph; "
                  "RGB channel order; output L2-normalised")
 PARITY_CORPUS = {"identities": 6, "tracks_per_identity": 1, "frames_per_track": 4, "seed": 7}
-Calibrate = Callable[[Path, dict[str, Any]], dict[str, Any]]
 
 
 class NormalizedFaceEncoder(nn.Module):
@@ -78,21 +78,22 @@ def face_parity(encoder: nn.Module, onnx_path: Path, chips: np.ndarray) -> list[
     return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(compare("batching", [(single, batch)]), max_abs_diff=1e-5)]
 
 
-def build_face_card(name: str, version: int, dim: int, size: int, provenance: dict[str, Any],
-                    parity: list[Parity], chip_names: list[str]) -> dict[str, Any]:
+def build_face_card(name: str, version: int, dim: int, size: int, provenance: TrainingProvenance,
+                    parity: list[Parity], chip_names: list[str]) -> FaceCard:
     """The card of a trained face embedder (modality ``face``, input role ``image``)."""
-    return new_card(
-        name, version, "face",
-        description=f"{provenance.get('model', 'face encoder')} trained by toitsu ({provenance.get('method', '')})",
+    return FaceCard(
+        name=name, version=version,
+        description=f"{provenance.model or 'face encoder'} trained by toitsu ({provenance.method or ''})",
         inputs=[tensor("chip", "uint8", [-1, size, size, 3], "image")],
         outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
-        image={"size": [size, size], "layout": "NHWC", "dtype": "uint8", "channels": "RGB",
-               "normalization": NORMALIZATION},
-        embedding={"output": "embedding", "dim": dim, "normalized": True, "metric": "cosine"},
-        shape_ranges={"batch": {"min": 1, "opt": 16, "max": 64}},
-        serving={"max_batch_size": 64, "preferred_batch_sizes": [8, 16, 32, 64], "max_queue_delay_us": 2000},
+        image=FaceImageSpec(size=(size, size), layout="NHWC", dtype="uint8", channels="RGB",
+                            normalization=NORMALIZATION, alignment=dlib_alignment(size)),
+        embedding=EmbeddingSpec(output="embedding", dim=dim, normalized=True),
+        shape_ranges=ShapeRanges(batch=ShapeRange(min=1, opt=16, max=64)),
+        serving=ServingHints(max_batch_size=64, preferred_batch_sizes=[8, 16, 32, 64], max_queue_delay_us=2000),
         provenance=provenance,
-        parity={"chips": chip_names, "checks": [p.to_dict() for p in parity]})
+        parity=ParitySection(reference="the trained torch module (CPU)", inputs=chip_names,
+                             checks=[p.to_dict() for p in parity]))
 
 
 def export_face_run(run_dir: Path, models_dir: Path, *, name: str | None = None,
@@ -106,22 +107,16 @@ def export_face_run(run_dir: Path, models_dir: Path, *, name: str | None = None,
     trained = load_trained_face_encoder(Path(run_dir))
     name = name or trained.export_name
     version = next_version(models_dir, name)
-    staged = staging_dir(models_dir, name, version)
-    try:
+
+    def stage(staged: Path) -> FaceCard:
         onnx_path = export_face_encoder(trained.encoder, staged / "model.onnx", trained.image_size)
         if chips is None:
-            chips, chip_names = corpus_chips(trained.image_size)
+            parity_chips, chip_names = corpus_chips(trained.image_size)
         else:
-            chips, chip_names = np.ascontiguousarray(chips, dtype=np.uint8), f"{len(chips)} given chips"
-        print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(chips)} chips")
-        parity = face_parity(trained.encoder, onnx_path, chips)
-        print_parity([p.to_dict() for p in parity])
-        card = build_face_card(name, version, trained.embedding_dim, trained.image_size, trained.provenance, parity,
-                               [chip_names])
-        write_card(staged, card)
-        if calibrate is not None:
-            card["calibration"] = calibrate(staged, card)
-            write_card(staged, card)
-        return publish(staged, models_dir, name, version)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+            parity_chips, chip_names = np.ascontiguousarray(chips, dtype=np.uint8), f"{len(chips)} given chips"
+        print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(parity_chips)} chips")
+        parity = face_parity(trained.encoder, onnx_path, parity_chips)
+        return build_face_card(name, version, trained.embedding_dim, trained.image_size,
+                               TrainingProvenance(**trained.provenance), parity, [chip_names])
+
+    return export_version(models_dir, name, version, stage, calibrate)

@@ -9,29 +9,25 @@ or the formula class set, the pre-training run it started from, its test accurac
 parity results → published as the next version.
 
 Calibration: a sound card's ``calibration`` (thresholds for an open-set "unknown" decision in
-``SoundService.Classify``) needs a dev protocol of its own and is not measured here. Pass
-``calibrate`` — called with the staged version folder (``model.onnx`` and a first ``card.json``
-are there) and the card, returning the ``calibration`` section — to add it before publication;
-without it the version is published uncalibrated, and ``add_calibration`` can write one into an
-already published version's card later.
+``SoundService.Classify``) has a dev protocol of its own (``export/sound_calibration.py``), passed
+as ``calibrate``; without it the version is published uncalibrated (the gateway refuses to serve
+it), and ``add_calibration`` can write one into an already published version's card later.
 """
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from export.card import read_card, write_card
+from contracts.card import SoundCard, SpeakerCard, load_card, write_card
+from contracts.card_sections import Calibration, TrainingProvenance
 from export.parity import Parity
-from export.repository import next_version, publish, staging_dir, write_triton_config
-from export.speaker_version import print_parity
+from export.pipeline import Calibrate, export_version
+from export.repository import next_version, write_triton_config
 from export.trained_speaker import NormalizedEncoder, build_card, export_encoder, measure_parity
 
-Calibrate = Callable[[Path, dict[str, Any]], dict[str, Any]]
 PARITY_CORPUS = {"clips_per_class": 5, "clip_seconds": 2.0, "n_folds": 5, "seed": 7}
 PARITY_CLIPS = 8
 
@@ -75,33 +71,29 @@ def export_sound_run(run_dir: Path, models_dir: Path, work_dir: Path, *, name: s
     trained = load_trained_sound_encoder(Path(run_dir))
     name = name or trained.export_name
     version = next_version(models_dir, name)
-    staged = staging_dir(models_dir, name, version)
-    try:
+    given = None if clips is None else list(clips)
+
+    def stage(staged: Path) -> SpeakerCard | SoundCard:
         onnx_path = export_encoder(trained.encoder, staged / "model.onnx", trained.sample_rate)
-        if clips is None:
-            clips, clip_names = corpus_clips(work_dir, trained.sample_rate)
+        if given is None:
+            parity_clips, clip_names = corpus_clips(work_dir, trained.sample_rate)
         else:
-            clips, clip_names = list(clips), f"{len(clips)} given clips"
-        print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(clips)} clips")
-        parity = sound_parity(trained.encoder, onnx_path, clips)
-        print_parity([p.to_dict() for p in parity])
-        card = build_card(name, version, trained.embedding_dim, trained.sample_rate, trained.provenance, parity,
-                          [clip_names], modality="sound", clips_key="clips")
-        write_card(staged, card)
-        if calibrate is not None:
-            card["calibration"] = calibrate(staged, card)
-            write_card(staged, card)
-        return publish(staged, models_dir, name, version)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+            parity_clips, clip_names = given, f"{len(given)} given clips"
+        print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(parity_clips)} clips")
+        parity = sound_parity(trained.encoder, onnx_path, parity_clips)
+        return build_card(name, version, trained.embedding_dim, trained.sample_rate,
+                          TrainingProvenance(**trained.provenance), parity, [clip_names], modality="sound")
+
+    return export_version(models_dir, name, version, stage, calibrate)
 
 
-def add_calibration(version_dir: Path, calibration: dict[str, Any]) -> dict[str, Any]:
+def add_calibration(version_dir: Path, calibration: Calibration) -> SpeakerCard | SoundCard:
     """Write ``calibration`` into a published version's card (atomically) and refresh the
-    model's ``config.pbtxt``; returns the new card. The section's format is the speaker
-    cards' (``export/calibration.py``): dev_trials, eer, eer_threshold, thresholds…"""
-    card = read_card(version_dir)
-    card["calibration"] = calibration
+    model's ``config.pbtxt``; returns the new card."""
+    card = load_card(version_dir)
+    if not isinstance(card, SoundCard | SpeakerCard):
+        raise ValueError(f"{version_dir}: a {card.modality} card has no calibration")
+    card.calibration = calibration
     write_card(version_dir, card)
     write_triton_config(version_dir.parent.parent, version_dir.parent.name)
     return card

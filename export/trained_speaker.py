@@ -1,4 +1,5 @@
-"""``toitsu export RUN``: a trained speaker encoder → a model-repository version (DESIGN §5).
+"""A trained waveform encoder (speaker or sound) → a model-repository version (DESIGN §5), through
+the one export pipeline (``export/pipeline.py``).
 
 ONNX with dynamic batch and length (inputs ``waveform`` [B, T], ``lengths`` [B]; output the
 L2-normalised ``embedding`` [B, D]) → parity against torch on random input and on real and
@@ -9,22 +10,24 @@ the dev trial list through the gateway's pipeline → published as the next vers
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from export.card import new_card, tensor
+from contracts.card import SoundCard, SpeakerCard
+from contracts.card_sections import (AudioSpec, EmbeddingSpec, Parity as ParitySection, ServingHints, ShapeRange,
+                                     ShapeRanges, TrainingProvenance, tensor)
+from contracts.waveforms import waveform_batch
 from export.importers.real_speech import load_real_speech
+from export.importers.silero_vad import NAME as VAD_NAME
 from export.onnx_export import export_onnx
 from export.parity import Parity, compare, require, torch_vs_onnx
-from export.repository import next_version, staging_dir, versions
-from export.speaker_version import (EmbedderFactory, calibrate_and_publish, dev_trials, generated_clips,
-                                    print_parity)
-from export.importers.silero_vad import NAME as VAD_NAME
+from export.pipeline import export_version
+from export.repository import next_version, versions
+from export.speaker_dev import EmbedderFactory, dev_trials, generated_clips, speaker_calibrator
 
 MAX_ABS_DIFF = 1e-4
 MAX_SECONDS = 60
@@ -41,12 +44,7 @@ class NormalizedEncoder(nn.Module):
         return nn.functional.normalize(self.encoder(waveform, lengths), dim=1)
 
 
-def _feed(clips: list[np.ndarray]) -> dict[str, np.ndarray]:
-    lengths = np.array([len(c) for c in clips], dtype=np.int64)
-    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
-    for row, clip in enumerate(clips):
-        batch[row, : len(clip)] = clip
-    return {"waveform": batch, "lengths": lengths}
+_feed = waveform_batch
 
 
 def measure_parity(model: nn.Module, onnx_path: Path, speech: list[np.ndarray]) -> list[Parity]:
@@ -69,28 +67,31 @@ def export_encoder(encoder: nn.Module, path: Path, sample_rate: int) -> Path:
                                      "embedding": {0: "batch"}})
 
 
-def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: dict[str, Any],
-               parity: list[Parity], speech_names: list[str], *, modality: str = "speaker",
-               clips_key: str = "speech") -> dict[str, Any]:
-    """The card of a trained waveform encoder (speaker by default; ``export/trained_sound.py``
-    passes ``modality="sound"`` and names its parity clips under ``clips_key``)."""
-    return new_card(
-        name, version, modality,
-        description=f"{provenance.get('model', f'{modality} encoder')} trained by toitsu ({provenance.get('method', '')})",
+def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: TrainingProvenance,
+               parity: list[Parity], clip_names: list[str], *,
+               modality: Literal["speaker", "sound"] = "speaker") -> SpeakerCard | SoundCard:
+    """The card of a trained waveform encoder (speaker by default; sound runs pass ``modality``)."""
+    card_type = SpeakerCard if modality == "speaker" else SoundCard
+    return card_type(
+        name=name, version=version,
+        description=f"{provenance.model or f'{modality} encoder'} trained by toitsu ({provenance.method or ''})",
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
-        audio={"sample_rate": sample_rate, "channels": 1},
-        embedding={"output": "embedding", "dim": dim, "normalized": True, "metric": "cosine"},
-        shape_ranges={"samples": {"min": sample_rate // 10, "opt": 3 * sample_rate, "max": MAX_SECONDS * sample_rate},
-                      "batch": {"min": 1, "opt": 8, "max": 16}},
-        serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
+        audio=AudioSpec(sample_rate=sample_rate),
+        embedding=EmbeddingSpec(output="embedding", dim=dim, normalized=True),
+        shape_ranges=ShapeRanges(samples=ShapeRange(min=sample_rate // 10, opt=3 * sample_rate,
+                                                    max=MAX_SECONDS * sample_rate),
+                                 batch=ShapeRange(min=1, opt=8, max=16)),
+        serving=ServingHints(max_batch_size=16, preferred_batch_sizes=[4, 8, 16], max_queue_delay_us=2000),
         provenance=provenance,
-        parity={clips_key: speech_names, "checks": [p.to_dict() for p in parity]})
+        parity=ParitySection(reference="the trained torch module (CPU)", inputs=clip_names,
+                             checks=[p.to_dict() for p in parity]))
 
 
 def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,
                name: str | None = None) -> Path:
-    """Export a training run's encoder as the next version of ``name``; returns its folder."""
+    """Export a speaker run's encoder as the next version of ``name``, calibrated through the
+    gateway's audio pipeline (with the repository's VAD); returns its folder."""
     from training.recipes.speaker import load_trained_encoder
 
     trained = load_trained_encoder(run_dir)
@@ -99,19 +100,17 @@ def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory
     vad_versions = versions(models_dir, VAD_NAME)
     if not vad_versions:
         raise FileNotFoundError(f"{models_dir} has no {VAD_NAME}; run `make models` first")
-    staged = staging_dir(models_dir, name, version)
-    try:
+    dev, dev_dir = dev_trials(work_dir)
+    vad_dir = models_dir / VAD_NAME / str(vad_versions[-1])
+
+    def stage(staged: Path) -> SpeakerCard | SoundCard:
         onnx_path = export_encoder(trained.encoder, staged / "model.onnx", trained.sample_rate)
-        dev, dev_dir = dev_trials(work_dir)
         real = load_real_speech()
         speech = [x for x, rate in real.values() if rate == trained.sample_rate] + generated_clips(dev, 6)
         print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(speech)} clips")
         parity = measure_parity(NormalizedEncoder(trained.encoder).eval(), onnx_path, speech)
-        print_parity([p.to_dict() for p in parity])
-        card = build_card(name, version, trained.embedding_dim, trained.sample_rate, trained.provenance, parity,
-                          [*real, f"6 clips of {dev.name}"])
-        vad_dir = models_dir / VAD_NAME / str(vad_versions[-1])
-        return calibrate_and_publish(staged, card, models_dir=models_dir, dev=dev, dev_dir=dev_dir,
-                                     embedder_factory=embedder_factory, vad_dir=vad_dir)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
+        return build_card(name, version, trained.embedding_dim, trained.sample_rate,
+                          TrainingProvenance(**trained.provenance), parity, [*real, f"6 clips of {dev.name}"])
+
+    return export_version(models_dir, name, version, stage,
+                          speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir))

@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from export.card import CARD_FILE, read_card
+from contracts.card import CARD_FILE, AnyCard, load_card
 from export.repository import versions
 from export.triton_config import VARIANTS, config_pbtxt
 
@@ -66,7 +66,7 @@ def write_model(models_dir: Path, out_dir: Path, name: str, *, variant: str, cop
     try:
         for version in found:
             _write_version(models_dir / name / str(version), staged / str(version), variant, copy)
-        card = read_card(models_dir / name / str(found[-1]))
+        card = load_card(models_dir / name / str(found[-1]))
         (staged / "config.pbtxt").write_text(config_pbtxt(card, variant=variant, **options), encoding="utf-8")
         final = out_dir / name
         if final.exists():
@@ -80,8 +80,8 @@ def write_model(models_dir: Path, out_dir: Path, name: str, *, variant: str, cop
 
 
 def _write_version(source: Path, target: Path, variant: str, copy: bool) -> None:
-    card = read_card(source)
-    files = [CARD_FILE, "model.plan" if variant == "tensorrt" else card.get("file", "model.onnx")]
+    card = load_card(source)
+    files = [CARD_FILE, "model.plan" if variant == "tensorrt" else card.file]
     target.mkdir()
     for file in files:
         if not (source / file).is_file():
@@ -99,7 +99,7 @@ def _embedding_models(models_dir: Path) -> list[str]:
     names = []
     for folder in sorted(p for p in models_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         found = versions(models_dir, folder.name)
-        if found and read_card(folder / str(found[-1])).get("modality") in DEFAULT_MODALITIES:
+        if found and load_card(folder / str(found[-1])).modality in DEFAULT_MODALITIES:
             names.append(folder.name)
     return names
 

@@ -2,9 +2,10 @@
 Runtime (CPU) inside Triton, for Triton installs that have only the python backend.
 
 ``export/triton_python_backend.py`` copies this file verbatim to ``<name>/<version>/model.py`` of
-a generated Triton repository; do not edit the copy. It reads ``card.json`` beside it (tensor names
-and roles) and two parameters of its ``config.pbtxt``: ``intra_op_threads`` (ONNX Runtime threads
-per call, 0 = its default) and ``max_padding``.
+a generated Triton repository; do not edit the copy. It reads only its ``config.pbtxt`` (rendered
+from the typed card by ``export/triton_config.py``): the inputs and outputs, and the parameters
+``model_file``, ``waveform_input`` / ``lengths_input`` (the tensors of those roles, if any),
+``intra_op_threads`` (ONNX Runtime threads per call, 0 = its default) and ``max_padding``.
 
 Batching. Triton's dynamic batcher hands ``execute`` several requests at once. For models with a
 ``lengths`` input, the config allows ragged batches of the waveform input, so requests of
@@ -102,19 +103,16 @@ class TritonPythonModel:
 
         config = json.loads(args["model_config"])
         version_dir = os.path.join(args["model_repository"], args["model_version"])
-        with open(os.path.join(version_dir, "card.json"), encoding="utf-8") as f:
-            card = json.load(f)
         params = {k: v.get("string_value", "") for k, v in (config.get("parameters") or {}).items()}
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(params.get("intra_op_threads") or 0)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(os.path.join(version_dir, card.get("file", "model.onnx")), options,
-                                            providers=["CPUExecutionProvider"])
-        self.inputs = {t["name"]: _NP_DTYPES[t["dtype"]] for t in card["inputs"]}
-        roles = {t.get("role"): t["name"] for t in card["inputs"]}
-        self.lengths = roles.get("lengths")
-        self.waveform = roles.get("waveform") if self.lengths else None
+        self.session = ort.InferenceSession(os.path.join(version_dir, params.get("model_file") or "model.onnx"),
+                                            options, providers=["CPUExecutionProvider"])
+        self.inputs = {t["name"]: _CONFIG_DTYPES[t["data_type"]] for t in config["input"]}
+        self.lengths = params.get("lengths_input") or None
+        self.waveform = (params.get("waveform_input") or None) if self.lengths else None
         self.outputs = [(o["name"], _CONFIG_DTYPES[o["data_type"]]) for o in config["output"]]
         self.batched = int(config.get("max_batch_size", 0)) > 0
         self.max_padding = float(params.get("max_padding") or 1.5)

@@ -12,20 +12,12 @@ import numpy as np
 
 from serving.audio.decode import DecodedAudio
 from serving.audio.pipeline import AudioPipeline, PreparedAudio
+from contracts.card import FaceCard
+from contracts.waveforms import waveform_batch
 from serving.errors import Unavailable
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import MicroBatcher, wait
 from serving.models.repository import ModelVersion
-
-
-def waveform_batch(clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Zero-padded ``waveform`` [B, T] float32 and ``lengths`` [B] int64: the contract of every
-    waveform model (see ``export/card.py``); padding does not change an embedding."""
-    lengths = np.fromiter((len(c) for c in clips), dtype=np.int64, count=len(clips))
-    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
-    for row, clip in enumerate(clips):
-        batch[row, : len(clip)] = clip
-    return {"waveform": batch, "lengths": lengths}
 
 
 def run_queued(items: Sequence[np.ndarray], run_batch: Callable[[Sequence[np.ndarray]], np.ndarray],
@@ -91,10 +83,10 @@ class ImageEmbedder:
         self.model, self.backend, self.batcher = model, backend, batcher
         self.key = f"{model.card.name}/{model.card.version}"
         spec = model.card.input_with_role("image")
-        size = (model.card.raw.get("image") or {}).get("size")
-        if spec is None or not size:
-            raise ValueError(f"{self.key}: card has no input with role 'image' or no image.size")
-        self._input, self.size = spec.name, (int(size[0]), int(size[1]))
+        if not isinstance(model.card, FaceCard) or spec is None:
+            raise ValueError(f"{self.key}: not a face card with an input of role 'image'")
+        self._input, self.size = spec.name, model.card.image.size
+        self.alignment = model.card.image.alignment  # the chip geometry the model expects
 
     def run_batch(self, chips: Sequence[np.ndarray]) -> np.ndarray:
         """[B] chips [S, S, 3] uint8 → [B, D] raw model outputs."""

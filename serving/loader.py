@@ -19,7 +19,7 @@ from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
-from serving.models.card import CardError
+from contracts.card import CardError, FaceCard
 from serving.models.repository import ModelRepository
 from serving.vision.decode import ImageLimits
 from serving.vision.landmarks import ShapePredictor5
@@ -44,7 +44,7 @@ def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> 
     repo = ModelRepository(config.models_dir)
     embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
-    if card.calibration is None:
+    if card.calibration_section is None or card.embedding_dim is None:
         raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
     gallery = open_gallery(config, name, card.embedding_dim, ModelBinding(card.name, card.version))
     if metrics is not None:
@@ -57,7 +57,7 @@ def load_face(config: Config, metrics: Metrics | None = None) -> FaceModality:
     repo = ModelRepository(config.models_dir)
     embedder = image_embedder(config, repo, batching=True, metrics=metrics)
     card = embedder.model.card
-    if card.calibration is None:
+    if card.calibration_section is None or card.embedding_dim is None:
         raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
     try:
         pipeline, detector = face_pipeline(config, repo, embedder)
@@ -78,9 +78,7 @@ def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder
     stages = [repo.get(f"{section.detector_model}-{stage}") for stage in ("pnet", "rnet", "onet")]
     detector = MtcnnDetector(*(m.model_path for m in stages), threads=threads, min_face_size=section.min_face_size)
     landmarks = ShapePredictor5.load(repo.get(section.landmarks_model).model_path) if section.landmarks_model else None
-    image = embedder.model.card.raw.get("image") or {}
-    padding = float((image.get("alignment") or {}).get("padding", 0.25))
-    pipeline = FacePipeline(detector, landmarks, chip_size=embedder.size[0], padding=padding)
+    pipeline = FacePipeline(detector, landmarks, embedder.alignment)
     return pipeline, ModelBinding(section.detector_model, stages[-1].card.version)
 
 
@@ -89,7 +87,7 @@ def image_embedder(config: Config, repo: ModelRepository, *, batching: bool,
     """The configured face model on its backend; the micro-batcher started if asked."""
     section = config.face
     model = repo.get(section.model, section.version or None)
-    if model.card.modality != "face":
+    if not isinstance(model.card, FaceCard):
         raise CardError(f"{model.directory}: not a face model")
     batching_config, threads = inference_layout(config)
     backend = make_backend(config, section.backend, threads)

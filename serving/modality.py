@@ -12,7 +12,7 @@ from serving.audio.pipeline import PreparedAudio, decode_request
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import InvalidInput
 from serving.gallery import Gallery, ModelBinding
-from serving.models.card import ModelCard
+from contracts.card import AnyCard
 from serving.services.convert import audio_fields
 from serving.vision.decode import ImageLimits, decode_encoded, decode_raw
 from serving.vision.pipeline import AlignedFace, FacePipeline
@@ -26,7 +26,7 @@ class _ServedModel:
     embedder: AudioEmbedder | ImageEmbedder
 
     @property
-    def card(self) -> ModelCard:
+    def card(self) -> AnyCard:
         return self.embedder.model.card
 
     @property

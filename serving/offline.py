@@ -15,7 +15,7 @@ from serving.audio.vad import SileroVad
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import InvalidInput
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
-from serving.models.card import ModelCard
+from contracts.card import load_card
 from serving.models.repository import ModelVersion
 
 FileEmbedder = Callable[[Sequence[Path]], np.ndarray]
@@ -31,10 +31,10 @@ def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = A
     ``model_dir`` / ``vad_dir`` are version folders (``model.onnx`` + ``card.json``), published or
     still staged.
     """
-    model = ModelVersion(ModelCard.load(model_dir), model_dir)
+    model = ModelVersion(load_card(model_dir), model_dir)
     vad = None
     if vad_dir is not None:
-        vad = SileroVad(ModelVersion(ModelCard.load(vad_dir), vad_dir).model_path)
+        vad = SileroVad(ModelVersion(load_card(vad_dir), vad_dir).model_path)
         vad.load()
     backend = OnnxRuntimeBackend()
     embedder = AudioEmbedder(model, backend, AudioPipeline(vad, model.card.sample_rate or 16000, limits))
@@ -81,15 +81,14 @@ def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mt
     from serving.vision.pipeline import FacePipeline
 
     repo = ModelRepository(models_dir)
-    model = ModelVersion(ModelCard.load(model_dir), model_dir)
+    model = ModelVersion(load_card(model_dir), model_dir)
     backend = OnnxRuntimeBackend()
     embedder = ImageEmbedder(model, backend)
     backend.load(embedder.key, model)
     stages = [repo.get(f"{detector}-{stage}").model_path for stage in ("pnet", "rnet", "onet")]
-    padding = float(((model.card.raw.get("image") or {}).get("alignment") or {}).get("padding", 0.25))
     pipeline = FacePipeline(MtcnnDetector(*stages),
                             ShapePredictor5.load(repo.get(landmarks).model_path) if landmarks else None,
-                            chip_size=embedder.size[0], padding=padding)
+                            embedder.alignment)
 
     def chip(path: Path) -> np.ndarray | None:
         try:
@@ -98,3 +97,11 @@ def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mt
             return None
 
     return _batched(chip, embedder.embed_many, model.card.embedding_dim or 0, batch_size)
+
+
+def landmark_predictor(model_path: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The gateway's 5-point predictor for a landmark model file: (image [H, W(, 3)] uint8,
+    box [4]) → points [5, 2] float32 pixels (export checks it against dlib before publishing)."""
+    from serving.vision.landmarks import ShapePredictor5
+
+    return ShapePredictor5.load(model_path).predict

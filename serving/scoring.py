@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from serving.errors import InvalidInput, Unavailable
-from serving.models.card import ModelCard
+from contracts.card import AnyCard
+from contracts.card_sections import UncalibratedFar
 
 DEFAULT_TARGET_FAR = 0.01
 
@@ -33,16 +34,20 @@ def normalize(vector: np.ndarray) -> np.ndarray:
     return (vector / norms).astype(np.float32)
 
 
-def threshold(card: ModelCard, target_far: float) -> tuple[float, float]:
+def threshold(card: AnyCard, target_far: float) -> tuple[float, float]:
     """(threshold, far) for a request's ``target_far`` (0 → the default 1 %)."""
     far = DEFAULT_TARGET_FAR if target_far == 0 else float(target_far)
     if not 0 < far < 1:
         raise InvalidInput(f"target_far must be in (0, 1), got {target_far:g}")
-    if card.calibration is None:
+    calibration = card.calibration_section
+    if calibration is None:
         raise Unavailable(f"model {card.name} v{card.version} has no calibration in its card; re-export it")
-    return card.calibration.threshold_for(far), far
+    try:
+        return calibration.threshold_for(far), far
+    except UncalibratedFar as exc:
+        raise InvalidInput(str(exc)) from None
 
 
-def decide(score: float, card: ModelCard, target_far: float) -> Decision:
+def decide(score: float, card: AnyCard, target_far: float) -> Decision:
     value, far = threshold(card, target_far)
     return Decision(float(score), bool(score >= value), value, far)

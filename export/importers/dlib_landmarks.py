@@ -17,17 +17,24 @@ of 500 depth-4 trees over 800 feature pixels each.
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from export.card import new_card, sha256_file, tensor, write_card
+from contracts.card import FaceLandmarksCard
+from contracts.card_sections import ImportProvenance, LandmarksSpec, Parity, tensor
+from contracts.landmarks_npz import NPZ_FORMAT, read_landmarks_npz, write_landmarks_npz
+from export.card import sha256_file
 from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
-from serving.vision.landmarks import NPZ_FORMAT, ShapePredictor5
+
+# (RGB or grey uint8 image, face box [4] (left, top, right, bottom)) → landmarks [P, 2] float32 pixels.
+Predict = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# The landmark model file → the numpy predictor the gateway runs (injected by the CLI, because
+# export and serving meet only through files: ``serving.vision.landmarks.ShapePredictor5``).
+PredictorFactory = Callable[[Path], Predict]
 
 NAME = "dlib-sp5"
 VERSION = 1
@@ -50,8 +57,9 @@ def _tree(r: DlibReader) -> tuple[list, list[np.ndarray]]:
     return r.vector(_split), r.vector(lambda rr: rr.matrix())
 
 
-def parse_shape_predictor(data: bytes) -> ShapePredictor5:
-    """The arrays of a serialized ``dlib::shape_predictor`` (complete trees of equal depth)."""
+def parse_shape_predictor(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays (``contracts.landmarks_npz``) of a serialized ``dlib::shape_predictor``
+    (complete trees of equal depth)."""
     r = DlibReader(data)
     r.expect_int(1, "shape_predictor version")
     initial = r.matrix()
@@ -72,7 +80,7 @@ def parse_shape_predictor(data: bytes) -> ShapePredictor5:
     if len(trees) != 1 or len(splits) != 1 or len(features) != 1 or leaves != {next(iter(splits)) + 1}:
         raise DlibFormatError(f"ragged model: trees {trees}, splits {splits}, leaves {leaves}, features {features}")
     split_rows = np.array([[[(a, b) for a, b, _ in t[0]] for t in f] for f in forests], dtype=np.int64)
-    return ShapePredictor5(
+    return dict(
         initial_shape=initial.reshape(points, 2).astype(np.float32),
         anchor_idx=np.array(anchors, dtype=np.int32),
         deltas=np.array(deltas, dtype=np.float32),
@@ -85,8 +93,7 @@ def parse_shape_predictor(data: bytes) -> ShapePredictor5:
 
 def convert(target: Path, source: Path | None = None) -> Path:
     """Parse the ``.dat`` and write the ``.npz`` the gateway reads."""
-    model = parse_shape_predictor(Path(source or source_path()).read_bytes())
-    return model.save(target)
+    return write_landmarks_npz(target, parse_shape_predictor(Path(source or source_path()).read_bytes()))
 
 
 # --------------------------------------------------------------------------- parity against dlib
@@ -146,19 +153,20 @@ def landmark_cases(images: dict[str, np.ndarray] | None = None) -> Iterator[tupl
                 yield f"{name}/{variant}/box{k}", image, box
 
 
-def measure_parity(model_path: Path, images: dict[str, np.ndarray] | None = None) -> dict:
-    """The numpy predictor against ``dlib.shape_predictor`` on RGB and grey versions of each case."""
+def measure_parity(model_path: Path, predictor: PredictorFactory,
+                   images: dict[str, np.ndarray] | None = None) -> dict:
+    """The served predictor against ``dlib.shape_predictor`` on RGB and grey versions of each case."""
     import dlib
 
     from export.parity import compare, require
 
     reference = dlib.shape_predictor(str(source_path()))
-    ours = ShapePredictor5.load(model_path)
+    ours = predictor(model_path)
     pairs, labels = [], []
     for label, image, box in landmark_cases(images):
         grey = (image.astype(np.uint16).sum(-1) // 3).astype(np.uint8)
         for kind, img in (("rgb", image), ("grey", grey)):
-            pairs.append((dlib_landmarks(reference, img, box), ours.predict(img, box)))
+            pairs.append((dlib_landmarks(reference, img, box), ours(img, box)))
             labels.append(f"{label}/{kind}")
     if not pairs:
         raise RuntimeError("dlib's HOG detector found no face in the parity photos")
@@ -168,56 +176,49 @@ def measure_parity(model_path: Path, images: dict[str, np.ndarray] | None = None
 
 # --------------------------------------------------------------------------- staging / publishing
 
-def stage(version_dir: Path, version: int = VERSION, source: Path | None = None) -> dict:
+def stage(version_dir: Path, predictor: PredictorFactory, version: int = VERSION,
+          source: Path | None = None) -> FaceLandmarksCard:
     """Convert into ``version_dir``, check parity against dlib, and return the card."""
     source = Path(source or source_path())
     target = convert(version_dir / MODEL_FILE, source)
-    measured = measure_parity(target)
-    model = ShapePredictor5.load(target)
-    return new_card(
-        NAME,
-        version,
-        "face-landmarks",
-        file=MODEL_FILE,
+    measured = measure_parity(target, predictor)
+    arrays = read_landmarks_npz(target)
+    points = int(arrays["initial_shape"].shape[0])
+    splits = int(arrays["split_idx"].shape[2])
+    return FaceLandmarksCard(
+        name=NAME, version=version, file=MODEL_FILE,
         description="dlib's 5-point face landmarks (eye corners and nose base) from an ensemble of "
         "regression trees; run in numpy by serving/vision/landmarks.py on a face box.",
         inputs=[tensor("image", "uint8", [-1, -1, 3], "image"), tensor("box", "float32", [4], "face-box")],
-        outputs=[tensor("landmarks", "float32", [model.num_points, 2], "landmarks")],
-        landmarks={"points": ["image_right_eye_outer", "image_right_eye_inner", "image_left_eye_outer",
-                              "image_left_eye_inner", "nose_base"],
-                   "points_note": "image-right eye first (the subject's left eye), as dlib numbers them",
-                   "format": NPZ_FORMAT, "cascades": int(model.split_idx.shape[0]),
-                   "trees_per_cascade": int(model.split_idx.shape[1]), "tree_depth": model.depth,
-                   "features_per_cascade": int(model.anchor_idx.shape[1]),
-                   "grey": "RGB → (r + g + b) // 3, as dlib's get_pixel_intensity"},
-        provenance={
-            **package_provenance(SOURCE, source),
-            "sha256": sha256_file(target),
-        },
-        parity={"reference": f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",
-                "checks": [measured["parity"].to_dict()], "cases": measured["cases"]},
+        outputs=[tensor("landmarks", "float32", [points, 2], "landmarks")],
+        landmarks=LandmarksSpec(
+            points=["image_right_eye_outer", "image_right_eye_inner", "image_left_eye_outer",
+                    "image_left_eye_inner", "nose_base"],
+            points_note="image-right eye first (the subject's left eye), as dlib numbers them",
+            format=NPZ_FORMAT, cascades=int(arrays["split_idx"].shape[0]),
+            trees_per_cascade=int(arrays["split_idx"].shape[1]), tree_depth=(splits + 1).bit_length() - 1,
+            features_per_cascade=int(arrays["anchor_idx"].shape[1]),
+            grey="RGB → (r + g + b) // 3, as dlib's get_pixel_intensity"),
+        provenance=ImportProvenance(**package_provenance(SOURCE, source), sha256=sha256_file(target)),
+        parity=Parity(reference=f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",
+                      checks=[measured["parity"].to_dict()], inputs=measured["cases"]),
     )
 
 
-def build_landmarks(models_dir: Path, *, force: bool = False) -> Path:
-    """Publish ``dlib-sp5`` v1 into ``models_dir`` (kept if present unless ``force``); its folder."""
-    from export.repository import publish, staging_dir, versions
+def build_landmarks(models_dir: Path, predictor: PredictorFactory, *, force: bool = False) -> Path:
+    """Publish ``dlib-sp5`` v1 into ``models_dir`` (kept if present unless ``force``); its folder.
+
+    It runs inside the gateway, not on Triton, so it gets no ``config.pbtxt`` (one would only
+    mislead a Triton model-repository scan)."""
+    from export.pipeline import export_version
+    from export.repository import versions
 
     final = models_dir / NAME / str(VERSION)
     if not force and VERSION in versions(models_dir, NAME):
         return final
     started = time.perf_counter()
-    staged = staging_dir(models_dir, NAME, VERSION)
-    try:
-        card = stage(staged, VERSION)
-        p = card["parity"]["checks"][0]
-        print(f"{NAME}: converted; parity against dlib on {p['cases']} cases: max|Δ| {p['max_abs_diff']:.3g} px")
-        write_card(staged, card)
-        published = publish(staged, models_dir, NAME, VERSION, replace=True)
-    finally:
-        shutil.rmtree(staged, ignore_errors=True)
-    # publish() renders a Triton config from the card; this model runs inside the gateway, not on
-    # Triton, so a config.pbtxt beside it would only mislead a Triton model-repository scan.
-    (models_dir / NAME / "config.pbtxt").unlink(missing_ok=True)
+    print(f"{NAME}: converting; parity against dlib")
+    published = export_version(models_dir, NAME, VERSION, lambda staged: stage(staged, predictor, VERSION),
+                               replace=True, keep_triton_config=False)
     print(f"{NAME}: built in {time.perf_counter() - started:.0f} s")
     return published

@@ -32,7 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from export.card import new_card, tensor
+from contracts.card import FaceCard
+from contracts.card_sections import EmbeddingSpec, FaceImageSpec, ImportProvenance, ServingHints, tensor
+from contracts.card_sections import Parity as ParitySection
+from contracts.face_geometry import dlib_alignment
 from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
 from export.parity import Parity, compare, onnx_session, require, torch_vs_onnx
 
@@ -497,32 +500,29 @@ def measure_parity(module: nn.Module, onnx_path: Path, chips: dict[str, np.ndarr
     return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(versus_dlib, max_abs_diff=MAX_ABS_DIFF)]
 
 
-def stage(staged: Path, version: int) -> dict:
+def stage(staged: Path, version: int) -> FaceCard:
     """Parse, rebuild, export into ``staged``, check parity, and return the card (no calibration)."""
     records = parse_resnet(source_path())
     module = build_torch(records)
     target = export_graph(module, staged / "model.onnx")
     chips = parity_chips()
     parity = measure_parity(module, target, chips)
-    return new_card(
-        NAME,
-        version,
-        "face",
+    return FaceCard(
+        name=NAME,
+        version=version,
         description="dlib's ResNet face descriptor (dlib_face_recognition_resnet_model_v1, anet_type: 29 conv, "
         "affine layers folded in) from a 150x150 RGB chip aligned as dlib.get_face_chip(img, shape, 150, 0.25) "
         "does with the 5-point landmarks; raw 128-d descriptor, not unit length (dlib: same person when L2 < 0.6).",
         inputs=[tensor("chip", "uint8", [-1, CHIP_SIZE, CHIP_SIZE, 3], "image")],
         outputs=[tensor("descriptor", "float32", [-1, DESCRIPTOR_DIM], "embedding")],
-        image={"size": [CHIP_SIZE, CHIP_SIZE], "layout": "NHWC", "dtype": "uint8", "channels": "RGB",
-               "normalization": "(x - [122.782, 117.001, 104.298]) / 256 inside the graph"},
-        embedding={"output": "descriptor", "dim": DESCRIPTOR_DIM, "normalized": False, "metric": "cosine"},
-        serving={"max_batch_size": 64},
-        provenance={
-            **package_provenance(SOURCE),
-            "parameters": sum(r.parameter_count for r in records),
-            "reported_accuracy": "99.38% on LFW (dlib)",
-        },
-        parity={"reference": f"dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin "
-                             f"{metadata.version('dlib-bin')})",
-                "chips": list(chips), "checks": [p.to_dict() for p in parity]},
+        image=FaceImageSpec(size=(CHIP_SIZE, CHIP_SIZE), layout="NHWC", dtype="uint8", channels="RGB",
+                            normalization="(x - [122.782, 117.001, 104.298]) / 256 inside the graph",
+                            alignment=dlib_alignment(CHIP_SIZE)),
+        embedding=EmbeddingSpec(output="descriptor", dim=DESCRIPTOR_DIM, normalized=False),
+        serving=ServingHints(max_batch_size=64),
+        provenance=ImportProvenance(**package_provenance(SOURCE), parameters=sum(r.parameter_count for r in records),
+                                    reported_accuracy="99.38% on LFW (dlib)"),
+        parity=ParitySection(reference=f"dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin "
+                                f"{metadata.version('dlib-bin')})",
+                             inputs=list(chips), checks=[p.to_dict() for p in parity]),
     )

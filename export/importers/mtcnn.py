@@ -23,15 +23,16 @@ regression, landmarks) is ``serving/vision/mtcnn.py``, checked against facenet-p
 from __future__ import annotations
 
 import importlib.util
-import shutil
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
-from export.card import new_card, sha256_file, tensor, write_card
+from contracts.card import FaceDetectorCard
+from contracts.card_sections import ImportProvenance, TensorSpec, tensor
+from export.card import sha256_file
 from export.parity import Parity, compare, onnx_session, require
-from export.repository import publish, staging_dir, versions
+from export.repository import versions
 
 NAMES = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 PACKAGE = "facenet-pytorch"
@@ -120,37 +121,31 @@ def measure_parity(module, name: str, candidate: Path) -> Parity:
     return require(compare(f"{name.removeprefix('mtcnn-')} outputs", pairs()), max_abs_diff=MAX_ABS_DIFF)
 
 
-def _outputs(name: str) -> list[dict]:
+def _outputs(name: str) -> list[TensorSpec]:
     side = _NETS[name][2]
     widths = {"box_regression": 4, "landmarks": 10, "face_probability": 2}
     return [tensor(o, "float32", [-1, widths[o], -1, -1] if side is None else [-1, widths[o]], o.replace("_", "-"))
             for o in _NETS[name][3]]
 
 
-def stage(version_dir: Path, version: int, name: str) -> dict:
+def stage(version_dir: Path, version: int, name: str) -> FaceDetectorCard:
     """Export ``name`` into ``version_dir``, check parity, and return its card."""
     module = load_net(name)
     target = export_graph(module, name, version_dir / "model.onnx")
     parity = measure_parity(module, name, target)
     side = _NETS[name][2]
-    return new_card(
-        name,
-        version,
-        MODALITY,
+    return FaceDetectorCard(
+        name=name,
+        version=version,
         description=_DESCRIPTIONS[name] + " Weights of facenet-pytorch (MTCNN, Zhang et al. 2016); the pyramid, "
         "NMS, box regression and landmarks run in the gateway (serving/vision/mtcnn.py).",
         inputs=[tensor("image", "float32", input_shape(name), "image")],
         outputs=_outputs(name),
         image={"size": [-1, -1] if side is None else [side, side], "layout": "NCHW", "dtype": "float32",
                "channels": "RGB", "normalization": NORMALIZATION},
-        provenance={
-            "kind": "import",
-            "package": PACKAGE,
-            "package_version": metadata.version(PACKAGE),
-            "license": LICENSE,
-            "source_file": f"facenet_pytorch/data/{_NETS[name][1]}",
-            "source_sha256": sha256_file(weights_path(name)),
-        },
+        provenance=ImportProvenance(package=PACKAGE, package_version=metadata.version(PACKAGE), license=LICENSE,
+                                    source_file=f"facenet_pytorch/data/{_NETS[name][1]}",
+                                    source_sha256=sha256_file(weights_path(name))),
         parity={"reference": f"facenet_pytorch.models.mtcnn.{_NETS[name][0]} (torch, CPU), random inputs",
                 "checks": [parity.to_dict()]},
     )
@@ -158,20 +153,13 @@ def stage(version_dir: Path, version: int, name: str) -> dict:
 
 def build_mtcnn(models_dir: Path, *, force: bool = False) -> list[Path]:
     """Stage and publish v1 of the three nets (those missing, or all with ``force``); prints parity."""
-    from export.speaker_version import print_parity
+    from export.pipeline import export_version
 
     models_dir.mkdir(parents=True, exist_ok=True)
     published = []
     for name in NAMES:
         if versions(models_dir, name) and not force:
             continue
-        staged = staging_dir(models_dir, name, 1)
-        try:
-            card = stage(staged, 1, name)
-            print(f"{name}: exported; parity against {card['parity']['reference']}")
-            print_parity(card["parity"]["checks"])
-            write_card(staged, card)
-            published.append(publish(staged, models_dir, name, 1, replace=True))
-        finally:
-            shutil.rmtree(staged, ignore_errors=True)
+        print(f"{name}: exporting; parity against facenet-pytorch")
+        published.append(export_version(models_dir, name, 1, lambda staged, n=name: stage(staged, 1, n), replace=True))
     return published

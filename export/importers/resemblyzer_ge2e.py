@@ -22,7 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.card import new_card, sha256_file, tensor
+from contracts.card import SpeakerCard
+from contracts.card_sections import ImportProvenance, tensor
+from contracts.card_sections import Parity as ParitySection
+from contracts.waveforms import waveform_batch
+from export.card import sha256_file
 from export.onnx_export import export_onnx
 from export.parity import Parity, compare, onnx_session, require, torch_vs_onnx
 from training.models.ge2e import GE2EConfig, GE2EEncoder
@@ -118,21 +122,14 @@ def _pad_frames(mel: np.ndarray, frames: int) -> np.ndarray:
     return mel if len(mel) >= frames else np.pad(mel, ((0, frames - len(mel)), (0, 0)))
 
 
-def _feed(clips: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Zero-padded batch + lengths, the graph's two inputs."""
-    lengths = np.array([len(x) for x in clips], dtype=np.int64)
-    batch = np.zeros((len(clips), int(lengths.max())), dtype=np.float32)
-    for row, clip in enumerate(clips):
-        batch[row, : len(clip)] = clip
-    return {"waveform": batch, "lengths": lengths}
+_feed = waveform_batch  # the graph's two inputs: zero-padded batch + lengths
 
 
-def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[str]) -> dict:
+def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[str]) -> SpeakerCard:
     cfg = GE2EConfig()
-    return new_card(
-        NAME,
-        version,
-        "speaker",
+    return SpeakerCard(
+        name=NAME,
+        version=version,
         description="GE2E speaker encoder (3-layer LSTM, 40 mel) from Resemblyzer; whole-utterance "
         "embedding = normalised mean over 1.6 s windows, as VoiceEncoder.embed_utterance.",
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
@@ -142,13 +139,9 @@ def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[st
         shape_ranges={"samples": {"min": cfg.hop, "opt": 3 * cfg.sample_rate, "max": MAX_SECONDS * cfg.sample_rate},
                       "batch": {"min": 1, "opt": 8, "max": 16}},
         serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
-        provenance={
-            "kind": "import",
-            "package": "resemblyzer",
-            "package_version": metadata.version("resemblyzer"),
-            "license": LICENSE,
-            "source_file": "resemblyzer/pretrained.pt",
-            "source_sha256": sha256_file(weights_path()),
-        },
-        parity={"speech": list(speech_names), "checks": [p.to_dict() for p in parity]},
+        provenance=ImportProvenance(package="resemblyzer", package_version=metadata.version("resemblyzer"),
+                                    license=LICENSE, source_file="resemblyzer/pretrained.pt",
+                                    source_sha256=sha256_file(weights_path())),
+        parity=ParitySection(reference="resemblyzer.VoiceEncoder.embed_utterance (torch, CPU)", inputs=list(speech_names),
+                      checks=[p.to_dict() for p in parity]),
     )

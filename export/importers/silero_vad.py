@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from export.card import new_card, sha256_file, tensor
+from contracts.card import VadCard
+from contracts.card_sections import ImportProvenance, TensorSpec, tensor
+from export.card import sha256_file
 from export.parity import Parity, compare, onnx_session, require
 
 NAME = "silero-vad"
@@ -89,24 +91,23 @@ def measure_parity(candidate: Path) -> list[Parity]:
             require(compare("state", states), min_cosine=0.99999)]
 
 
-def _tensors(values, role: str) -> list[dict]:
+def _tensors(values, role: str) -> list[TensorSpec]:
     dtypes = {1: "float32", 7: "int64"}
     return [tensor(v.name, dtypes.get(v.type.tensor_type.elem_type, "float32"),
                    [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim], role)
             for v in values]
 
 
-def stage(version_dir: Path, version: int) -> dict:
+def stage(version_dir: Path, version: int) -> VadCard:
     """Export into ``version_dir``, check parity, and return the card."""
     import onnx
 
     target = export_graph(version_dir / "model.onnx")
     parity = measure_parity(target)
     graph = onnx.load(str(target)).graph
-    return new_card(
-        NAME,
-        version,
-        "vad",
+    return VadCard(
+        name=NAME,
+        version=version,
         description="Silero VAD v6, sequence form: speech probability per 32 ms frame (512 samples at "
         "16 kHz after 64 samples of context), LSTM state in and out once per block of frames; "
         "convolutions re-expressed as batched matrix products (same weights).",
@@ -114,13 +115,7 @@ def stage(version_dir: Path, version: int) -> dict:
         outputs=_tensors(graph.output, "vad-output"),
         audio={"sample_rate": 16000, "channels": 1, "chunk_samples": 512, "context_samples": 64,
                "frames_per_call": FRAMES_PER_CALL},
-        provenance={
-            "kind": "import",
-            "package": "silero-vad",
-            "package_version": metadata.version("silero-vad"),
-            "license": LICENSE,
-            "source_file": SOURCE,
-            "source_sha256": sha256_file(source_path()),
-        },
+        provenance=ImportProvenance(package="silero-vad", package_version=metadata.version("silero-vad"),
+                                    license=LICENSE, source_file=SOURCE, source_sha256=sha256_file(source_path())),
         parity={"reference": SOURCE, "checks": [p.to_dict() for p in parity]},
     )

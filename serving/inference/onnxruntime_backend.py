@@ -9,7 +9,7 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.errors import InvalidInput, Unavailable
-from serving.models.card import CardError
+from contracts.card import CardError
 from serving.models.repository import ModelVersion
 
 _NP_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "uint8": np.uint8, "float16": np.float16}

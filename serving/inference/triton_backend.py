@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, ToitsuError, Unavailable
-from serving.models.card import CardError
+from contracts.card import CardError
 from serving.models.repository import ModelVersion
 
 _NP_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "uint8": np.uint8, "float16": np.float16}

@@ -1,6 +1,5 @@
-"""Reading the model repository that ``export`` writes (DESIGN §2)."""
+"""The gateway's view of the model repository; cards are ``contracts.card``'s typed cards."""
 
-from serving.models.card import Calibration, ModelCard, TensorSpec
-from serving.models.repository import ModelRepository
+from serving.models.repository import ModelRepository, ModelVersion
 
-__all__ = ["Calibration", "ModelCard", "ModelRepository", "TensorSpec"]
+__all__ = ["ModelRepository", "ModelVersion"]

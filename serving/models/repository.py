@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.errors import NotFound
-from serving.models.card import CardError, ModelCard
+from contracts.card import AnyCard, CardError, load_card
 
 
 @dataclass(frozen=True)
 class ModelVersion:
-    card: ModelCard
+    card: AnyCard
     directory: Path
 
     @property
@@ -46,7 +46,7 @@ class ModelRepository:
         if chosen not in available:
             raise NotFound(f"model {name!r} has no version {chosen} (have: {', '.join(map(str, available))})")
         directory = self.root / name / str(chosen)
-        card = ModelCard.load(directory)
+        card = load_card(directory)
         if card.name != name or card.version != chosen:
             raise CardError(f"{directory}/card.json says {card.name} v{card.version}")
         if not (directory / card.file).is_file():

@@ -26,18 +26,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHIP_SIZE = 150
-CHIP_PADDING = 0.25
+from contracts.face_geometry import DLIB_CHIP_PADDING
+from contracts.face_geometry import DLIB_TEMPLATE_5 as DLIB_TEMPLATE_5_POINTS
 
-# dlib's 5-point template on the unit face square (get_face_chip_details, 5-part branch): outer and
-# inner corner of the image-right eye, outer and inner corner of the image-left eye, nose base.
-DLIB_TEMPLATE_5 = np.array([
-    [0.8595674595992, 0.2134981538014],
-    [0.6460604764104, 0.2289674387677],
-    [0.1205750620789, 0.2137274526848],
-    [0.3340850613712, 0.2290642403242],
-    [0.4901123135679, 0.6277975316475],
-])
+CHIP_SIZE = 150
+CHIP_PADDING = DLIB_CHIP_PADDING
+DLIB_TEMPLATE_5 = np.array(DLIB_TEMPLATE_5_POINTS)  # [5, 2]; the card's image.alignment.template
 
 # dlib's 68-point mean face (get_face_chip_details, points 17…67 on the same unit square), from
 # which MTCNN's points are placed: eye centres = mean of points 36–41 (image-left eye) and 42–47,
@@ -262,12 +256,14 @@ def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
     return _bilinear(source, x, y).reshape(size, size, 3)
 
 
-def face_chip(image: np.ndarray, points5: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING) -> np.ndarray:
+def face_chip(image: np.ndarray, points5: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING,
+              template: np.ndarray = DLIB_TEMPLATE_5) -> np.ndarray:
     """``dlib.get_face_chip(image, det, size, padding)`` from dlib's 5 landmarks [5, 2] (x, y).
 
-    ``image``: RGB uint8 [H, W, 3]. Returns the aligned chip [size, size, 3] uint8 (RGB).
+    ``image``: RGB uint8 [H, W, 3]; ``template`` [5, 2]: the points' places on the unit face
+    square (a card's ``image.alignment.template``). Returns the chip [size, size, 3] uint8 (RGB).
     """
-    return extract_chip(image, chip_details(points5, DLIB_TEMPLATE_5, size, padding))
+    return extract_chip(image, chip_details(points5, template, size, padding))
 
 
 def fallback_chip_from_mtcnn(image: np.ndarray, mtcnn_landmarks: np.ndarray, size: int = CHIP_SIZE,

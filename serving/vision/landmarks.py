@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-NPZ_FORMAT = 1
+from contracts.landmarks_npz import read_landmarks_npz
+
 
 
 def _similarity_m(src_centered: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -114,25 +115,8 @@ class ShapePredictor5:
 
     @classmethod
     def load(cls, path: Path) -> ShapePredictor5:
-        """Read the ``.npz`` written by ``export/importers/dlib_landmarks.py``."""
-        with np.load(path, allow_pickle=False) as z:
-            version = int(z["format"])
-            if version != NPZ_FORMAT:
-                raise ValueError(f"{path}: landmark model format {version}, this reader knows {NPZ_FORMAT}")
-            return cls(
-                initial_shape=z["initial_shape"].astype(np.float32),
-                anchor_idx=z["anchor_idx"].astype(np.int32),
-                deltas=z["deltas"].astype(np.float32),
-                split_idx=z["split_idx"].astype(np.int32),
-                split_thresh=z["split_thresh"].astype(np.float32),
-                leaf_values=z["leaf_values"].astype(np.float32),
-            )
-
-    def save(self, path: Path) -> Path:
-        np.savez(path, format=np.int32(NPZ_FORMAT), initial_shape=self.initial_shape, anchor_idx=self.anchor_idx,
-                 deltas=self.deltas, split_idx=self.split_idx, split_thresh=self.split_thresh,
-                 leaf_values=self.leaf_values)
-        return path
+        """Read the ``.npz`` of ``contracts.landmarks_npz`` (written by the landmark importer)."""
+        return cls(**read_landmarks_npz(path))
 
     def predict_unit(self, gray_or_rgb: np.ndarray, box: np.ndarray) -> np.ndarray:
         """The final shape [P, 2] float32 in the box's unit square (before mapping to pixels)."""

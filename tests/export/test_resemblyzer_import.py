@@ -9,6 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from contracts.card import card_json
 from export.importers import resemblyzer_ge2e
 from export.importers.real_speech import load_real_speech
 from export.parity import ParityError
@@ -28,7 +29,7 @@ def test_export_passes_parity_and_card_records_it(tmp_path, speech):
     checks = {p.check: p for p in resemblyzer_ge2e.measure_parity(encoder, path, speech)}
     assert checks["model"].max_abs_diff <= 1e-4 and checks["graph"].max_abs_diff <= 1e-4
     assert checks["utterance"].min_cosine >= 0.999 and checks["padding"].max_abs_diff <= 1e-5
-    card = resemblyzer_ge2e.build_card(3, list(checks.values()), ["real", "generated"])
+    card = card_json(resemblyzer_ge2e.build_card(3, list(checks.values()), ["real", "generated"]))
     assert card["version"] == 3 and card["provenance"]["license"] == "Apache-2.0"
     assert [c["check"] for c in card["parity"]["checks"]] == ["mel", "model", "graph", "utterance", "padding"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from contracts.card import card_json
 from export.importers import silero_vad
 from export.parity import ParityError
 
@@ -12,7 +13,7 @@ pytest.importorskip("silero_vad")
 
 
 def test_export_matches_the_wheels_graph(tmp_path):
-    card = silero_vad.stage(tmp_path, 1)
+    card = card_json(silero_vad.stage(tmp_path, 1))
     checks = {c["check"]: c for c in card["parity"]["checks"]}
     assert checks["probabilities"]["max_abs_diff"] <= 1e-4 and checks["state"]["min_cosine"] >= 0.99999
     assert [t["name"] for t in card["inputs"]] == ["input", "h", "c"]

@@ -35,7 +35,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_export_publishes_a_face_version_within_tolerance(run_dir, tmp_path):
-    from serving.models.card import ModelCard
+    from contracts.card import load_card
 
     version_dir = export_face_run(run_dir, tmp_path / "models")
     assert version_dir == tmp_path / "models/tiny-face/1" and (tmp_path / "models/tiny-face/config.pbtxt").exists()
@@ -50,7 +50,7 @@ def test_export_publishes_a_face_version_within_tolerance(run_dir, tmp_path):
     assert card["provenance"]["eval"]["eer"] == run["eval"]["eer"] and "graph_grouping" in card["provenance"]["method"]
     checks = {c["check"]: c for c in card["parity"]["checks"]}
     assert checks["graph"]["max_abs_diff"] <= 1e-4 and checks["batching"]["max_abs_diff"] <= 1e-5
-    served = ModelCard.load(version_dir)
+    served = load_card(version_dir)
     assert served.modality == "face" and served.embedding_dim == 16 and served.input_with_role("image").name == "chip"
 
     chips, _ = corpus_chips(112)

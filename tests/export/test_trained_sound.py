@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.card import SoundCard, card_json
+from contracts.card_sections import Calibration
 from export.parity import ParityError
 from export.trained_sound import add_calibration, corpus_clips, export_sound_run, sound_parity
 from export.trained_speaker import export_encoder
@@ -36,7 +38,7 @@ def work_dir(tmp_path_factory):
 
 
 def test_export_publishes_a_sound_version_within_tolerance(run_dir, work_dir, tmp_path):
-    from serving.models.card import ModelCard
+    from contracts.card import load_card
     from export.parity import onnx_session
 
     models = tmp_path / "models"
@@ -51,8 +53,8 @@ def test_export_publishes_a_sound_version_within_tolerance(run_dir, work_dir, tm
     assert card["provenance"]["step"] == 3 and card["provenance"]["eval"]["accuracy"] == run["eval"]["accuracy"]
     checks = {c["check"]: c for c in card["parity"]["checks"]}
     assert checks["graph"]["max_abs_diff"] <= 1e-4 and checks["padding"]["max_abs_diff"] <= 1e-5
-    assert card["parity"]["clips"] == ["8 clips of parity-sounds-16000"]
-    served = ModelCard.load(version_dir)
+    assert card["parity"]["inputs"] == ["8 clips of parity-sounds-16000"]
+    served = load_card(version_dir)
     assert served.modality == "sound" and served.embedding_dim == 16 and served.calibration is None
 
     clips, _ = corpus_clips(work_dir, 16000)
@@ -63,20 +65,21 @@ def test_export_publishes_a_sound_version_within_tolerance(run_dir, work_dir, tm
 
 def test_calibration_hook_and_later_calibration(run_dir, work_dir, tmp_path):
     models = tmp_path / "models"
-    calibration = {"dev_trials": "sound-dev", "eer": 0.1, "eer_threshold": 0.5,
-                   "thresholds": [{"far": 0.01, "threshold": 0.7}]}
+    calibration = Calibration(dev_trials="sound-dev", n_target=3, n_nontarget=30, eer=0.1, eer_threshold=0.5,
+                              thresholds=[{"far": 0.01, "threshold": 0.7, "frr": 0.3}])
+    written = card_json(SoundCard.model_construct(calibration=calibration))["calibration"]
     seen = {}
 
     def calibrate(staged, card):
-        seen.update(files=sorted(p.name for p in staged.iterdir()), modality=card["modality"])
+        seen.update(files=sorted(p.name for p in staged.iterdir()), modality=card.modality)
         return calibration
 
     first = export_sound_run(run_dir, models, work_dir)
     second = export_sound_run(run_dir, models, work_dir, calibrate=calibrate)
     assert seen == {"files": ["card.json", "model.onnx"], "modality": "sound"}
-    assert json.loads((second / "card.json").read_text())["calibration"] == calibration
-    assert add_calibration(first, calibration)["calibration"] == calibration
-    assert json.loads((first / "card.json").read_text())["calibration"] == calibration
+    assert json.loads((second / "card.json").read_text())["calibration"] == written
+    assert add_calibration(first, calibration).calibration == calibration
+    assert json.loads((first / "card.json").read_text())["calibration"] == written
 
 
 def test_a_graph_that_differs_from_the_module_is_refused(run_dir, work_dir, tmp_path):

@@ -14,7 +14,13 @@ from export import tensorrt
 from export.triton_config import config_pbtxt
 from export.triton_python_backend import MODEL_PY, write_triton_repository
 from export.triton_python_model import check_request, merge, plan_groups, split_rows, RequestError
+from contracts.card import AnyCard, card_json, parse_card
 from tests.export.test_repository import _card, _publish
+
+
+def _with(card: AnyCard, **sections: object) -> AnyCard:
+    """``card`` with some sections replaced, validated again."""
+    return parse_card({**card_json(card), **sections})
 
 
 def test_onnxruntime_variant_cpu():
@@ -27,8 +33,8 @@ def test_onnxruntime_variant_cpu():
 
 
 def test_onnxruntime_variant_gpu_with_tensorrt_fp16_profiles_from_the_card():
-    card = {**_card(1), "shape_ranges": {"samples": {"min": 160, "opt": 48000, "max": 960000},
-                                         "batch": {"min": 1, "opt": 8, "max": 32}}}
+    card = _with(_card(1), shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000},
+                                         "batch": {"min": 1, "opt": 8, "max": 32}})
     text = config_pbtxt(card, kind="KIND_GPU", tensorrt_fp16=True, version_policy="specific:1,3")
     assert "instance_group [ { count: 1 kind: KIND_GPU } ]" in text
     assert "version_policy: { specific: { versions: [ 1, 3 ] } }" in text
@@ -66,7 +72,7 @@ def test_tensorrt_variant_and_refused_combinations():
 
 
 def test_a_model_without_batching_has_no_dynamic_batcher():
-    card = {**_card(1), "serving": {"max_batch_size": 0}}
+    card = _with(_card(1), serving={"max_batch_size": 0})
     text = config_pbtxt(card, variant="python")
     assert "max_batch_size: 0" in text and "dynamic_batching" not in text and "allow_ragged_batch" not in text
     assert "dims: [ -1, -1 ]" in text
@@ -134,12 +140,12 @@ def test_equal_shapes_group_without_a_waveform_and_bad_requests_are_refused():
 
 # -- TensorRT -----------------------------------------------------------------------------------------
 def test_profile_shapes_come_from_the_card_and_missing_ranges_are_errors():
-    card = {**_card(1), "shape_ranges": {"samples": {"min": 160, "opt": 48000, "max": 960000},
-                                         "batch": {"min": 1, "opt": 8, "max": 16}}}
+    card = _with(_card(1), shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000},
+                                         "batch": {"min": 1, "opt": 8, "max": 16}})
     assert tensorrt.profile_shapes(card) == {"waveform": ((1, 160), (8, 48000), (16, 960000)),
                                              "lengths": ((1,), (8,), (16,))}
     with pytest.raises(ValueError, match="no 'samples' range"):
-        tensorrt.profile_shapes({**card, "shape_ranges": {"batch": card["shape_ranges"]["batch"]}})
+        tensorrt.profile_shapes(_with(card, shape_ranges={"batch": card_json(card)["shape_ranges"]["batch"]}))
 
 
 def test_without_tensorrt_build_plan_says_so_plainly(tmp_path, monkeypatch):

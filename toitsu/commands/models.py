@@ -23,9 +23,10 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def build_defaults(args: argparse.Namespace) -> int:
     from export.model_pack import build_default_pack
-    from serving.offline import face_file_embedder, file_embedder
+    from serving.offline import face_file_embedder, file_embedder, landmark_predictor
 
-    build_default_pack(args.models, args.work, file_embedder, face_file_embedder, force=args.force)
+    build_default_pack(args.models, args.work, file_embedder, face_file_embedder, landmark_predictor,
+                       force=args.force)
     return 0
 
 
@@ -37,11 +38,10 @@ def list_models(args: argparse.Namespace) -> int:
     for name in repo.names():
         for version in repo.versions(name):
             card = repo.get(name, version).card
-            cal = card.calibration
-            rows.append({"name": name, "version": version, "modality": card.modality,
-                         "license": card.raw.get("provenance", {}).get("license", ""),
+            cal = card.calibration_section
+            rows.append({"name": name, "version": version, "modality": card.modality, "license": card.license,
                          "eer": cal.eer if cal else None,
-                         "thresholds": {str(k): v for k, v in cal.thresholds.items()} if cal else {}})
+                         "thresholds": {f"{t.far:g}": t.threshold for t in cal.thresholds} if cal else {}})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -131,18 +131,12 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from export.trained import Embedders, export_trained_run
+    from serving.offline import face_file_embedder, file_embedder
+
     kind, _ = _load_any(args.run_dir / "recipe.yaml", [])
-    if kind == "sound":
-        from export.trained_sound import export_sound_run
-
-        version_dir = export_sound_run(args.run_dir, args.models, args.work, name=args.name)
-    elif kind == "face":
-        version_dir = _export_face(args)
-    else:
-        from export.trained_speaker import export_run
-        from serving.offline import file_embedder
-
-        version_dir = export_run(args.run_dir, args.models, args.work, file_embedder, name=args.name)
+    version_dir = export_trained_run(kind, args.run_dir, args.models, args.work,
+                                     Embedders(audio=file_embedder, face=face_file_embedder), name=args.name)
     print(f"published {version_dir}")
     if args.format == "tensorrt":
         from export.tensorrt import TensorRTUnavailable, build_plan_for_version
@@ -152,26 +146,6 @@ def export(args: argparse.Namespace) -> int:
         except TensorRTUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
     return 0
-
-
-def _export_face(args: argparse.Namespace) -> Path:
-    """A face run → a new, calibrated version: calibration runs the gateway's face pipeline
-    (MTCNN → dlib 5 points → chip of the model's size), so the repository needs the default
-    pack's detector and landmark models; without them the version is published uncalibrated
-    (the gateway refuses to serve it) and the message says so."""
-    from export.face_calibration import face_calibrator
-    from export.trained_face import export_face_run
-    from serving.models.repository import ModelRepository
-    from serving.offline import face_file_embedder
-
-    have = set(ModelRepository(args.models).names()) if args.models.is_dir() else set()
-    calibrate = None
-    if {"mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet", "dlib-sp5"} <= have:
-        calibrate = face_calibrator(face_file_embedder, args.models, args.work)
-    else:
-        print(f"warning: {args.models} lacks the face detector / landmark models (`make models`): "
-              "the version is published without calibration and cannot be served until re-exported")
-    return export_face_run(args.run_dir, args.models, name=args.name, calibrate=calibrate)
 
 
 def _evaluate_sound(args: argparse.Namespace) -> int:

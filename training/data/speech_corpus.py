@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts.atomic import write_text_atomic
+from contracts.trials import DevTrials, Trial, format_trial, parse_trial
 from training.data.manifest import ManifestRecord, read_manifest, write_manifest
 from training.data.synthetic_speech import (DEV_SPEAKER_OFFSET, SpeakerSpec, check_voices,
                                             enumerate_speakers, espeak_version, render_utterance)
@@ -152,24 +154,6 @@ def build_speech_corpus(out_dir: str | Path, n_speakers: int, utterances_per_spe
     return manifest
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One verification trial: does ``test`` come from enrolled ``speaker``?"""
-
-    speaker: str
-    test: Path
-    target: bool
-
-
-@dataclass(frozen=True)
-class DevTrials:
-    """A calibration dev set: enrollment wavs per speaker and the full trial list."""
-
-    name: str
-    enrollments: dict[str, list[Path]]
-    trials: list[Trial]
-
-
 DEV_TEST_EFFECTS = ("telephone", "noise_snr20", "noise_snr10", "noise_snr5", "reverb",
                     "telephone+noise")
 
@@ -212,11 +196,8 @@ def build_dev_trials(out_dir: str | Path, n_speakers: int = 64, enroll_per_speak
     records = _run_jobs(jobs, workers, progress, "dev trials")
     write_manifest(out_dir / "manifest.jsonl", records)
     tests = [r for r in records if r.split == "test"]
-    lines = [f"{int(t.identity == s.id)} {s.id} {t.path.relative_to(out_dir).as_posix()}"
-             for s in specs for t in tests]
-    tmp = out_dir / ".trials.txt.tmp"
-    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    os.replace(tmp, out_dir / "trials.txt")
+    lines = [format_trial(Trial(s.id, t.path, t.identity == s.id), out_dir) for s in specs for t in tests]
+    write_text_atomic(out_dir / "trials.txt", "\n".join(lines) + "\n")
     _finish_build(out_dir, name=name, speakers=[s.to_dict() for s in specs])
     return load_dev_trials(out_dir)
 
@@ -233,8 +214,5 @@ def load_dev_trials(out_dir: str | Path) -> DevTrials:
             enrollments.setdefault(str(record.identity), []).append(record.path)
     trials = []
     for lineno, line in enumerate((out_dir / "trials.txt").read_text().splitlines(), 1):
-        label, speaker, rel = line.split(maxsplit=2)
-        if label not in ("0", "1") or speaker not in enrollments:
-            raise ValueError(f"{out_dir / 'trials.txt'}:{lineno}: bad trial line {line!r}")
-        trials.append(Trial(speaker=speaker, test=out_dir / rel, target=label == "1"))
+        trials.append(parse_trial(line, out_dir, enrollments, f"{out_dir / 'trials.txt'}:{lineno}"))
     return DevTrials(name=stamp["name"], enrollments=enrollments, trials=trials)

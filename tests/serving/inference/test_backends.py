@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.embedders import waveform_batch
+from contracts.waveforms import waveform_batch
 from serving.errors import InvalidInput, Unavailable
 
 KEY = "speaker/1"

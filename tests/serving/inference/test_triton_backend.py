@@ -11,10 +11,10 @@ import pytest
 from tritonclient.utils import InferenceServerException
 
 from export.triton_server import free_port
-from serving.embedders import waveform_batch
+from contracts.waveforms import waveform_batch
 from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, Unavailable
 from serving.inference.triton_backend import TritonBackend
-from serving.models.card import CardError
+from contracts.card import CardError
 
 KEY = "speaker/1"
 CONFIG = {"max_batch_size": 16, "output": [{"name": "embedding"}],

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from contracts.face_geometry import dlib_alignment
 from serving.models.repository import ModelRepository
 from serving.vision.landmarks import ShapePredictor5
 from serving.vision.mtcnn import MtcnnDetector
@@ -41,7 +42,8 @@ def distances(models_dir) -> dict[str, float]:
 
     repo = ModelRepository(models_dir)
     stages = [repo.get(f"mtcnn-{s}").model_path for s in ("pnet", "rnet", "onet")]
-    pipeline = FacePipeline(MtcnnDetector(*stages), ShapePredictor5.load(repo.get("dlib-sp5").model_path), 150)
+    pipeline = FacePipeline(MtcnnDetector(*stages), ShapePredictor5.load(repo.get("dlib-sp5").model_path),
+                            dlib_alignment(150))
     session = ort.InferenceSession(str(repo.get("dlib-resnet-v1").model_path), providers=["CPUExecutionProvider"])
     detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(sp5_path()))
     recognizer = dlib.face_recognition_model_v1(str(resnet_path()))
