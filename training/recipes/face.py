@@ -183,12 +183,12 @@ def make_gcl_step(frames_per_group: int):
 def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
                       evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate on held-out identities and write ``run_dir/run.json``; returns its content."""
-    from training.recipes.config import recipe_hash
+    from training.recipes.config import run_identity
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
-    run_dir = Path(run_dir)
+    run_dir, identity = Path(run_dir), run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
     tracks, source = face_tracks(recipe.data)
     train, heldout = tracks.subset("train"), tracks.subset("heldout")
@@ -199,10 +199,10 @@ def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
     encoder = build_face_model(recipe)
     modules = {"encoder": encoder, "loss": build_face_loss(recipe)}
     step = graph_step if recipe.method["name"] == "graph_grouping" else make_gcl_step(recipe.data.frames_per_group)
-    trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, recipe=recipe,
+    trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, identity=identity,
                       items_per_batch=lambda b: int(b["images"].shape[0]), dist=dist, resume=resume)
     result = trainer.fit()
-    run: dict[str, Any] = {"recipe_hash": recipe_hash(recipe), "kind": "face", **source, "step": result.step,
+    run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "face", **source, "step": result.step,
                            "wall_time_s": result.wall_time_s, "steps_per_s": result.steps_per_s,
                            "items_per_s": result.items_per_s, "metrics": result.metrics,
                            "train_frames": len(train), "train_groups": int(batches.group_ids.size),

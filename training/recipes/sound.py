@@ -221,14 +221,14 @@ def classify_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
 def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = True,
                        evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate (test fold or fresh formula batches) and write ``run_dir/run.json``."""
-    from training.recipes.config import recipe_hash
+    from training.recipes.config import run_identity
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
-    run_dir = Path(run_dir)
+    run_dir, identity = Path(run_dir), run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
-    run: dict[str, Any] = {"recipe_hash": recipe_hash(recipe), "kind": "sound"}
+    run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "sound"}
     if recipe.data.formula is not None:
         dataset = formula_dataset(recipe.data.formula)
         classes, train, test = list(dataset.class_names), [], []
@@ -244,7 +244,8 @@ def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = Tru
     if recipe.init_from:
         run["init_from"] = initialise_from(encoder, recipe)
     trainer = Trainer(recipe.trainer, {"encoder": encoder, "head": head}, classify_step, batches, run_dir,
-                      recipe=recipe, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist, resume=resume)
+                      identity=identity, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist,
+                      resume=resume)
     result = trainer.fit()
     run.update(step=result.step, wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                items_per_s=result.items_per_s, metrics=result.metrics, classes=classes)

@@ -110,20 +110,22 @@ def items_in(batch: dict[str, Any]) -> int:
 
 def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate on held-out speakers and write ``run_dir/run.json``; returns its content."""
+    from training.recipes.config import run_identity
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
+    identity = run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
     records, manifest = manifest_records(recipe.data)
     batches = build_batches(recipe, records, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method and rank
     encoder = build_encoder(recipe)
     modules = {"encoder": encoder, "loss": build_loss(recipe, encoder.embedding_dim, len(batches.speakers))}
-    trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir, recipe=recipe,
-                      items_per_batch=items_in, dist=dist, resume=resume)
+    trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir,
+                      identity=identity, items_per_batch=items_in, dist=dist, resume=resume)
     result = trainer.fit()
-    run = {"recipe_hash": _recipe_hash(recipe), "data_manifest": str(manifest),
+    run = {"recipe_hash": identity.recipe_hash, "data_manifest": str(manifest),
            "data_manifest_sha256": file_sha256(manifest), "step": result.step, "wall_time_s": result.wall_time_s,
            "steps_per_s": result.steps_per_s, "items_per_s": result.items_per_s, "metrics": result.metrics,
            "labelled_speakers": len(getattr(batches, "labelled_speakers", ()) or ()),
@@ -156,8 +158,3 @@ def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir:
     report["eval_seconds"] = time.perf_counter() - started
     return report
 
-
-def _recipe_hash(recipe: SpeakerRecipe) -> str:
-    from training.recipes.config import recipe_hash
-
-    return recipe_hash(recipe)
