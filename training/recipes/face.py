@@ -4,7 +4,7 @@ A face recipe is ``kind: face`` (``toitsu train`` dispatches on it) and trains `
 ``training.models.iresnet.IResNet``; chips uint8 NHWC in, normalisation inside) with ``method``:
 
 - ``{name: graph_grouping, form: walk, steps: T}`` or ``{name: graph_grouping, form: ncut}``
-  (``training.losses.graph_grouping``) on each batch's G groups × K frames;
+  (``training.methods.graph_grouping``) on each batch's G groups × K frames;
 - ``{name: gcl, form: sigmoid}`` — the baseline, GCL's pairwise form (``form: cross`` is the
   softmax form) on **the same batches**: the K frames of a group are split into two views
   (frames 0 … K/2−1 are anchors, K/2 … K−1 positives, so K must be even) and the keys are the
@@ -40,7 +40,8 @@ from torch import nn
 
 from training.trainer.config import TrainerConfig
 
-METHOD_NAMES = ("graph_grouping", "gcl")
+# A face recipe's method.name → the seed method (training.methods.METHODS) it trains with.
+METHOD_KEYS: dict[str, str] = {"graph_grouping": "graph_grouping", "gcl": "generalized_contrastive"}
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class FaceRecipe:
     export_name: str = "toitsu-face"
 
     def __post_init__(self) -> None:
-        if self.method.get("name") not in METHOD_NAMES:
-            raise ValueError(f"method.name must be one of {', '.join(METHOD_NAMES)}, got {self.method.get('name')!r}")
+        if self.method.get("name") not in METHOD_KEYS:
+            raise ValueError(f"method.name must be one of {', '.join(METHOD_KEYS)}, got {self.method.get('name')!r}")
         if self.method["name"] == "gcl" and self.data.frames_per_group % 2:
             raise ValueError("method gcl splits each group's frames into two views: data.frames_per_group must be even")
         if self.model.get("name") != "iresnet":
@@ -120,16 +121,14 @@ def build_face_model(recipe: FaceRecipe) -> nn.Module:
 
 
 def build_face_loss(recipe: FaceRecipe) -> nn.Module:
+    """The loss module of ``recipe.method`` (its other keys are the constructor's arguments)."""
+    from training.methods import METHODS
+
     kwargs = dict(recipe.method)
     name = kwargs.pop("name")
-    if name == "graph_grouping":
-        from training.losses.graph_grouping import GraphGroupingLoss
-
-        return GraphGroupingLoss(**kwargs)
-    from training.methods.generalized_contrastive import GeneralizedContrastiveLoss
-
-    kwargs.setdefault("form", "sigmoid")
-    return GeneralizedContrastiveLoss(**kwargs)
+    if name == "gcl":
+        kwargs.setdefault("form", "sigmoid")  # the METHODS §5 baseline is GCL's pairwise form
+    return METHODS[METHOD_KEYS[name]].build(**kwargs)
 
 
 def face_tracks(data: FaceData):

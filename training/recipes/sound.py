@@ -27,7 +27,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -36,13 +36,17 @@ from torch import nn
 from training.recipes.speaker import TrainedEncoder, file_sha256
 from training.trainer.config import TrainerConfig
 
+if TYPE_CHECKING:
+    from training.methods.closed_form_pretraining import FormulaDataset
+
 EVAL_SEED_OFFSET = 1_000_003  # evaluation / precise-BN batches: a seed no training step uses
 PRECISE_BN_FILE = "precise_bn.pt"
 
 
 @dataclass(frozen=True)
 class FormulaSection:
-    """A formula class set (``training.data.formula_sounds.FORMULA_DATASETS``) and its arguments."""
+    """A formula class set (a ``training.methods.closed_form_pretraining.FORMULA_DATASETS`` key) and
+    its constructor arguments (METHODS §4)."""
 
     dataset: Literal["d1", "d2", "d3", "all"] = "all"
     params: dict[str, Any] = field(default_factory=dict)
@@ -135,10 +139,11 @@ def build_sound_model(recipe: SoundRecipe) -> nn.Module:
     return build_sound_encoder(name, frontend=frontend, **kwargs)
 
 
-def formula_dataset(section: FormulaSection):
-    from training.data.formula_sounds import FORMULA_DATASETS
+def formula_dataset(section: FormulaSection) -> FormulaDataset:
+    """The class set a pre-training recipe's ``data.formula`` names (METHODS §4)."""
+    from training.methods import METHODS
 
-    return FORMULA_DATASETS[section.dataset](**section.params)
+    return METHODS["closed_form_pretraining"].build(section.dataset, **section.params)
 
 
 def corpus_records(data: SoundData) -> tuple[list, Path]:
@@ -171,7 +176,7 @@ def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), class
     """Step-indexed batches ``{"waveform" [B, T], "lengths" [B], "labels" [B]}`` for the trainer."""
     d, t = recipe.data, recipe.trainer
     if d.formula is not None:
-        from training.data.formula_sounds import FormulaBatches
+        from training.data.formula_batches import FormulaBatches
 
         return FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
                               sample_rate=d.sample_rate, seed=t.seed, rank=rank, steps=t.steps)
@@ -317,7 +322,7 @@ def evaluate_sound(recipe: SoundRecipe, encoder: nn.Module, head: nn.Module, out
     ``out_dir/report.json`` and ``out_dir/confusion.png``; returns the report."""
     d = recipe.data
     if d.formula is not None:
-        from training.data.formula_sounds import FormulaBatches
+        from training.data.formula_batches import FormulaBatches
 
         batches = FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
                                  sample_rate=d.sample_rate, seed=recipe.trainer.seed + EVAL_SEED_OFFSET,

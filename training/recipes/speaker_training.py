@@ -65,19 +65,23 @@ def meta_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
 STEPS: dict[str, Callable] = {"gcl": gcl_step, "ap": ap_step, "aam": aam_step, "meta": meta_step}
 
 
+# A speaker recipe's method.name → the seed method (training.methods.METHODS) it trains with.
+METHOD_KEYS: dict[str, str] = {"gcl": "generalized_contrastive", "meta": "meta_training_sets"}
+
+
 def build_loss(recipe: SpeakerRecipe, embedding_dim: int, n_speakers: int) -> nn.Module:
+    """The loss module of ``recipe.method`` (its other keys are the constructor's arguments)."""
     from training.losses import LOSSES
+    from training.methods import METHODS, AngularPrototypicalLoss
 
     kwargs = dict(recipe.method)
     name = kwargs.pop("name")
-    if name == "gcl":
-        return LOSSES["generalized_contrastive"](**kwargs)
-    if name == "ap":
-        return LOSSES["angular_prototypical"](**kwargs)
-    if name == "aam":
+    if name in METHOD_KEYS:
+        return METHODS[METHOD_KEYS[name]].build(**kwargs)
+    if name == "ap":  # the AP baseline: GCL's one-pair-per-speaker case (METHODS §1)
+        return AngularPrototypicalLoss(**kwargs)
+    if name == "aam":  # the classification baseline: a margin head over the training speakers
         return LOSSES["aam_softmax"](embedding_dim, n_speakers, **kwargs)
-    if name == "meta":
-        return LOSSES["meta_training_sets"](**kwargs)
     raise ValueError(f"method.name {name!r} is not one of {sorted(STEPS)}")
 
 
