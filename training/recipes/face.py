@@ -131,6 +131,11 @@ def build_face_loss(recipe: FaceRecipe) -> nn.Module:
     return METHODS[METHOD_KEYS[name]].build(**kwargs)
 
 
+def build_modules(recipe: FaceRecipe) -> dict[str, nn.Module]:
+    """``{"encoder", "loss"}`` of the recipe (both depend on the recipe alone)."""
+    return {"encoder": build_face_model(recipe), "loss": build_face_loss(recipe)}
+
+
 def face_tracks(data: FaceData):
     """The recipe's corpus as ``FaceTracks`` (rendered, or loaded from the manifest) and its source."""
     from training.data import face_tracks as ft
@@ -195,8 +200,8 @@ def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
         raise ValueError("the face corpus has no 'train' frames")
     batches = build_face_batches(recipe, train, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method
-    encoder = build_face_model(recipe)
-    modules = {"encoder": encoder, "loss": build_face_loss(recipe)}
+    modules = build_modules(recipe)
+    encoder = modules["encoder"]
     step = graph_step if recipe.method["name"] == "graph_grouping" else make_gcl_step(recipe.data.frames_per_group)
     trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, identity=identity,
                       items_per_batch=lambda b: int(b["images"].shape[0]), dist=dist, resume=resume)
@@ -267,6 +272,20 @@ def evaluate_face(encoder: nn.Module, heldout, out_dir: Path, *, name: str, max_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def evaluate_run(recipe: FaceRecipe, run_dir: Path | None, out_dir: Path, *, name: str) -> dict[str, Any]:
+    """``evaluate_face`` of a run's encoder on the recipe's held-out tracks; with ``run_dir`` None,
+    of the recipe's untrained encoder, seeded as ``train_face_recipe`` seeds it."""
+    from training.trainer.rng import seed_everything
+
+    if run_dir is None:
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder = build_face_model(recipe).eval()
+    else:
+        _, encoder, _, _ = load_face_run(run_dir)
+    tracks, _ = face_tracks(recipe.data)
+    return evaluate_face(encoder, tracks.subset("heldout"), out_dir, name=name, max_frames=recipe.data.max_eval_frames)
 
 
 # ------------------------------------------------------------------------------ loading

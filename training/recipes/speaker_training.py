@@ -85,6 +85,13 @@ def build_loss(recipe: SpeakerRecipe, embedding_dim: int, n_speakers: int) -> nn
     raise ValueError(f"method.name {name!r} is not one of {sorted(STEPS)}")
 
 
+def build_modules(recipe: SpeakerRecipe, n_speakers: int | None = None) -> dict[str, nn.Module]:
+    """``{"encoder", "loss"}`` of the recipe. ``n_speakers`` (training speakers) sizes the AAM head;
+    before the data is read a stand-in of 2 still lets every constructor check its arguments."""
+    encoder = build_encoder(recipe)
+    return {"encoder": encoder, "loss": build_loss(recipe, int(encoder.embedding_dim), n_speakers or 2)}
+
+
 def build_batches(recipe: SpeakerRecipe, records: Sequence, *, rank: int):
     from training.data.audio_store import AudioStore
     from training.data.augment import Augmenter
@@ -124,8 +131,8 @@ def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, e
     records, manifest = manifest_records(recipe.data)
     batches = build_batches(recipe, records, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method and rank
-    encoder = build_encoder(recipe)
-    modules = {"encoder": encoder, "loss": build_loss(recipe, encoder.embedding_dim, len(batches.speakers))}
+    modules = build_modules(recipe, len(batches.speakers))
+    encoder = modules["encoder"]
     trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir,
                       identity=identity, items_per_batch=items_in, dist=dist, resume=resume)
     result = trainer.fit()
@@ -140,6 +147,20 @@ def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, e
         (run_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
     cleanup_distributed()
     return run
+
+
+def evaluate_run(recipe: SpeakerRecipe, run_dir: Path | None, out_dir: Path, *, name: str) -> dict[str, Any]:
+    """The EER/minDCF report of a run's encoder (``evaluate_encoder_on_data``); with ``run_dir``
+    None, of the recipe's untrained encoder, seeded as ``train_recipe`` seeds it."""
+    from training.recipes.speaker import load_trained_encoder
+    from training.trainer.rng import seed_everything
+
+    if run_dir is None:
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder = build_encoder(recipe).eval()
+    else:
+        encoder = load_trained_encoder(run_dir).encoder
+    return evaluate_encoder_on_data(encoder, recipe, out_dir, name=name)
 
 
 def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir: Path, *, name: str) -> dict[str, Any]:
