@@ -33,7 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from training.data.face_tracks import GroupBatches, render_face_tracks  # noqa: E402
-from training.losses.graph_grouping import GraphGroupingLoss  # noqa: E402
+from training.methods.graph_grouping import GraphGroupingLoss  # noqa: E402
 from training.models.iresnet import IResNet  # noqa: E402
 from training.recipes.config import load_recipe  # noqa: E402
 from training.recipes.sound import SoundRecipe, build_batches, build_sound_model  # noqa: E402

@@ -3,10 +3,10 @@
 Training runs under ``torchrun`` unchanged (``torchrun --nproc_per_node=8 -m toitsu train …``):
 the trainer reads the distributed environment itself.
 
-A recipe's top-level ``kind`` says what it trains: ``speaker`` (the default, so speaker recipes
-need not say it), ``sound`` (``training/recipes/sound.py``: formula pre-training and k-shot
-fine-tuning) or ``face`` (``training/recipes/face.py``: graph grouping / GCL on face tracks). A run folder's ``recipe.yaml`` carries the kind of the run, so ``toitsu eval RUN``
-and ``toitsu export RUN`` dispatch on it too.
+A recipe's top-level ``kind`` says what it trains (``speaker`` when absent): one lookup in
+``training.recipes.kinds.KINDS`` gives its schema and its train and eval entry points. A run
+folder's ``recipe.yaml`` carries the kind of the run, so ``toitsu eval RUN`` and ``toitsu export
+RUN`` dispatch on it too.
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # the CLI imports training (torch) only when a command runs
+    from training.recipes.kinds import Kind
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -41,92 +45,37 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(run=export)
 
 
-RECIPE_KINDS = ("speaker", "sound", "face")
-
-
-def _load_any(recipe: Path, overrides: list[str]) -> tuple[str, object]:
-    """(kind, recipe dataclass) of a recipe file; ``kind`` defaults to ``speaker``."""
-    from training.recipes.config import RecipeError, apply_overrides, build_recipe, read_recipe_yaml
+def _load(recipe: Path, overrides: list[str], *, check: bool = False) -> tuple[Kind, Any]:
+    """(kind, recipe dataclass) through ``KINDS``; a bad recipe exits with its message."""
+    from training.recipes.config import RecipeError
+    from training.recipes.kinds import load_kind_recipe
 
     try:
-        data = apply_overrides(read_recipe_yaml(recipe), overrides)
-        kind = data.get("kind", "speaker")
-        if kind == "sound":
-            from training.recipes.sound import SoundRecipe
-
-            return kind, build_recipe(data, SoundRecipe, source=str(recipe))
-        if kind == "face":
-            from training.recipes.face import FaceRecipe
-
-            return kind, build_recipe(data, FaceRecipe, source=str(recipe))
-        if kind != "speaker":
-            raise RecipeError([f"kind: expected one of {', '.join(RECIPE_KINDS)}, got {kind!r}"], str(recipe))
-        from training.recipes.speaker import SpeakerRecipe
-
-        data.pop("kind", None)  # the speaker schema predates the key
-        return kind, build_recipe(data, SpeakerRecipe, source=str(recipe))
+        return load_kind_recipe(recipe, overrides, check=check)
     except (RecipeError, FileNotFoundError) as exc:
         raise SystemExit(f"error: {exc}") from None
 
 
-def _load(recipe: Path, overrides: list[str]):
-    return _load_any(recipe, overrides)[1]
-
-
 def train(args: argparse.Namespace) -> int:
-    kind, recipe = _load_any(args.recipe, args.overrides)
+    # check: the model and method build before any data is (a synthetic corpus takes minutes).
+    kind, recipe = _load(args.recipe, args.overrides, check=True)
     run_dir = args.run_dir or Path("runs") / args.recipe.stem
-    if kind == "sound":
-        from training.recipes.sound import train_sound_recipe
-
-        run = train_sound_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
-        if "eval" in run:
-            print(f"{run_dir}: step {run['step']}, accuracy {run['eval']['accuracy']:.2%} on {run['eval']['data']}")
-        return 0
-    if kind == "face":
-        from training.recipes.face import train_face_recipe
-
-        run = train_face_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
-        if "eval" in run:
-            print(f"{run_dir}: step {run['step']}, held-out EER {run['eval']['eer']:.2%} "
-                  f"(low vs low {_percent(run['eval']['eer_low_low'])}) on {run['eval']['frames']} frames")
-        return 0
-    from training.recipes.speaker_training import train_recipe
-
-    run = train_recipe(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
+    run = kind.train(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
     if "eval" in run:
-        print(f"{run_dir}: step {run['step']}, held-out EER {run['eval']['eer']:.2%} "
-              f"({run['eval']['trials']} trials), minDCF(0.01) {run['eval']['min_dcf']['0.01']['value']:.3f}")
+        print(f"{run_dir}: step {run['step']}, {kind.describe_run(run['eval'])}")
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    kind, _ = _load_any(args.target if args.untrained else args.target / "recipe.yaml", args.overrides)
-    if kind == "sound":
-        return _evaluate_sound(args)
-    if kind == "face":
-        return _evaluate_face(args)
-    from training.recipes.speaker import build_encoder, load_trained_encoder
-    from training.recipes.speaker_training import evaluate_encoder_on_data
-
     if args.untrained:
-        from training.trainer.rng import seed_everything
-
-        recipe = _load(args.target, args.overrides)
-        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
-        encoder, name = build_encoder(recipe).eval(), f"{args.target.stem}-untrained"
+        kind, recipe = _load(args.target, args.overrides)
+        run_dir, name = None, f"{args.target.stem}-untrained"
         out = args.out or Path("runs") / name / "eval"
     else:
-        trained = load_trained_encoder(args.target)
-        recipe = _load(args.target / "recipe.yaml", args.overrides)
-        encoder, name, out = trained.encoder, args.target.name, args.out or args.target / "eval"
-    report = evaluate_encoder_on_data(encoder, recipe, out, name=name)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{name}: EER {report['eer']:.2%} on {report['trials']} trials, minDCF(0.01) "
-              f"{report['min_dcf']['0.01']['value']:.3f}, minDCF(0.05) {report['min_dcf']['0.05']['value']:.3f}; "
-              f"report and DET plot in {out}")
+        kind, recipe = _load(args.target / "recipe.yaml", args.overrides)
+        run_dir, name, out = args.target, args.target.name, args.out or args.target / "eval"
+    report = kind.evaluate(recipe, run_dir, out, name=name)
+    print(json.dumps(report, indent=2) if args.json else f"{name}: {kind.describe_report(report, out)}")
     return 0
 
 
@@ -134,7 +83,8 @@ def export(args: argparse.Namespace) -> int:
     from export.trained import Embedders, export_trained_run
     from serving.offline import face_file_embedder, file_embedder
 
-    kind, _ = _load_any(args.run_dir / "recipe.yaml", [])
+    # One lookup for the kind (KINDS), one for its exporter (export.trained.EXPORTERS).
+    kind = _load(args.run_dir / "recipe.yaml", [])[0].name
     version_dir = export_trained_run(kind, args.run_dir, args.models, args.work,
                                      Embedders(audio=file_embedder, face=face_file_embedder), name=args.name)
     print(f"published {version_dir}")
@@ -148,67 +98,3 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _evaluate_sound(args: argparse.Namespace) -> int:
-    """Accuracy of a sound run (or of a recipe's untrained model) on its test fold / fresh formula clips."""
-    from torch import nn
-
-    from training.recipes import sound
-
-    if args.untrained:
-        from training.trainer.rng import seed_everything
-
-        recipe = _load(args.target, args.overrides)
-        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
-        encoder = sound.build_sound_model(recipe)
-        name = f"{args.target.stem}-untrained"
-        out = args.out or Path("runs") / name / "eval"
-        head = None
-    else:
-        loaded = sound.load_sound_run(args.target)
-        recipe = _load(args.target / "recipe.yaml", args.overrides)
-        encoder, head, name, out = loaded.encoder, loaded.head, args.target.name, args.out or args.target / "eval"
-    if recipe.data.formula is not None:
-        test, classes = [], list(sound.formula_dataset(recipe.data.formula).class_names)
-    else:
-        _, test, classes, _ = sound.few_shot_split(recipe.data)
-    if head is None:
-        if recipe.init_from:
-            sound.initialise_from(encoder, recipe)
-        head = nn.Linear(int(encoder.embedding_dim), len(classes))
-    report = sound.evaluate_sound(recipe, encoder, head, out, name=name, test=test, classes=classes)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{name}: accuracy {report['accuracy']:.2%} (balanced {report['balanced_accuracy']:.2%}) on "
-              f"{report['data']}; report and confusion matrix in {out}")
-    return 0
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2%}"
-
-
-def _evaluate_face(args: argparse.Namespace) -> int:
-    """Held-out EERs (overall, low vs low) of a face run, or of a recipe's untrained model."""
-    from training.recipes import face
-
-    if args.untrained:
-        from training.trainer.rng import seed_everything
-
-        recipe = _load(args.target, args.overrides)
-        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
-        encoder, name = face.build_face_model(recipe).eval(), f"{args.target.stem}-untrained"
-        out = args.out or Path("runs") / name / "eval"
-    else:
-        _, encoder, _, _ = face.load_face_run(args.target)
-        recipe = _load(args.target / "recipe.yaml", args.overrides)
-        name, out = args.target.name, args.out or args.target / "eval"
-    tracks, _ = face.face_tracks(recipe.data)
-    report = face.evaluate_face(encoder, tracks.subset("heldout"), out, name=name,
-                                max_frames=recipe.data.max_eval_frames)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(f"{name}: EER {_percent(report['eer'])}, low vs low {_percent(report['eer_low_low'])}, high vs high "
-              f"{_percent(report['eer_high_high'])} on {report['frames']} held-out frames; report in {out}")
-    return 0

@@ -19,7 +19,7 @@ import torch
 
 from training.data.audio_store import AudioStore
 from training.data.augment import Augmenter
-from training.data.formula_sounds import balanced_labels
+from training.data.formula_batches import balanced_labels
 from training.data.manifest import ManifestRecord
 from training.data.speaker_batches import _StepBatches
 
@@ -89,7 +89,7 @@ class ClipBatches(_StepBatches):
     ``__getitem__(step)`` returns waveform: float32 [B, T] with T = round(clip_seconds ·
     store.sample_rate), lengths: int64 [B] (all T), labels: int64 [B], indices into
     ``classes`` (default ``class_list(records)``), and clip: int64 [B], positions in
-    ``records``. Labels are balanced per batch (formula_sounds.balanced_labels), each item a
+    ``records``. Labels are balanced per batch (formula_batches.balanced_labels), each item a
     random clip of its class (with replacement: with k = 1 a batch repeats clips, each time
     with its own crop and augmentation), so class imbalance (UrbanSound8K) does not skew
     fine-tuning. Clips shorter than T loop, as in AudioStore.crop.

@@ -1,14 +1,14 @@
 """Losses: small modules returning a typed ``LossOutput`` (DESIGN §4), and the ``LOSSES`` registry.
 
-``LOSSES`` maps a recipe's loss name to its class. It also lists the losses defined by the seed
-methods in ``training.methods``, which themselves import ``training.losses.result``; to keep
-that from being an import cycle the registry is built on first access (PEP 562 ``__getattr__``),
-not at import time. It is a plain dict: ``from training.losses import LOSSES``.
+``LOSSES`` (a plain dict) maps a recipe's loss name to the class of a loss that is not itself a
+seed method, such as the AAM-softmax baseline. The seed methods' losses (GCL, meta-training sets,
+graph grouping) live in ``training.methods`` and are reached through ``METHODS``; they import
+``training.losses.result`` and ``training.losses.similarity``, so this package never imports them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from torch import nn
 
 from training.losses.aam_softmax import AAMSoftmax
 from training.losses.result import LossOutput
@@ -16,25 +16,4 @@ from training.losses.similarity import ScaledCosine, cosine_matrix
 
 __all__ = ["AAMSoftmax", "LOSSES", "LossOutput", "ScaledCosine", "cosine_matrix"]
 
-_registry: dict[str, type] | None = None
-
-
-def _build_registry() -> dict[str, type]:
-    from training.methods.generalized_contrastive import AngularPrototypicalLoss, GeneralizedContrastiveLoss
-    from training.methods.meta_training_sets import MetaTrainingSetLoss
-
-    return {
-        "aam_softmax": AAMSoftmax,
-        "angular_prototypical": AngularPrototypicalLoss,
-        "generalized_contrastive": GeneralizedContrastiveLoss,
-        "meta_training_sets": MetaTrainingSetLoss,
-    }
-
-
-def __getattr__(name: str) -> Any:
-    global _registry
-    if name == "LOSSES":
-        if _registry is None:
-            _registry = _build_registry()
-        return _registry
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+LOSSES: dict[str, type[nn.Module]] = {"aam_softmax": AAMSoftmax}

@@ -1,5 +1,30 @@
-"""Seed methods of METHODS.md, one file each: §1 ``generalized_contrastive``, §2 ``meta_training_sets``."""
+"""The seed methods of METHODS.md, one file each, behind the ``METHODS`` registry (DESIGN §4).
 
+``METHODS`` is a plain dict: file name → ``Method`` (its METHODS.md section, the recipe kinds that
+train with it, and ``build``, the constructor a recipe's section is passed to as keyword
+arguments). Importing it builds nothing.
+
+- §1 ``generalized_contrastive`` — GCL (and the AP loss it reduces to), speaker and face recipes;
+- §2 ``meta_training_sets`` — episodic ridge-regression loss, speaker recipes;
+- §4 ``closed_form_pretraining`` — the formula class sets a sound classifier is pre-trained on
+  (``build`` makes a class set, not a loss: the pre-training objective is plain cross-entropy);
+- §5 ``graph_grouping`` — graph grouping loss, face recipes.
+
+Room for the rest, each one more file here and one more line below: §6 (VAE with categorical
+labels, a ``generative`` kind) → ``categorical_vae.py``; §7 (disentangling latent groups) →
+``latent_groups.py``; §8 (teacher-assisted mini-batch sampling for blind distillation, an
+``audio-visual`` kind) → ``teacher_sampling.py``. §3 (quasi-Newton adversarial attacks) is a
+red-team tool, not a training method: it lives in ``training/attacks/`` (DESIGN §4) and is not
+registered here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from training.methods.closed_form_pretraining import build_class_set
 from training.methods.generalized_contrastive import (
     AngularPrototypicalLoss,
     GeneralizedContrastiveLoss,
@@ -7,12 +32,39 @@ from training.methods.generalized_contrastive import (
     normalized_target_matrix,
     target_matrix,
 )
+from training.methods.graph_grouping import GraphGroupingLoss
 from training.methods.meta_training_sets import MetaTrainingSetLoss, ridge_classifier
 
+
+@dataclass(frozen=True)
+class Method:
+    """A seed method: ``section`` of METHODS.md, ``kinds`` of recipe that use it, and ``build``,
+    called with a recipe section's keys as keyword arguments (so a wrong key is a TypeError)."""
+
+    section: int
+    title: str
+    kinds: tuple[str, ...]
+    build: Callable[..., Any]
+
+
+METHODS: dict[str, Method] = {
+    "generalized_contrastive": Method(1, "Generalized contrastive loss", ("speaker", "face"),
+                                      GeneralizedContrastiveLoss),
+    "meta_training_sets": Method(2, "Optimizing speaker embeddings using meta-training sets", ("speaker",),
+                                 MetaTrainingSetLoss),
+    "closed_form_pretraining": Method(4, "Closed-form pre-training for small-sample environmental sound "
+                                      "recognition", ("sound",), build_class_set),
+    "graph_grouping": Method(5, "Graph grouping loss", ("face",), GraphGroupingLoss),
+}
+
 __all__ = [
+    "METHODS",
     "AngularPrototypicalLoss",
     "GeneralizedContrastiveLoss",
+    "GraphGroupingLoss",
     "MetaTrainingSetLoss",
+    "Method",
+    "build_class_set",
     "keys_for_batch",
     "normalized_target_matrix",
     "ridge_classifier",

@@ -11,6 +11,7 @@ from training.recipes.config import (
     read_recipe_yaml,
     recipe_hash,
     resume_hash,
+    run_identity,
     to_plain,
     to_yaml,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "read_recipe_yaml",
     "recipe_hash",
     "resume_hash",
+    "run_identity",
     "to_plain",
     "to_yaml",
 ]

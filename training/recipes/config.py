@@ -37,8 +37,11 @@ Hashes
 - ``recipe_hash(obj)``: sha256 of the canonical JSON (sorted keys, no whitespace) of the resolved
   recipe: stable across key order, formatting, comments and ``base:`` layout. This is provenance.
 - ``resume_hash(obj)``: the same, skipping fields whose dataclass metadata has
-  ``{"resume_safe": True}`` — settings a run may change when it resumes (total steps, logging
-  cadence, progress bar) without changing what the finished steps computed.
+  ``{RESUME_SAFE: True}`` (the trainer's marker, ``training.trainer.config``) — settings a run may
+  change when it resumes (total steps, logging cadence, progress bar) without changing what the
+  finished steps computed.
+- ``run_identity(obj)``: both hashes and the resolved YAML, the form in which the trainer
+  receives a recipe (it never imports this package).
 """
 
 from __future__ import annotations
@@ -57,10 +60,11 @@ from typing import Any, TypeVar
 import yaml
 
 from training.recipes.schema import SchemaProblems, convert_dataclass, describe
+from training.trainer.config import RESUME_SAFE
+from training.trainer.identity import RunIdentity
 
 T = TypeVar("T")
 BASE_KEY = "base"
-RESUME_SAFE = "resume_safe"  # dataclass field metadata key, see resume_hash
 
 
 class RecipeError(ValueError):
@@ -232,6 +236,11 @@ def recipe_hash(obj: Any) -> str:
 def resume_hash(obj: Any) -> str:
     """Like ``recipe_hash`` but blind to ``resume_safe`` fields: what a resumed run must match."""
     return _sha256(to_plain(obj, skip_resume_safe=True))
+
+
+def run_identity(obj: Any) -> RunIdentity:
+    """What the trainer records of the resolved recipe ``obj``: its two hashes and its YAML."""
+    return RunIdentity(recipe_hash=recipe_hash(obj), resume_hash=resume_hash(obj), text=to_yaml(obj))
 
 
 def to_yaml(obj: Any, header: str | None = None) -> str:

@@ -4,7 +4,7 @@ A face recipe is ``kind: face`` (``toitsu train`` dispatches on it) and trains `
 ``training.models.iresnet.IResNet``; chips uint8 NHWC in, normalisation inside) with ``method``:
 
 - ``{name: graph_grouping, form: walk, steps: T}`` or ``{name: graph_grouping, form: ncut}``
-  (``training.losses.graph_grouping``) on each batch's G groups × K frames;
+  (``training.methods.graph_grouping``) on each batch's G groups × K frames;
 - ``{name: gcl, form: sigmoid}`` — the baseline, GCL's pairwise form (``form: cross`` is the
   softmax form) on **the same batches**: the K frames of a group are split into two views
   (frames 0 … K/2−1 are anchors, K/2 … K−1 positives, so K must be even) and the keys are the
@@ -40,7 +40,8 @@ from torch import nn
 
 from training.trainer.config import TrainerConfig
 
-METHOD_NAMES = ("graph_grouping", "gcl")
+# A face recipe's method.name → the seed method (training.methods.METHODS) it trains with.
+METHOD_KEYS: dict[str, str] = {"graph_grouping": "graph_grouping", "gcl": "generalized_contrastive"}
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ class FaceRecipe:
     export_name: str = "toitsu-face"
 
     def __post_init__(self) -> None:
-        if self.method.get("name") not in METHOD_NAMES:
-            raise ValueError(f"method.name must be one of {', '.join(METHOD_NAMES)}, got {self.method.get('name')!r}")
+        if self.method.get("name") not in METHOD_KEYS:
+            raise ValueError(f"method.name must be one of {', '.join(METHOD_KEYS)}, got {self.method.get('name')!r}")
         if self.method["name"] == "gcl" and self.data.frames_per_group % 2:
             raise ValueError("method gcl splits each group's frames into two views: data.frames_per_group must be even")
         if self.model.get("name") != "iresnet":
@@ -120,16 +121,19 @@ def build_face_model(recipe: FaceRecipe) -> nn.Module:
 
 
 def build_face_loss(recipe: FaceRecipe) -> nn.Module:
+    """The loss module of ``recipe.method`` (its other keys are the constructor's arguments)."""
+    from training.methods import METHODS
+
     kwargs = dict(recipe.method)
     name = kwargs.pop("name")
-    if name == "graph_grouping":
-        from training.losses.graph_grouping import GraphGroupingLoss
+    if name == "gcl":
+        kwargs.setdefault("form", "sigmoid")  # the METHODS §5 baseline is GCL's pairwise form
+    return METHODS[METHOD_KEYS[name]].build(**kwargs)
 
-        return GraphGroupingLoss(**kwargs)
-    from training.methods.generalized_contrastive import GeneralizedContrastiveLoss
 
-    kwargs.setdefault("form", "sigmoid")
-    return GeneralizedContrastiveLoss(**kwargs)
+def build_modules(recipe: FaceRecipe) -> dict[str, nn.Module]:
+    """``{"encoder", "loss"}`` of the recipe (both depend on the recipe alone)."""
+    return {"encoder": build_face_model(recipe), "loss": build_face_loss(recipe)}
 
 
 def face_tracks(data: FaceData):
@@ -183,12 +187,12 @@ def make_gcl_step(frames_per_group: int):
 def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
                       evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate on held-out identities and write ``run_dir/run.json``; returns its content."""
-    from training.recipes.config import recipe_hash
+    from training.recipes.config import run_identity
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
-    run_dir = Path(run_dir)
+    run_dir, identity = Path(run_dir), run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
     tracks, source = face_tracks(recipe.data)
     train, heldout = tracks.subset("train"), tracks.subset("heldout")
@@ -196,13 +200,13 @@ def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
         raise ValueError("the face corpus has no 'train' frames")
     batches = build_face_batches(recipe, train, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method
-    encoder = build_face_model(recipe)
-    modules = {"encoder": encoder, "loss": build_face_loss(recipe)}
+    modules = build_modules(recipe)
+    encoder = modules["encoder"]
     step = graph_step if recipe.method["name"] == "graph_grouping" else make_gcl_step(recipe.data.frames_per_group)
-    trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, recipe=recipe,
+    trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, identity=identity,
                       items_per_batch=lambda b: int(b["images"].shape[0]), dist=dist, resume=resume)
     result = trainer.fit()
-    run: dict[str, Any] = {"recipe_hash": recipe_hash(recipe), "kind": "face", **source, "step": result.step,
+    run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "face", **source, "step": result.step,
                            "wall_time_s": result.wall_time_s, "steps_per_s": result.steps_per_s,
                            "items_per_s": result.items_per_s, "metrics": result.metrics,
                            "train_frames": len(train), "train_groups": int(batches.group_ids.size),
@@ -268,6 +272,20 @@ def evaluate_face(encoder: nn.Module, heldout, out_dir: Path, *, name: str, max_
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def evaluate_run(recipe: FaceRecipe, run_dir: Path | None, out_dir: Path, *, name: str) -> dict[str, Any]:
+    """``evaluate_face`` of a run's encoder on the recipe's held-out tracks; with ``run_dir`` None,
+    of the recipe's untrained encoder, seeded as ``train_face_recipe`` seeds it."""
+    from training.trainer.rng import seed_everything
+
+    if run_dir is None:
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder = build_face_model(recipe).eval()
+    else:
+        _, encoder, _, _ = load_face_run(run_dir)
+    tracks, _ = face_tracks(recipe.data)
+    return evaluate_face(encoder, tracks.subset("heldout"), out_dir, name=name, max_frames=recipe.data.max_eval_frames)
 
 
 # ------------------------------------------------------------------------------ loading

@@ -17,7 +17,8 @@ pre-training recipe and the fine-tuning recipe it feeds agree by construction.
 
 Runs write into ``run_dir``: ``recipe.yaml``, ``checkpoints/``, ``metrics.jsonl``, ``tb/``,
 ``run.json`` (provenance and result) and ``eval/`` (report.json, confusion.png): accuracy on the
-test fold when fine-tuning, on fresh formula batches (another seed) when pre-training.
+test fold when fine-tuning, on fresh formula batches (another seed) when pre-training
+(``training.recipes.sound_eval``).
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
 from training.recipes.speaker import TrainedEncoder, file_sha256
 from training.trainer.config import TrainerConfig
+
+if TYPE_CHECKING:
+    from training.methods.closed_form_pretraining import FormulaDataset
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation / precise-BN batches: a seed no training step uses
 PRECISE_BN_FILE = "precise_bn.pt"
@@ -42,7 +45,8 @@ PRECISE_BN_FILE = "precise_bn.pt"
 
 @dataclass(frozen=True)
 class FormulaSection:
-    """A formula class set (``training.data.formula_sounds.FORMULA_DATASETS``) and its arguments."""
+    """A formula class set (a ``training.methods.closed_form_pretraining.FORMULA_DATASETS`` key) and
+    its constructor arguments (METHODS §4)."""
 
     dataset: Literal["d1", "d2", "d3", "all"] = "all"
     params: dict[str, Any] = field(default_factory=dict)
@@ -135,10 +139,11 @@ def build_sound_model(recipe: SoundRecipe) -> nn.Module:
     return build_sound_encoder(name, frontend=frontend, **kwargs)
 
 
-def formula_dataset(section: FormulaSection):
-    from training.data.formula_sounds import FORMULA_DATASETS
+def formula_dataset(section: FormulaSection) -> FormulaDataset:
+    """The class set a pre-training recipe's ``data.formula`` names (METHODS §4)."""
+    from training.methods import METHODS
 
-    return FORMULA_DATASETS[section.dataset](**section.params)
+    return METHODS["closed_form_pretraining"].build(section.dataset, **section.params)
 
 
 def corpus_records(data: SoundData) -> tuple[list, Path]:
@@ -171,7 +176,7 @@ def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), class
     """Step-indexed batches ``{"waveform" [B, T], "lengths" [B], "labels" [B]}`` for the trainer."""
     d, t = recipe.data, recipe.trainer
     if d.formula is not None:
-        from training.data.formula_sounds import FormulaBatches
+        from training.data.formula_batches import FormulaBatches
 
         return FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
                               sample_rate=d.sample_rate, seed=t.seed, rank=rank, steps=t.steps)
@@ -183,6 +188,16 @@ def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), class
     augment = Augmenter.from_config(recipe.augment, d.sample_rate)
     return ClipBatches(train, store, batch_size=d.batch_size, clip_seconds=d.clip_seconds, augment=augment,
                        seed=t.seed, rank=rank, steps=t.steps, classes=list(classes))
+
+
+def build_modules(recipe: SoundRecipe, n_classes: int | None = None) -> dict[str, nn.Module]:
+    """``{"encoder", "head"}``: the recipe's encoder and a Linear head over ``n_classes``. Without
+    ``n_classes`` a formula recipe counts its class set (building it checks ``data.formula``) and
+    a corpus recipe, whose classes the data decides, takes a stand-in of 2."""
+    if n_classes is None:
+        n_classes = formula_dataset(recipe.data.formula).n_classes if recipe.data.formula else 2
+    encoder = build_sound_model(recipe)
+    return {"encoder": encoder, "head": nn.Linear(int(encoder.embedding_dim), n_classes)}
 
 
 def initialise_from(encoder: nn.Module, recipe: SoundRecipe) -> dict[str, Any]:
@@ -221,14 +236,15 @@ def classify_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
 def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = True,
                        evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate (test fold or fresh formula batches) and write ``run_dir/run.json``."""
-    from training.recipes.config import recipe_hash
+    from training.recipes.config import run_identity
+    from training.recipes.sound_eval import evaluate_sound
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
-    run_dir = Path(run_dir)
+    run_dir, identity = Path(run_dir), run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
-    run: dict[str, Any] = {"recipe_hash": recipe_hash(recipe), "kind": "sound"}
+    run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "sound"}
     if recipe.data.formula is not None:
         dataset = formula_dataset(recipe.data.formula)
         classes, train, test = list(dataset.class_names), [], []
@@ -239,12 +255,13 @@ def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = Tru
                    train_clips=len(train), test_clips=len(test))
     batches = build_batches(recipe, rank=dist.rank, train=train, classes=classes)
     seed_everything(recipe.trainer.seed)  # the same initial weights whatever init_from says
-    encoder = build_sound_model(recipe)
-    head = nn.Linear(int(encoder.embedding_dim), len(classes))
+    modules = build_modules(recipe, len(classes))
+    encoder, head = modules["encoder"], modules["head"]
     if recipe.init_from:
         run["init_from"] = initialise_from(encoder, recipe)
-    trainer = Trainer(recipe.trainer, {"encoder": encoder, "head": head}, classify_step, batches, run_dir,
-                      recipe=recipe, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist, resume=resume)
+    trainer = Trainer(recipe.trainer, modules, classify_step, batches, run_dir,
+                      identity=identity, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist,
+                      resume=resume)
     result = trainer.fit()
     run.update(step=result.step, wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
                items_per_s=result.items_per_s, metrics=result.metrics, classes=classes)
@@ -287,102 +304,6 @@ def precise_bn(recipe: SoundRecipe, encoder: nn.Module, run_dir: Path, step: int
     names = ("running_mean", "running_var", "num_batches_tracked")
     buffers = {k: v.cpu() for k, v in encoder.state_dict().items() if k.rsplit(".", 1)[-1] in names}
     torch.save({"step": step, "batches": recipe.precise_bn, "buffers": buffers}, run_dir / PRECISE_BN_FILE)
-
-
-# ------------------------------------------------------------------------------ evaluation
-
-
-@torch.no_grad()
-def predict(encoder: nn.Module, head: nn.Module, clips: Sequence[np.ndarray], batch_size: int = 16) -> np.ndarray:
-    """Class index [N] of each clip (float32 [n] at the encoder's rate); similar lengths batched."""
-    device = next(encoder.parameters()).device
-    encoder.eval(), head.eval()
-    order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
-    out = np.empty(len(clips), dtype=np.int64)
-    for start in range(0, len(order), batch_size):
-        chunk = order[start : start + batch_size]
-        lengths = torch.tensor([len(clips[i]) for i in chunk])
-        batch = torch.zeros(len(chunk), int(lengths.max()))
-        for row, i in enumerate(chunk):
-            batch[row, : len(clips[i])] = torch.from_numpy(np.asarray(clips[i], dtype=np.float32))
-        logits = head(encoder(batch.to(device), lengths.to(device)).float())
-        out[chunk] = logits.argmax(1).cpu().numpy()
-    return out
-
-
-def evaluate_sound(recipe: SoundRecipe, encoder: nn.Module, head: nn.Module, out_dir: Path, *, name: str,
-                   test: Sequence = (), classes: Sequence[str] = ()) -> dict[str, Any]:
-    """Accuracy and confusion matrix on the test fold (or fresh formula batches); writes
-    ``out_dir/report.json`` and ``out_dir/confusion.png``; returns the report."""
-    d = recipe.data
-    if d.formula is not None:
-        from training.data.formula_sounds import FormulaBatches
-
-        batches = FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
-                                 sample_rate=d.sample_rate, seed=recipe.trainer.seed + EVAL_SEED_OFFSET,
-                                 steps=d.eval_batches)
-        items = [batches[i] for i in range(len(batches))]
-        clips = [row[: int(n)].numpy() for b in items for row, n in zip(b["waveform"], b["lengths"])]
-        labels = np.concatenate([b["labels"].numpy() for b in items])
-        where = f"{len(clips)} fresh {d.formula.dataset} clips"
-    else:
-        from training.data.audio_store import AudioStore
-
-        store = AudioStore(test, d.sample_rate, cache=False)
-        clips = [store.load(i) for i in range(len(test))]
-        index = {c: i for i, c in enumerate(classes)}
-        labels = np.array([index[str(r.identity)] for r in test], dtype=np.int64)
-        where = f"test fold {d.few_shot.test_fold} ({len(test)} clips)"
-    predicted = predict(encoder, head, clips)
-    report = classification_report(labels, predicted, list(classes), name=name, data=where)
-    if d.few_shot is not None:
-        report["few_shot"] = {"test_fold": d.few_shot.test_fold, "k": d.few_shot.k, "draw": d.few_shot.draw}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plot_confusion(out_dir / "confusion.png", np.array(report["confusion"]), list(classes),
-                   title=f"{name}: accuracy {report['accuracy']:.1%}")
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2))
-    return report
-
-
-def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str], *, name: str,
-                          data: str) -> dict[str, Any]:
-    """Accuracy, per-class recall and the confusion matrix (rows: true class, columns: predicted)."""
-    confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    support = confusion.sum(1)
-    recall = {c: float(confusion[i, i] / support[i]) for i, c in enumerate(classes) if support[i]}
-    return {"name": name, "data": data, "clips": int(labels.size), "classes": len(classes),
-            "accuracy": float((labels == predicted).mean()) if labels.size else 0.0,
-            "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
-            "per_class_recall": recall, "class_names": classes, "confusion": confusion.tolist()}
-
-
-def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title: str) -> Path:
-    """A confusion-matrix PNG (row-normalised colours, counts written in the cells when few)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    n = len(classes)
-    size = min(4.0 + 0.25 * n, 16.0)
-    fig = Figure(figsize=(size, size))
-    FigureCanvasAgg(fig)  # no pyplot: no global state, no display backend needed
-    ax = fig.add_subplot()
-    rates = confusion / np.maximum(confusion.sum(1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0.0, vmax=1.0)
-    if n <= 24:
-        for (i, j), count in np.ndenumerate(confusion):
-            if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    labels = [c if len(c) <= 24 else c[:23] + "…" for c in classes]
-    ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
-    ax.set_yticks(range(n), labels, fontsize=6)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
-    return path
 
 
 # ------------------------------------------------------------------------------ loading

@@ -65,20 +65,31 @@ def meta_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
 STEPS: dict[str, Callable] = {"gcl": gcl_step, "ap": ap_step, "aam": aam_step, "meta": meta_step}
 
 
+# A speaker recipe's method.name → the seed method (training.methods.METHODS) it trains with.
+METHOD_KEYS: dict[str, str] = {"gcl": "generalized_contrastive", "meta": "meta_training_sets"}
+
+
 def build_loss(recipe: SpeakerRecipe, embedding_dim: int, n_speakers: int) -> nn.Module:
+    """The loss module of ``recipe.method`` (its other keys are the constructor's arguments)."""
     from training.losses import LOSSES
+    from training.methods import METHODS, AngularPrototypicalLoss
 
     kwargs = dict(recipe.method)
     name = kwargs.pop("name")
-    if name == "gcl":
-        return LOSSES["generalized_contrastive"](**kwargs)
-    if name == "ap":
-        return LOSSES["angular_prototypical"](**kwargs)
-    if name == "aam":
+    if name in METHOD_KEYS:
+        return METHODS[METHOD_KEYS[name]].build(**kwargs)
+    if name == "ap":  # the AP baseline: GCL's one-pair-per-speaker case (METHODS §1)
+        return AngularPrototypicalLoss(**kwargs)
+    if name == "aam":  # the classification baseline: a margin head over the training speakers
         return LOSSES["aam_softmax"](embedding_dim, n_speakers, **kwargs)
-    if name == "meta":
-        return LOSSES["meta_training_sets"](**kwargs)
     raise ValueError(f"method.name {name!r} is not one of {sorted(STEPS)}")
+
+
+def build_modules(recipe: SpeakerRecipe, n_speakers: int | None = None) -> dict[str, nn.Module]:
+    """``{"encoder", "loss"}`` of the recipe. ``n_speakers`` (training speakers) sizes the AAM head;
+    before the data is read a stand-in of 2 still lets every constructor check its arguments."""
+    encoder = build_encoder(recipe)
+    return {"encoder": encoder, "loss": build_loss(recipe, int(encoder.embedding_dim), n_speakers or 2)}
 
 
 def build_batches(recipe: SpeakerRecipe, records: Sequence, *, rank: int):
@@ -110,20 +121,22 @@ def items_in(batch: dict[str, Any]) -> int:
 
 def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, evaluate: bool = True) -> dict[str, Any]:
     """Train, evaluate on held-out speakers and write ``run_dir/run.json``; returns its content."""
+    from training.recipes.config import run_identity
     from training.trainer import Trainer
     from training.trainer.distributed import cleanup_distributed, init_distributed
     from training.trainer.rng import seed_everything
 
+    identity = run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
     records, manifest = manifest_records(recipe.data)
     batches = build_batches(recipe, records, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method and rank
-    encoder = build_encoder(recipe)
-    modules = {"encoder": encoder, "loss": build_loss(recipe, encoder.embedding_dim, len(batches.speakers))}
-    trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir, recipe=recipe,
-                      items_per_batch=items_in, dist=dist, resume=resume)
+    modules = build_modules(recipe, len(batches.speakers))
+    encoder = modules["encoder"]
+    trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir,
+                      identity=identity, items_per_batch=items_in, dist=dist, resume=resume)
     result = trainer.fit()
-    run = {"recipe_hash": _recipe_hash(recipe), "data_manifest": str(manifest),
+    run = {"recipe_hash": identity.recipe_hash, "data_manifest": str(manifest),
            "data_manifest_sha256": file_sha256(manifest), "step": result.step, "wall_time_s": result.wall_time_s,
            "steps_per_s": result.steps_per_s, "items_per_s": result.items_per_s, "metrics": result.metrics,
            "labelled_speakers": len(getattr(batches, "labelled_speakers", ()) or ()),
@@ -134,6 +147,20 @@ def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, e
         (run_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
     cleanup_distributed()
     return run
+
+
+def evaluate_run(recipe: SpeakerRecipe, run_dir: Path | None, out_dir: Path, *, name: str) -> dict[str, Any]:
+    """The EER/minDCF report of a run's encoder (``evaluate_encoder_on_data``); with ``run_dir``
+    None, of the recipe's untrained encoder, seeded as ``train_recipe`` seeds it."""
+    from training.recipes.speaker import load_trained_encoder
+    from training.trainer.rng import seed_everything
+
+    if run_dir is None:
+        seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
+        encoder = build_encoder(recipe).eval()
+    else:
+        encoder = load_trained_encoder(run_dir).encoder
+    return evaluate_encoder_on_data(encoder, recipe, out_dir, name=name)
 
 
 def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir: Path, *, name: str) -> dict[str, Any]:
@@ -156,8 +183,3 @@ def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir:
     report["eval_seconds"] = time.perf_counter() - started
     return report
 
-
-def _recipe_hash(recipe: SpeakerRecipe) -> str:
-    from training.recipes.config import recipe_hash
-
-    return recipe_hash(recipe)

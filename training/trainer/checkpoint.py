@@ -9,8 +9,8 @@ A checkpoint is one ``torch.save`` dict, loadable with ``weights_only=True`` (no
     scheduler      LR scheduler state_dict
     ranks          [per rank: {"rng": capture_rng_state(), "meter": Meter.state_dict()}]
     world_size     ranks that wrote it
-    recipe_hash    provenance (training.recipes.recipe_hash of the resolved recipe)
-    resume_hash    what a resuming run must match (training.recipes.resume_hash)
+    recipe_hash    provenance (the run's RunIdentity, training.trainer.identity)
+    resume_hash    what a resuming run must match (ditto)
     last_record    the last metrics.jsonl record, or None
 
 Writes are atomic (a temp file in the same folder, fsync, rename), and ``latest`` is updated

@@ -1,8 +1,9 @@
 """``TrainerConfig``: the ``trainer:`` section of every recipe.
 
-Fields marked ``resume_safe`` may change when a run resumes (``training.recipes.resume_hash``
-ignores them): they change how long a run goes and what it reports, not what a finished step
-computed. Everything else (learning rate, schedule, seed, AMP…) must match the checkpoint.
+Fields whose metadata carries ``RESUME_SAFE`` may change when a run resumes (the trainer owns
+that marker; ``training.recipes.resume_hash`` skips such fields in any recipe section): they change
+how long a run goes and what it reports, not what a finished step computed. Everything else
+(learning rate, schedule, seed, AMP…) must match the checkpoint.
 """
 
 from __future__ import annotations
@@ -10,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from training.recipes.config import RESUME_SAFE
-
+# Dataclass field metadata key: True on a field a resumed run may change (see the docstring).
+RESUME_SAFE = "resume_safe"
 AmpMode = Literal["auto", "bf16", "off"]
 DeviceName = Literal["auto", "cpu", "cuda"]
 

@@ -9,7 +9,7 @@ dataset indexed by step::
         return modules["loss"](a, b, batch["labels"])  # anything with .loss and .metrics
 
     trainer = Trainer(cfg.trainer, {"encoder": enc, "loss": loss}, step_fn,
-                      dataset, Path("runs/gcl"), recipe=cfg,
+                      dataset, Path("runs/gcl"), identity=run_identity(cfg),
                       items_per_batch=lambda b: len(b["labels"]))
     result = trainer.fit()
 
@@ -32,6 +32,9 @@ split by a crash and a resume ends bit-identical to a straight one (same world s
 ``deterministic`` on GPU). A checkpoint from another recipe is refused unless ``force=True``;
 ``resume=False`` on a folder that has checkpoints is refused too (pick a new folder).
 
+The recipe reaches the trainer only as a ``RunIdentity`` (two hashes and the resolved text, see
+``training.trainer.identity``): the trainer never imports ``training.recipes``.
+
 Outputs in ``run_dir``: ``recipe.yaml`` (resolved, hashes in its header), ``checkpoints/``,
 ``metrics.jsonl``, ``tb/`` (see ``training.trainer.logs``).
 """
@@ -49,11 +52,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from training.recipes.config import recipe_hash, resume_hash, to_yaml
 from training.trainer import checkpoint as ckpt
 from training.trainer.config import TrainerConfig
 from training.trainer.distributed import DistInfo, all_gather_objects, barrier, init_distributed, out_of_sync, wrap_modules
 from training.trainer.hooks import Hook, HookContext
+from training.trainer.identity import RunIdentity, config_identity
 from training.trainer.logs import Meter, RunLog, is_finite
 from training.trainer.rng import capture_rng_state, configure_determinism, restore_rng_state, seed_everything
 
@@ -132,12 +135,12 @@ class Trainer:
 
     def __init__(self, config: TrainerConfig, modules: Mapping[str, nn.Module], step_fn: StepFn,
                  dataset: Dataset, run_dir: Path, *, hooks: Sequence[Hook] = (),
-                 items_per_batch: Callable[[Any], int] | None = None, recipe: Any = None,
+                 items_per_batch: Callable[[Any], int] | None = None, identity: RunIdentity | None = None,
                  dist: DistInfo | None = None, resume: bool = True, force: bool = False) -> None:
         """Stores its arguments; all work happens in ``fit``.
 
-        recipe: the resolved recipe dataclass, hashed into checkpoints and written to
-            ``run_dir/recipe.yaml`` (default: ``config`` alone).
+        identity: the resolved recipe's hashes (into checkpoints) and text (``run_dir/recipe.yaml``),
+            from ``training.recipes.config.run_identity``; default: ``config`` alone.
         dist: from ``init_distributed`` (default: ``fit`` calls it with ``config.device``).
         items_per_batch: items in a batch (before it moves to the device), for items/s.
         """
@@ -145,7 +148,8 @@ class Trainer:
             raise ValueError("Trainer needs at least one module")
         self.config, self.modules, self.step_fn = config, dict(modules), step_fn
         self.dataset, self.run_dir, self.hooks = dataset, Path(run_dir), list(hooks)
-        self.items_per_batch, self.recipe = items_per_batch, config if recipe is None else recipe
+        self.items_per_batch = items_per_batch
+        self.identity = config_identity(config) if identity is None else identity
         self.dist, self.resume, self.force = dist, resume, force
 
     # ------------------------------------------------------------------------------- setup
@@ -164,15 +168,15 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=cfg.lr_decay_every_steps, gamma=cfg.lr_decay)
         self.meter, self._last_record, self._lr = Meter(), None, cfg.lr
-        self._hashes = {"recipe_hash": recipe_hash(self.recipe), "resume_hash": resume_hash(self.recipe)}
+        self._hashes = {"recipe_hash": self.identity.recipe_hash, "resume_hash": self.identity.resume_hash}
         self.start_step = self._resume_or_seed()
         # Wrap after loading: DDP broadcasts rank 0's weights when it wraps.
         self._wrapped = wrap_modules(self.modules, self.dist, cfg.find_unused_parameters)
         self._log = None
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            header = "\n".join(f"{k}: {v}" for k, v in self._hashes.items())
-            (self.run_dir / RECIPE_FILE).write_text(to_yaml(self.recipe, header), encoding="utf-8")
+            text = self.identity.header() + self.identity.text
+            (self.run_dir / RECIPE_FILE).write_text(text, encoding="utf-8")
             self._log = RunLog(self.run_dir, self.start_step, cfg.steps, cfg.log_every,
                                cfg.tensorboard, cfg.progress)
 

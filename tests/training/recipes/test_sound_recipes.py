@@ -77,19 +77,6 @@ def test_a_misspelt_key_or_inconsistent_data_is_an_error(tmp_path):
         load_recipe(REPO / "recipes/sound/pretrain-d1.yaml", ["data.formula.dataset=d4"], schema=SoundRecipe)
 
 
-def test_the_cli_dispatches_on_the_recipe_kind(tmp_path):
-    from toitsu.commands.train import _load_any
-    from training.recipes.speaker import SpeakerRecipe
-
-    assert _load_any(REPO / "recipes/speaker/synthetic-aam.yaml", [])[0] == "speaker"
-    kind, recipe = _load_any(REPO / "recipes/speaker/synthetic-aam.yaml", ["kind=speaker"])
-    assert kind == "speaker" and isinstance(recipe, SpeakerRecipe)
-    kind, recipe = _load_any(REPO / "recipes/sound/pretrain-d2.yaml", ["trainer.steps=5"])
-    assert kind == "sound" and isinstance(recipe, SoundRecipe) and recipe.trainer.steps == 5
-    with pytest.raises(SystemExit, match="kind: expected one of speaker, sound"):
-        _load_any(REPO / "recipes/sound/pretrain-d1.yaml", ["kind=video"])
-
-
 def test_formula_pre_training_learns_and_reports_accuracy(pretrained):
     run_dir, run = pretrained
     losses = _losses(run_dir)

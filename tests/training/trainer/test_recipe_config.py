@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 import pytest
 
-from training.recipes import RecipeError, build_recipe, load_recipe, recipe_hash, resume_hash, to_yaml
+from training.recipes import RecipeError, build_recipe, load_recipe, recipe_hash, resume_hash, run_identity, to_yaml
 from training.trainer import TrainerConfig
 
 
@@ -155,6 +155,13 @@ def test_to_yaml_round_trips(tmp_path: Path) -> None:
     assert text.startswith("# recipe_hash: ")
     again = load_recipe(write(tmp_path, text, "resolved.yaml"), schema=Recipe)
     assert again == recipe and recipe_hash(again) == recipe_hash(recipe)
+
+
+def test_run_identity_is_the_hashes_and_the_resolved_text(tmp_path: Path) -> None:
+    recipe = load_recipe(write(tmp_path, GOOD), ["trainer.steps=7"], schema=Recipe)
+    identity = run_identity(recipe)
+    assert (identity.recipe_hash, identity.resume_hash) == (recipe_hash(recipe), resume_hash(recipe))
+    assert load_recipe(write(tmp_path, identity.header() + identity.text, "run.yaml"), schema=Recipe) == recipe
 
 
 def test_base_inheritance(tmp_path: Path) -> None:

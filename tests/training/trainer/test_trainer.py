@@ -5,13 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 from tests.training.trainer.toy import ToyBatches, items, toy_modules, toy_step
-from training.trainer import CheckpointMismatchError, Hook, Trainer, TrainerConfig, load_checkpoint, seed_everything
+from tests.conftest import REPO
+from training.trainer import (
+    CheckpointMismatchError,
+    Hook,
+    RunIdentity,
+    Trainer,
+    TrainerConfig,
+    load_checkpoint,
+    seed_everything,
+)
 from training.trainer.checkpoint import latest_checkpoint, list_checkpoints
 
 BASE = TrainerConfig(steps=10, steps_per_epoch=4, lr=0.05, lr_decay=0.5, lr_decay_every_epochs=1,
@@ -95,6 +106,27 @@ def test_refuses_checkpoint_of_another_recipe(tmp_path: Path) -> None:
     assert result.start_step == 3 and result.step == 6
     # The forced recipe's LR applies from the resume on (decayed ×0.5 every 4 steps).
     assert [(r["step"], r["lr"]) for r in read_metrics(tmp_path)] == [(2, 0.05), (4, 0.01), (6, 0.005)]
+
+
+def test_records_the_identity_it_is_handed(tmp_path: Path) -> None:
+    mine = RunIdentity(recipe_hash="a" * 64, resume_hash="b" * 64, text="model: {name: toy}\n")
+    make_trainer(tmp_path, dataclasses.replace(BASE, steps=2), identity=mine).fit()
+    assert (tmp_path / "recipe.yaml").read_text() == (
+        f"# recipe_hash: {'a' * 64}\n# resume_hash: {'b' * 64}\nmodel: {{name: toy}}\n")
+    state = load_checkpoint(latest_checkpoint(tmp_path))
+    assert (state["recipe_hash"], state["resume_hash"]) == ("a" * 64, "b" * 64)
+    # The same trainer config under another identity is another recipe: the identity decides.
+    other = dataclasses.replace(mine, resume_hash="c" * 64)
+    with pytest.raises(CheckpointMismatchError, match="another recipe"):
+        make_trainer(tmp_path, dataclasses.replace(BASE, steps=4), identity=other).fit()
+    assert make_trainer(tmp_path, dataclasses.replace(BASE, steps=4), identity=mine).fit().start_step == 2
+
+
+def test_the_trainer_imports_no_recipe_module() -> None:
+    code = ("import sys, training.trainer; "
+            "print([m for m in sys.modules if m.startswith('training.recipes')])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_refuses_fresh_start_over_checkpoints(tmp_path: Path) -> None:

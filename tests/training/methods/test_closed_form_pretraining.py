@@ -1,19 +1,16 @@
-"""Formula-defined sounds (METHODS §4): the 1/f^β property, the class sets, the batches."""
+"""Closed-form pre-training (METHODS §4): the 1/f^β property and the formula class sets."""
 
 from __future__ import annotations
 
-from collections import Counter
-
 import numpy as np
 import pytest
-import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from torch.utils.data import DataLoader
 
-from training.data.formula_sounds import (D1, D2, D3, DALL, DRIFTS, ENVELOPES, FORMULA_DATASETS,
-                                          FormulaBatches, balanced_labels, band_gain,
-                                          band_noise, power_law_noise, spectral_slope)
+from training.methods.closed_form_pretraining import (D1, D2, D3, DALL, DRIFTS, ENVELOPES,
+                                                     FORMULA_DATASETS, band_gain, band_noise,
+                                                     build_class_set, power_law_noise,
+                                                     spectral_slope)
 
 SR = 16000
 # 2 s at 16 kHz through 1024-point Welch segments: ~60 averaged periodograms, so each bin's log
@@ -68,6 +65,15 @@ def test_class_counts_names_and_registry() -> None:
     assert hash(D1(beta_range=[-1, 1])) == hash(D1(beta_range=(-1, 1)))  # YAML lists
     with pytest.raises(ValueError, match="tremolo"):
         D3(envelopes=("flat", "tremolo"))
+
+
+def test_build_class_set_is_what_a_recipe_section_asks_for() -> None:
+    assert build_class_set("d2", n_betas=2, n_bands=3) == D2(n_betas=2, n_bands=3)
+    assert build_class_set() == DALL()
+    with pytest.raises(ValueError, match="unknown formula dataset 'd4'"):
+        build_class_set("d4")
+    with pytest.raises(TypeError, match="n_beta"):
+        build_class_set("d1", n_beta=4)  # a misspelt constructor argument
 
 
 def test_d1_classes_tile_the_beta_range() -> None:
@@ -167,50 +173,3 @@ def test_d3_envelopes_are_measurable() -> None:
                                     np.random.default_rng(seed), SR, SR))
              for e in d3.envelopes}
         assert v["flat"] < 0.2 and min(v["bursts"], v["am"], v["swell"]) > 0.3
-
-
-def test_balanced_labels() -> None:
-    rng = np.random.default_rng(0)
-    for classes, batch in ((16, 40), (56, 56), (24, 8), (3, 1)):
-        labels = balanced_labels(classes, batch, rng)
-        counts = Counter(labels.tolist())
-        assert labels.dtype == np.int64 and labels.size == batch
-        assert max(counts.values()) - (min(counts.values()) if len(counts) == classes else 0) <= 1
-        assert sum(counts.values()) == batch and set(counts) <= set(range(classes))
-
-
-def _batches(**kw) -> FormulaBatches:
-    args = dict(batch_size=12, clip_seconds=0.25, sample_rate=SR, seed=3, steps=50)
-    return FormulaBatches(DALL(), **{**args, **kw})
-
-
-def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-
-
-def test_formula_batches_are_fresh_per_step_and_pure() -> None:
-    batches = _batches()
-    b = batches[4]
-    assert b["waveform"].shape == (12, 4000) and b["waveform"].dtype == torch.float32
-    assert torch.equal(b["lengths"], torch.full((12,), 4000))
-    assert b["labels"].dtype == torch.int64 and len(set(b["labels"].tolist())) == 12
-    rms, peak = b["waveform"].pow(2).mean(dim=1).sqrt(), b["waveform"].abs().amax(dim=1)
-    assert torch.all(rms <= 0.1001) and torch.all(peak <= 0.99)
-    d1 = b["labels"] < 16  # Gaussian noise never reaches the peak limit: exactly level_rms
-    assert d1.any() and torch.allclose(rms[d1], torch.full((int(d1.sum()),), 0.1), rtol=1e-3)
-    assert _same(b, _batches()[4])
-    for other in (batches[5], _batches(rank=1)[4], _batches(seed=4)[4]):
-        assert not torch.equal(b["waveform"], other["waveform"])
-    balanced = _batches(batch_size=112)[0]["labels"]
-    assert Counter(balanced.tolist()) == {c: 2 for c in range(56)}
-    assert len(batches) == 50
-    with pytest.raises(IndexError):
-        batches[50]
-
-
-def test_dataloader_workers_give_the_single_process_batches() -> None:
-    batches = FormulaBatches(D3(), batch_size=4, clip_seconds=0.1, sample_rate=SR, seed=0,
-                             steps=6)
-    serial = list(DataLoader(batches, batch_size=None, sampler=range(2, 6), num_workers=0))
-    parallel = list(DataLoader(batches, batch_size=None, sampler=range(2, 6), num_workers=2))
-    assert len(serial) == 4 and all(_same(a, b) for a, b in zip(serial, parallel))

@@ -13,7 +13,7 @@ tracks when not), with the shared similarity ``s_ij = w·cos(e_i, e_j) + b`` (``
   group, so a walk that comes back to i counts). **The default is False**, on purpose: for T ≥ 2 the literal form has a
   degenerate minimiser — two items of different groups that are each other's nearest neighbour
   walk i → k → i with probability ≈ 1, so the loss reaches 0 with every nearest neighbour in the
-  wrong group (``tests/training/losses/test_graph_grouping.py`` shows it). ``include_self=False``
+  wrong group (``tests/training/methods/test_graph_grouping.py`` shows it). ``include_self=False``
   asks the walk to reach *another* member of i's group instead, which removes that minimiser but
   no longer tends to 0 on perfectly separated groups (a group of n returns to i with
   probability about 1/(n−1) at T = 2). For T = 1 the two are the same (no self-loops). The

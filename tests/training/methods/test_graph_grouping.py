@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from training.losses.graph_grouping import (
+from training.methods.graph_grouping import (
     GraphGroupingLoss,
     log_walk_matrix,
     ncut_loss,
