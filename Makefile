@@ -16,7 +16,7 @@ VAR ?= var
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: help venv models serve test protos bench clean triton-env triton-repo triton-serve
+.PHONY: help system-packages venv models serve test protos bench clean triton-env triton-repo triton-serve
 
 help:
 	@echo "make serve   - create the venv, build the default model pack, run the gateway on 127.0.0.1:$(PORT)"
@@ -26,8 +26,14 @@ help:
 	@echo "make bench   - benchmarks (JSON into bench/results/)"
 	@echo "make triton-serve - a local tritonserver (python backend) on 127.0.0.1:$(TRITON_PORT) serving $(TRITON_REPO)"
 
+# Debian packages (espeak-ng, sox, libsndfile1, build-essential): installed when missing, as root
+# or with sudo; one line and a stop when that is impossible. Checked on every run (milliseconds).
+system-packages:
+	@PYTHON=$(PYTHON) scripts/debian-packages.sh
+
 # The environment: one venv with every extra; exact versions from constraints.txt.
-$(STAMP): pyproject.toml constraints.txt
+# system-packages is order-only: checked every time, without making the venv look out of date.
+$(STAMP): pyproject.toml constraints.txt | system-packages
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
@@ -38,7 +44,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # nvidia-pytriton 0.7.0 bundles a real tritonserver 2.51 (python backend only); its stub needs numpy<2.
-$(TRITON_STAMP): constraints-triton.txt
+$(TRITON_STAMP): constraints-triton.txt | system-packages
 	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
 	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
 	$(TRITON_VENV)/bin/python -m pip install --quiet -c constraints-triton.txt nvidia-pytriton onnxruntime "numpy<2"
