@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from typing import TypeVar
 
 from serving.audio.pipeline import AudioLimits, AudioPipeline
@@ -28,19 +29,12 @@ from serving.vision.pipeline import FacePipeline
 
 log = logging.getLogger("toitsu.loader")
 
-
-MODALITIES = ("speaker", "sound", "face")
 E = TypeVar("E", AudioEmbedder, ImageEmbedder)
+Modality = AudioModality | FaceModality
 
 
-def enabled_modalities(config: Config) -> list[str]:
-    return [name for name in MODALITIES if getattr(config, name).enabled]
-
-
-def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality | FaceModality:
-    """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery."""
-    if name == "face":
-        return load_face(config, metrics)
+def load_audio_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality:
+    """An audio modality (``speaker`` or ``sound``): model with its pipeline, gallery."""
     repo = ModelRepository(config.models_dir)
     embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
@@ -69,6 +63,23 @@ def load_face(config: Config, metrics: Metrics | None = None) -> FaceModality:
         metrics.gallery_size.labels("face").set_function(lambda: len(gallery))
     limits = ImageLimits(max_pixels=int(config.face.max_megapixels * 1e6))
     return FaceModality(embedder, pipeline, gallery, detector, limits)
+
+
+# The modalities a gateway can serve, each named after its config section; in load order.
+MODALITIES: dict[str, Callable[[Config, Metrics | None], Modality]] = {
+    "speaker": lambda config, metrics: load_audio_modality(config, "speaker", metrics),
+    "sound": lambda config, metrics: load_audio_modality(config, "sound", metrics),
+    "face": load_face,
+}
+
+
+def enabled_modalities(config: Config) -> list[str]:
+    return [name for name in MODALITIES if getattr(config, name).enabled]
+
+
+def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> Modality:
+    """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery."""
+    return MODALITIES[name](config, metrics)
 
 
 def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder) -> tuple[FacePipeline, ModelBinding]:
