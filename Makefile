@@ -19,7 +19,8 @@ PYTEST_ARGS ?=
 .PHONY: help system-packages venv models serve test protos bench clean triton-env triton-repo triton-serve
 
 help:
-	@echo "make serve   - create the venv, build the default model pack, run the gateway on 127.0.0.1:$(PORT)"
+	@echo "make serve   - system packages, venv, the speaker and face models, then the gateway on 127.0.0.1:$(PORT)"
+	@echo "               (the sound model builds in the background; its service turns SERVING when it is published)"
 	@echo "make test    - same bootstrap, then the whole test suite"
 	@echo "make models  - build the default model pack into $(MODELS)/ (offline; cached)"
 	@echo "make protos  - regenerate protos/v1/*_pb2*.py from the .proto files"
@@ -59,10 +60,15 @@ triton-repo: models
 triton-serve: triton-env triton-repo
 	$(BIN)/python -m export.triton_server --repository $(TRITON_REPO) --venv $(TRITON_VENV) --port $(TRITON_PORT)
 
+# The whole pack, in the foreground (waits for a background sound build that `make serve` started).
 models: $(STAMP)
 	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK)
 
-serve: models
+# Speaker and face models first (about a minute); the sound model's pre-training (several CPU
+# minutes) then runs as its own low-priority process, logging to $(WORK)/logs/build-sound.log,
+# while the gateway serves speaker and face, and sound as soon as it is published.
+serve: $(STAMP)
+	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK) --background sound
 	$(BIN)/toitsu serve --port $(PORT) --models $(MODELS) --var $(VAR)
 
 test: models triton-env

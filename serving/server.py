@@ -9,9 +9,10 @@ The services are the entries of ``serving.services.registry.SERVICES``. Each ena
 modalities it needs are, and the server-wide health ("") only when every enabled modality is. A
 modality that fails to load leaves the others serving and answers UNAVAILABLE saying why.
 
-A backend that is unavailable at start (a Triton server not up yet) is retried every
-``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure is
-final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
+A backend that is unavailable at start (a Triton server not up yet), or a model that a running
+build has not published yet (``make serve`` builds the sound model in the background), is retried
+every ``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure
+is final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
 into health: NOT_SERVING while Triton (or its model) is down, SERVING again when it is back.
 """
 
@@ -28,7 +29,7 @@ from grpc_reflection.v1alpha import reflection
 from serving.config import Config
 from serving.errors import Unavailable
 from serving.interceptors import ErrorsAndMetrics
-from serving.loader import MODALITIES, enabled_modalities, load_modality
+from serving.loader import MODALITIES, ModelBeingBuilt, enabled_modalities, load_modality
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.services.registry import SERVICES
@@ -83,16 +84,18 @@ class Gateway:
         return self.port
 
     def load(self) -> None:
-        """Load every enabled modality (each on its own thread), then watch backend readiness."""
+        """Load every enabled modality (each on its own thread) while watching backend readiness."""
         threads = [threading.Thread(target=self._load_one, args=(name,), name=f"load-{name}", daemon=True)
                    for name in enabled_modalities(self.config)]
         for thread in threads:
             thread.start()
+        # Watched from the start, not once all have loaded: the sound model may take minutes to be
+        # built, and a Triton that goes down meanwhile must still turn speaker and face NOT_SERVING.
+        if threads and self.config.server.health_interval_seconds > 0 and not self._stopping.is_set():
+            threading.Thread(target=self._watch_backends, name="health", daemon=True).start()
         for thread in threads:
             thread.join()
         self._loaded.set()
-        if self._modalities and self.config.server.health_interval_seconds > 0 and not self._stopping.is_set():
-            threading.Thread(target=self._watch_backends, name="health", daemon=True).start()
 
     def _load_one(self, name: str) -> None:
         try:
@@ -100,9 +103,12 @@ class Gateway:
                 try:
                     modality = load_modality(self.config, name, self.metrics)
                     break
-                except Unavailable as exc:  # a backend that is not up yet: stay NOT_SERVING and retry
+                except Unavailable as exc:  # a backend not up yet, a model not built yet: NOT_SERVING, retry
+                    previous = self._waiting.get(name)
                     self._waiting[name] = exc
-                    log.warning("%s: %s; retrying in %g s", name, exc.message, self.config.server.load_retry_seconds)
+                    if previous is None or str(previous) != str(exc):  # once per reason, not every retry
+                        log.warning("%s: %s; retrying every %g s", name, exc.message,
+                                    self.config.server.load_retry_seconds)
                     self._stopping.wait(self.config.server.load_retry_seconds)
             else:
                 return
@@ -139,8 +145,11 @@ class Gateway:
             raise Unavailable(f"the {name} service is disabled on this gateway ({name}.enabled = false)")
         if name in self._errors:
             raise Unavailable(f"the {name} model failed to load: {self._errors[name]}")
-        if name in self._waiting:
-            raise Unavailable(f"the gateway is waiting for its inference backend: {self._waiting[name]}")
+        waiting = self._waiting.get(name)
+        if isinstance(waiting, ModelBeingBuilt):
+            raise Unavailable(waiting.message)
+        if waiting is not None:
+            raise Unavailable(f"the gateway is waiting for its inference backend: {waiting}")
         raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
 
     def wait(self) -> None:
