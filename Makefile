@@ -16,18 +16,25 @@ VAR ?= var
 PORT ?= 50051
 PYTEST_ARGS ?=
 
-.PHONY: help venv models serve test protos bench clean triton-env triton-repo triton-serve
+.PHONY: help system-packages venv models serve test protos bench clean triton-env triton-repo triton-serve
 
 help:
-	@echo "make serve   - create the venv, build the default model pack, run the gateway on 127.0.0.1:$(PORT)"
+	@echo "make serve   - system packages, venv, the speaker and face models, then the gateway on 127.0.0.1:$(PORT)"
+	@echo "               (the sound model builds in the background; its service turns SERVING when it is published)"
 	@echo "make test    - same bootstrap, then the whole test suite"
 	@echo "make models  - build the default model pack into $(MODELS)/ (offline; cached)"
 	@echo "make protos  - regenerate protos/v1/*_pb2*.py from the .proto files"
 	@echo "make bench   - benchmarks (JSON into bench/results/)"
 	@echo "make triton-serve - a local tritonserver (python backend) on 127.0.0.1:$(TRITON_PORT) serving $(TRITON_REPO)"
 
+# Debian packages (espeak-ng, sox, libsndfile1, build-essential): installed when missing, as root
+# or with sudo; one line and a stop when that is impossible. Checked on every run (milliseconds).
+system-packages:
+	@PYTHON=$(PYTHON) scripts/debian-packages.sh
+
 # The environment: one venv with every extra; exact versions from constraints.txt.
-$(STAMP): pyproject.toml constraints.txt
+# system-packages is order-only: checked every time, without making the venv look out of date.
+$(STAMP): pyproject.toml constraints.txt | system-packages
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
@@ -38,7 +45,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 # nvidia-pytriton 0.7.0 bundles a real tritonserver 2.51 (python backend only); its stub needs numpy<2.
-$(TRITON_STAMP): constraints-triton.txt
+$(TRITON_STAMP): constraints-triton.txt | system-packages
 	@test -x $(TRITON_VENV)/bin/python || $(PYTHON) -m venv $(TRITON_VENV)
 	$(TRITON_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24"
 	$(TRITON_VENV)/bin/python -m pip install --quiet -c constraints-triton.txt nvidia-pytriton onnxruntime "numpy<2"
@@ -53,10 +60,15 @@ triton-repo: models
 triton-serve: triton-env triton-repo
 	$(BIN)/python -m export.triton_server --repository $(TRITON_REPO) --venv $(TRITON_VENV) --port $(TRITON_PORT)
 
+# The whole pack, in the foreground (waits for a background sound build that `make serve` started).
 models: $(STAMP)
 	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK)
 
-serve: models
+# Speaker and face models first (about a minute); the sound model's pre-training (several CPU
+# minutes) then runs as its own low-priority process, logging to $(WORK)/logs/build-sound.log,
+# while the gateway serves speaker and face, and sound as soon as it is published.
+serve: $(STAMP)
+	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK) --background sound
 	$(BIN)/toitsu serve --port $(PORT) --models $(MODELS) --var $(VAR)
 
 test: models triton-env

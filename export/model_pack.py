@@ -17,6 +17,10 @@
    the latter calibrated through the gateway's face pipeline on generated face tracks
    (``export/face_calibration.py``; ``face_embedder_factory``, injected by the CLI).
 
+The pack comes in three :data:`PARTS` — ``speaker`` (1-3), ``face`` (5) and ``sound`` (4) — built
+in that order and each buildable alone, so ``make serve`` can start the gateway on the first two
+(about a minute) while the sound pre-training (several CPU minutes) runs in the background.
+
 Existing versions are kept unless ``force``; each version is assembled in a staging folder and
 published with a rename, so an interrupted build never leaves a half-written version behind.
 """
@@ -24,6 +28,7 @@ published with a rename, so an interrupted build never leaves a half-written ver
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from contracts.card import AnyCard
@@ -33,18 +38,55 @@ from export.importers import dlib_landmarks, dlib_resnet, mtcnn, resemblyzer_ge2
 from export.importers.dlib_landmarks import PredictorFactory
 from export.importers.real_speech import load_real_speech
 from export.pipeline import export_version
-from export.repository import versions
+from export.repository import loadable_versions as versions
 from export.speaker_dev import EmbedderFactory, dev_trials, generated_clips, speaker_calibrator
 
 SOUND_NAME = "toitsu-sound-formula"
 SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pretrain-all.yaml"
 
 
+# Build order: the slow sound pre-training last, so the speaker and face models are never behind it.
+PARTS = ("speaker", "face", "sound")
+PART_MODELS: dict[str, tuple[str, ...]] = {
+    "speaker": (silero_vad.NAME, resemblyzer_ge2e.NAME),
+    "face": (*mtcnn.NAMES, dlib_landmarks.NAME, dlib_resnet.NAME),
+    "sound": (SOUND_NAME,),
+}
+
+
+def missing_models(models_dir: Path, parts: Sequence[str] = PARTS) -> list[str]:
+    """The models of ``parts`` that have no version in ``models_dir`` yet."""
+    return [name for part in parts for name in PART_MODELS[part] if not versions(models_dir, name)]
+
+
 def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
                        face_embedder_factory: FaceEmbedderFactory | None = None,
-                       landmark_predictor: PredictorFactory | None = None, *, force: bool = False) -> list[Path]:
-    """Build what is missing (everything with ``force``); returns the published version folders."""
+                       landmark_predictor: PredictorFactory | None = None, *, force: bool = False,
+                       parts: Sequence[str] = PARTS) -> list[Path]:
+    """Build what is missing of ``parts`` (everything with ``force``); returns the published version
+    folders. The face part needs ``face_embedder_factory`` and ``landmark_predictor`` (it is
+    skipped without them)."""
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown model pack part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
     models_dir.mkdir(parents=True, exist_ok=True)
+    published = []
+    if "speaker" in parts:
+        published += _build_speaker_part(models_dir, work_dir, embedder_factory, force=force)
+    if "face" in parts and face_embedder_factory is not None and landmark_predictor is not None:
+        published += _build_faces(models_dir, work_dir, face_embedder_factory, landmark_predictor, force=force)
+    if "sound" in parts and (force or not versions(models_dir, SOUND_NAME)):
+        published.append(_build_sound(models_dir, work_dir, embedder_factory))
+    for part in PARTS:
+        if part in parts:
+            for name in PART_MODELS[part]:
+                print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
+    return published
+
+
+def _build_speaker_part(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,
+                        force: bool) -> list[Path]:
+    """The VAD, then the speaker model (calibrated through the VAD, as served)."""
     published = []
     if force or not versions(models_dir, silero_vad.NAME):
         published.append(_build_vad(models_dir))
@@ -52,13 +94,6 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
     if force or not versions(models_dir, resemblyzer_ge2e.NAME):
         dev, dev_dir = dev_trials(work_dir)
         published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
-    if force or not versions(models_dir, SOUND_NAME):
-        published.append(_build_sound(models_dir, work_dir, embedder_factory))
-    if face_embedder_factory is not None and landmark_predictor is not None:
-        published += _build_faces(models_dir, work_dir, face_embedder_factory, landmark_predictor, force=force)
-    for name in (silero_vad.NAME, resemblyzer_ge2e.NAME, SOUND_NAME, *mtcnn.NAMES, dlib_landmarks.NAME,
-                 dlib_resnet.NAME):
-        print(f"{name}: versions {versions(models_dir, name)} in {models_dir / name}")
     return published
 
 

@@ -74,3 +74,18 @@ def write_triton_config(models_dir: Path, name: str, render: Callable[[AnyCard],
     tmp.write_text(render(card), encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def loadable_versions(models_dir: Path, name: str) -> list[int]:
+    """Versions whose card validates against the current schema. The default pack rebuilds the
+    others, so a ``models/`` built before a schema change upgrades itself on the next ``make``."""
+    from contracts.card import CardError
+
+    found = []
+    for version in versions(models_dir, name):
+        try:
+            load_card(models_dir / name / str(version))
+        except CardError:
+            continue
+        found.append(version)
+    return found

@@ -1,18 +1,28 @@
 """Building a served modality ([speaker], [sound], [face]) from the configuration: model
-repository → backend → pipeline → batcher → gallery bound to the model version."""
+repository → backend → pipeline → batcher → gallery bound to the model version.
+
+A model that is missing because it is still being built (``toitsu models build-defaults``, which
+``make serve`` runs in the background for the sound model) is reported as :class:`ModelBeingBuilt`,
+an Unavailable the gateway retries, instead of a final NotFound; see "builds in progress" below.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import json
 import logging
 import os
-from typing import TypeVar
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
 
 from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.config import Config
 from serving.embedders import AudioEmbedder, ImageEmbedder
-from serving.errors import ModelMismatch
+from serving.errors import ModelMismatch, NotFound, Unavailable
 from serving.gallery import Gallery, ModelBinding
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import BatchingConfig, MicroBatcher
@@ -28,19 +38,16 @@ from serving.vision.pipeline import FacePipeline
 
 log = logging.getLogger("toitsu.loader")
 
-
-MODALITIES = ("speaker", "sound", "face")
 E = TypeVar("E", AudioEmbedder, ImageEmbedder)
+Modality = AudioModality | FaceModality
 
 
-def enabled_modalities(config: Config) -> list[str]:
-    return [name for name in MODALITIES if getattr(config, name).enabled]
+class ModelBeingBuilt(Unavailable):
+    """The configured model has no version yet and a running build will publish it."""
 
 
-def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality | FaceModality:
-    """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery."""
-    if name == "face":
-        return load_face(config, metrics)
+def load_audio_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality:
+    """An audio modality (``speaker`` or ``sound``): model with its pipeline, gallery."""
     repo = ModelRepository(config.models_dir)
     embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
@@ -69,6 +76,26 @@ def load_face(config: Config, metrics: Metrics | None = None) -> FaceModality:
         metrics.gallery_size.labels("face").set_function(lambda: len(gallery))
     limits = ImageLimits(max_pixels=int(config.face.max_megapixels * 1e6))
     return FaceModality(embedder, pipeline, gallery, detector, limits)
+
+
+# The modalities a gateway can serve, each named after its config section; in load order.
+MODALITIES: dict[str, Callable[[Config, Metrics | None], Modality]] = {
+    "speaker": lambda config, metrics: load_audio_modality(config, "speaker", metrics),
+    "sound": lambda config, metrics: load_audio_modality(config, "sound", metrics),
+    "face": load_face,
+}
+
+
+def enabled_modalities(config: Config) -> list[str]:
+    return [name for name in MODALITIES if getattr(config, name).enabled]
+
+
+def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> Modality:
+    """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery.
+
+    Raises ModelBeingBuilt while its model is missing and a running build will publish it."""
+    check_not_being_built(config.models_dir, name, getattr(config, name).model)
+    return MODALITIES[name](config, metrics)
 
 
 def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder) -> tuple[FacePipeline, ModelBinding]:
@@ -182,3 +209,113 @@ def inference_layout(config: Config) -> tuple[BatchingConfig, int]:
     workers = config.batching.workers or min(cores, 4)
     threads = config.server.inference_threads or max(1, cores // workers)
     return dataclasses.replace(config.batching, workers=workers), threads
+
+
+# -- builds in progress ------------------------------------------------------------------------
+# A build of one part of the default pack keeps ``<models>/.building/<part>.lock`` (hidden from the
+# repository scan): JSON {"models", "state", "log", "pid"}, flock-ed exclusively by the building
+# process for as long as it runs. The kernel drops the lock when that process ends, however it
+# ends, so a crashed build is told from a running one without trusting a pid. The file is
+# rewritten in place and never removed or replaced: a new inode would let a second builder lock
+# it while the first still held the old one.
+BUILDS_DIR = ".building"
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildStatus:
+    part: str
+    running: bool  # its lock is held: the build is under way
+    state: str  # what the builder last wrote: "running", "published", "failed" or "interrupted"
+    log: str  # where a background build writes its output ("" in the foreground)
+    pid: int | None
+
+
+def build_status(models_dir: Path, model: str) -> BuildStatus | None:
+    """The last recorded build of the part that publishes ``model`` (None if there is none)."""
+    folder = Path(models_dir) / BUILDS_DIR
+    for marker in sorted(folder.glob("*.lock")) if folder.is_dir() else ():
+        info = _read_marker(marker)
+        if model in info.get("models", ()):
+            return BuildStatus(marker.stem, _is_locked(marker), str(info.get("state", "")), str(info.get("log", "")),
+                               info.get("pid"))
+    return None
+
+
+def check_not_being_built(models_dir: Path, modality: str, model: str) -> None:
+    """ModelBeingBuilt while ``model`` has no version and a build of it runs; NotFound naming the
+    log when its build stopped before publishing it; nothing otherwise (loading then reports)."""
+    repo = ModelRepository(models_dir)
+    if repo.versions(model):
+        return
+    status = build_status(models_dir, model)
+    if status is None or repo.versions(model):  # again: it may have been published in between
+        return
+    where = f", log {status.log}" if status.log else ""
+    if status.running:
+        raise ModelBeingBuilt(f"the {modality} model {model} is still being built (pid {status.pid}{where}); "
+                              f"the {modality} service reports SERVING once it is published")
+    if status.state != "published":
+        raise NotFound(f"the build of the {modality} model {model} stopped before publishing it "
+                       f"(state {status.state or 'unknown'}{where}); `make models` builds it")
+
+
+class BuildLock:
+    """The builder's side of a part's marker: held for the whole build, states written into it."""
+
+    def __init__(self, models_dir: Path, part: str, models: Sequence[str], log: str = "", fd: int | None = None) -> None:
+        self.path = Path(models_dir) / BUILDS_DIR / f"{part}.lock"
+        self.models, self.log = list(models), log
+        self.fd = fd  # set: a descriptor whose lock is already held (inherited by a background build)
+
+    def acquire(self, *, wait: bool) -> bool:
+        """Take the lock (waiting for another build of the part when ``wait``); False when busy."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        for _ in range(1 if wait else 10):  # a reader's brief shared lock is not a builder
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+                self.fd = fd
+                return True
+            except BlockingIOError:
+                time.sleep(0.05)
+        os.close(fd)
+        return False
+
+    def holder(self) -> dict[str, Any]:
+        """What the current (or last) builder wrote."""
+        return _read_marker(self.path)
+
+    def write(self, state: str, pid: int | None = None) -> None:
+        """Record ``state`` in place, padded over the old text so a reader never sees an empty file."""
+        if self.fd is None:
+            raise RuntimeError(f"{self.path}: write() before acquire()")
+        data = json.dumps({"models": self.models, "state": state, "log": self.log, "pid": pid or os.getpid()}).encode()
+        old = os.fstat(self.fd).st_size
+        os.pwrite(self.fd, data.ljust(old), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def _read_marker(path: Path) -> dict[str, Any]:
+    try:
+        info = json.loads(path.read_bytes() or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def _is_locked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also drops our own shared lock

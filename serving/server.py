@@ -4,13 +4,15 @@ The server listens at once and reports NOT_SERVING (health) / UNAVAILABLE (RPCs)
 models and galleries are loaded in the background; SIGTERM/SIGINT flip health back to
 NOT_SERVING, give in-flight RPCs ``grace_seconds``, drain the batchers and snapshot the galleries.
 
-Each enabled modality ([speaker], [sound], [face]) loads on its own thread and has its own service
-health; the server-wide health ("") is SERVING only when every enabled modality is. A modality
-that fails to load leaves the others serving and answers UNAVAILABLE saying why.
+The services are the entries of ``serving.services.registry.SERVICES``. Each enabled modality
+([speaker], [sound], [face]) loads on its own thread; a service's health is SERVING once the
+modalities it needs are, and the server-wide health ("") only when every enabled modality is. A
+modality that fails to load leaves the others serving and answers UNAVAILABLE saying why.
 
-A backend that is unavailable at start (a Triton server not up yet) is retried every
-``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure is
-final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
+A backend that is unavailable at start (a Triton server not up yet), or a model that a running
+build has not published yet (``make serve`` builds the sound model in the background), is retried
+every ``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure
+is final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
 into health: NOT_SERVING while Triton (or its model) is down, SERVING again when it is back.
 """
 
@@ -24,22 +26,15 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.v1 import face_pb2, face_pb2_grpc, sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from serving.config import Config
 from serving.errors import Unavailable
 from serving.interceptors import ErrorsAndMetrics
-from serving.loader import MODALITIES, enabled_modalities, load_modality
+from serving.loader import MODALITIES, ModelBeingBuilt, enabled_modalities, load_modality
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
-from serving.services.face import FaceServicer
-from serving.services.sound import SoundServicer
-from serving.services.speaker import SpeakerServicer
+from serving.services.registry import SERVICES
 
 log = logging.getLogger("toitsu.server")
-SERVICES = {"speaker": speaker_pb2.DESCRIPTOR.services_by_name["SpeakerService"].full_name,
-              "sound": sound_pb2.DESCRIPTOR.services_by_name["SoundService"].full_name,
-              "face": face_pb2.DESCRIPTOR.services_by_name["FaceService"].full_name}
-SPEAKER_SERVICE = SERVICES["speaker"]
 
 
 class Gateway:
@@ -69,17 +64,12 @@ class Gateway:
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
                      ("grpc.so_reuseport", 0)])
-        deadline = cfg.default_deadline_seconds
-        speaker_pb2_grpc.add_SpeakerServiceServicer_to_server(
-            SpeakerServicer(self.speaker, deadline, self.config.speaker.store_media), self._server)
-        sound_pb2_grpc.add_SoundServiceServicer_to_server(
-            SoundServicer(self.sound, deadline, self.config.sound.store_media), self._server)
-        face_pb2_grpc.add_FaceServiceServicer_to_server(
-            FaceServicer(self.face, deadline, self.config.face.store_media), self._server)
+        for service in SERVICES.values():
+            service.add_to_server(service.make_servicer(self), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (*SERVICES.values(), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
-            self._server)
+            (*(s.full_name for s in SERVICES.values()), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+             reflection.SERVICE_NAME), self._server)
         self._refresh_health()
         self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
@@ -94,16 +84,18 @@ class Gateway:
         return self.port
 
     def load(self) -> None:
-        """Load every enabled modality (each on its own thread), then watch backend readiness."""
+        """Load every enabled modality (each on its own thread) while watching backend readiness."""
         threads = [threading.Thread(target=self._load_one, args=(name,), name=f"load-{name}", daemon=True)
                    for name in enabled_modalities(self.config)]
         for thread in threads:
             thread.start()
+        # Watched from the start, not once all have loaded: the sound model may take minutes to be
+        # built, and a Triton that goes down meanwhile must still turn speaker and face NOT_SERVING.
+        if threads and self.config.server.health_interval_seconds > 0 and not self._stopping.is_set():
+            threading.Thread(target=self._watch_backends, name="health", daemon=True).start()
         for thread in threads:
             thread.join()
         self._loaded.set()
-        if self._modalities and self.config.server.health_interval_seconds > 0 and not self._stopping.is_set():
-            threading.Thread(target=self._watch_backends, name="health", daemon=True).start()
 
     def _load_one(self, name: str) -> None:
         try:
@@ -111,9 +103,12 @@ class Gateway:
                 try:
                     modality = load_modality(self.config, name, self.metrics)
                     break
-                except Unavailable as exc:  # a backend that is not up yet: stay NOT_SERVING and retry
+                except Unavailable as exc:  # a backend not up yet, a model not built yet: NOT_SERVING, retry
+                    previous = self._waiting.get(name)
                     self._waiting[name] = exc
-                    log.warning("%s: %s; retrying in %g s", name, exc.message, self.config.server.load_retry_seconds)
+                    if previous is None or str(previous) != str(exc):  # once per reason, not every retry
+                        log.warning("%s: %s; retrying every %g s", name, exc.message,
+                                    self.config.server.load_retry_seconds)
                     self._stopping.wait(self.config.server.load_retry_seconds)
             else:
                 return
@@ -150,18 +145,12 @@ class Gateway:
             raise Unavailable(f"the {name} service is disabled on this gateway ({name}.enabled = false)")
         if name in self._errors:
             raise Unavailable(f"the {name} model failed to load: {self._errors[name]}")
-        if name in self._waiting:
-            raise Unavailable(f"the gateway is waiting for its inference backend: {self._waiting[name]}")
+        waiting = self._waiting.get(name)
+        if isinstance(waiting, ModelBeingBuilt):
+            raise Unavailable(waiting.message)
+        if waiting is not None:
+            raise Unavailable(f"the gateway is waiting for its inference backend: {waiting}")
         raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
-
-    def speaker(self) -> AudioModality:
-        return self.modality("speaker")
-
-    def sound(self) -> AudioModality:
-        return self.modality("sound")
-
-    def face(self) -> FaceModality:
-        return self.modality("face")
 
     def wait(self) -> None:
         self._stopped.wait()
@@ -191,11 +180,11 @@ class Gateway:
             if self._stopping.is_set():
                 return
             up = {name: name in self._modalities and self._ready.get(name, False) for name in MODALITIES}
-            for name, service in SERVICES.items():
-                self.health.set(service, serving if up[name] else not_serving)
+            for service in SERVICES.values():
+                self.health.set(service.full_name, serving if all(up[n] for n in service.needs) else not_serving)
             enabled = enabled_modalities(self.config)
             self.health.set("", serving if enabled and all(up[n] for n in enabled) else not_serving)
 
     def _set_all(self, status: int) -> None:
-        for service in ("", *SERVICES.values()):
+        for service in ("", *(s.full_name for s in SERVICES.values())):
             self.health.set(service, status)

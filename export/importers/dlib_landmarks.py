@@ -211,7 +211,7 @@ def build_landmarks(models_dir: Path, predictor: PredictorFactory, *, force: boo
     It runs inside the gateway, not on Triton, so it gets no ``config.pbtxt`` (one would only
     mislead a Triton model-repository scan)."""
     from export.pipeline import export_version
-    from export.repository import versions
+    from export.repository import loadable_versions as versions
 
     final = models_dir / NAME / str(VERSION)
     if not force and VERSION in versions(models_dir, NAME):

@@ -32,7 +32,7 @@ from contracts.card import FaceDetectorCard
 from contracts.card_sections import ImportProvenance, TensorSpec, tensor
 from export.card import sha256_file
 from export.parity import Parity, compare, onnx_session, require
-from export.repository import versions
+from export.repository import loadable_versions as versions
 
 NAMES = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 PACKAGE = "facenet-pytorch"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 
@@ -14,6 +17,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="scratch folder for generated dev data")
     p.add_argument("--force", action="store_true", help="rebuild versions that already exist")
+    p.add_argument("--part", action="append", default=[], metavar="PART",
+                   help="build only this part of the pack: speaker, face or sound (repeatable; default: all)")
+    p.add_argument("--background", action="append", default=[], metavar="PART",
+                   help="build this part in a separate low-priority process, started once the others are built, "
+                        "and return (repeatable; `make serve` does this for sound, which a gateway serves once "
+                        "it is published)")
+    p.add_argument("--log", type=Path, default=None,
+                   help="the background build's output (default: WORK/logs/build-PART.log)")
+    p.add_argument("--held-lock", action="append", default=[], help=argparse.SUPPRESS)  # PART=FD, from --background
     p.set_defaults(run=build_defaults)
     p = sub.add_parser("list", help="models, versions, parity and calibration")
     p.add_argument("--models", type=Path, default=Path("models"))
@@ -22,12 +34,106 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def build_defaults(args: argparse.Namespace) -> int:
-    from export.model_pack import build_default_pack
+    from export.model_pack import PARTS
+
+    parts = args.part or list(PARTS)
+    unknown = sorted(set(parts + args.background) - set(PARTS))
+    if unknown:
+        raise SystemExit(f"error: unknown part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
+    held = dict(_held_lock(item) for item in args.held_lock)
+    if held:  # this is the background build: leave the cores to the gateway's requests first
+        os.nice(10)
+    for part in PARTS:
+        if part in parts and part not in args.background:
+            _build_part(args, part, held.get(part))
+    background = [part for part in PARTS if part in args.background]
+    if background:
+        _start_background(args, background)
+    return 0
+
+
+def _build_part(args: argparse.Namespace, part: str, held_fd: int | None) -> None:
+    """Build one part under its lock, so a gateway waits for it and two builds never overlap."""
+    from export.model_pack import PART_MODELS, build_default_pack, missing_models
+    from serving.loader import BuildLock
     from serving.offline import face_file_embedder, file_embedder, landmark_predictor
 
-    build_default_pack(args.models, args.work, file_embedder, face_file_embedder, landmark_predictor,
-                       force=args.force)
-    return 0
+    lock = BuildLock(args.models, part, PART_MODELS[part], log=_log_text(args.log) if held_fd is not None else "",
+                     fd=held_fd)
+    if held_fd is None:
+        if not args.force and not missing_models(args.models, [part]):
+            lock = None  # nothing to build: no lock to take or wait for
+        elif not lock.acquire(wait=False):
+            holder = lock.holder()
+            print(f"{part}: waiting for the build in pid {holder.get('pid')} (log: {holder.get('log') or '-'})",
+                  flush=True)
+            lock.acquire(wait=True)
+    try:
+        if lock is not None:
+            lock.write("running")
+        build_default_pack(args.models, args.work, file_embedder, face_file_embedder, landmark_predictor,
+                           force=args.force, parts=[part])
+    except KeyboardInterrupt:
+        if lock is not None:
+            lock.write("interrupted")
+        raise
+    except BaseException:
+        if lock is not None:
+            lock.write("failed")
+        raise
+    else:
+        if lock is not None:
+            lock.write("published")
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _start_background(args: argparse.Namespace, parts: list[str]) -> None:
+    """Start ``toitsu models build-defaults --part …`` as its own process holding the parts' locks,
+    taken here first, so a gateway started right after this returns already sees a build running."""
+    from export.model_pack import PART_MODELS, missing_models
+    from serving.loader import BuildLock
+
+    log = args.log or args.work / "logs" / f"build-{'-'.join(parts)}.log"
+    locks: dict[str, BuildLock] = {}
+    for part in parts:
+        if not args.force and not missing_models(args.models, [part]):
+            print(f"{part}: already built ({', '.join(PART_MODELS[part])})")
+            continue
+        lock = BuildLock(args.models, part, PART_MODELS[part], log=_log_text(log))
+        if lock.acquire(wait=False):
+            locks[part] = lock
+        else:
+            holder = lock.holder()
+            print(f"{part}: already being built by pid {holder.get('pid')} (log: {holder.get('log') or '-'})")
+    if not locks:
+        return
+    command = [sys.executable, "-m", "toitsu", "models", "build-defaults", "--models", str(args.models),
+               "--work", str(args.work), "--log", str(log), *(["--force"] if args.force else []),
+               *(f"--part={part}" for part in locks), *(f"--held-lock={part}={lock.fd}" for part, lock in locks.items())]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        # Same process group as the caller: Ctrl-C on `make serve` stops the build too (it resumes
+        # from its last checkpoint next time) instead of leaving a CPU-bound orphan behind.
+        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 pass_fds=[lock.fd for lock in locks.values() if lock.fd is not None],
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    for lock in locks.values():
+        lock.write("running", pid=child.pid)
+        lock.release()  # the child's inherited descriptor keeps the lock until it exits
+    print(f"{', '.join(locks)}: building in the background (pid {child.pid}, log {log}); "
+          "a running gateway serves it once it is published", flush=True)
+
+
+def _held_lock(item: str) -> tuple[str, int]:
+    part, _, fd = item.partition("=")
+    os.set_inheritable(int(fd), False)  # not into sox, espeak-ng or other tools the build runs
+    return part, int(fd)
+
+
+def _log_text(log: Path | None) -> str:
+    return str(log.resolve()) if log is not None else ""
 
 
 def list_models(args: argparse.Namespace) -> int:

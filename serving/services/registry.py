@@ -1,0 +1,63 @@
+"""The gateway's gRPC services, one line each (DESIGN §3: "Services are registered in one SERVICES
+table").
+
+The gateway adds every entry to its server, lists it in server reflection and gives it a health
+entry: SERVING once every modality it ``needs`` is loaded and its backend ready. A new service is
+its module in ``serving/services/`` plus one line in :data:`SERVICES`; a service that needs no
+model (a ModelService) has ``needs=()`` and is SERVING from the start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any, Protocol
+
+import grpc
+
+from protos.v1 import face_pb2, face_pb2_grpc, sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
+from serving.config import Config
+from serving.modality import AudioModality, FaceModality
+from serving.services.face import FaceServicer
+from serving.services.sound import SoundServicer
+from serving.services.speaker import SpeakerServicer
+
+
+class Runtime(Protocol):
+    """What a servicer is built from: the gateway's configuration and its loaded modalities."""
+
+    config: Config
+
+    def modality(self, name: str) -> AudioModality | FaceModality:
+        """The loaded modality, or Unavailable saying why it is not (yet)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Service:
+    full_name: str  # "toitsu.v1.SpeakerService": its health entry and its reflection name
+    add_to_server: Callable[[Any, grpc.Server], None]  # the generated add_…Servicer_to_server
+    make_servicer: Callable[[Runtime], Any]
+    needs: tuple[str, ...]  # modalities (config sections) that must be loaded for SERVING
+
+
+def modality_service(pb2: ModuleType, pb2_grpc: ModuleType, service: str, servicer: type, modality: str) -> Service:
+    """A service over one modality; its servicer is built as ``servicer(runtime, deadline, store_media)``,
+    where ``runtime()`` returns the loaded modality or raises Unavailable."""
+    descriptor = pb2.DESCRIPTOR.services_by_name.get(service)
+    if descriptor is None:
+        raise KeyError(f"{pb2.__name__} defines no service {service!r}")
+
+    def make(runtime: Runtime) -> Any:
+        return servicer(lambda: runtime.modality(modality), runtime.config.server.default_deadline_seconds,
+                        getattr(runtime.config, modality).store_media)
+
+    return Service(descriptor.full_name, getattr(pb2_grpc, f"add_{service}Servicer_to_server"), make, (modality,))
+
+
+SERVICES: dict[str, Service] = {
+    "speaker": modality_service(speaker_pb2, speaker_pb2_grpc, "SpeakerService", SpeakerServicer, "speaker"),
+    "sound": modality_service(sound_pb2, sound_pb2_grpc, "SoundService", SoundServicer, "sound"),
+    "face": modality_service(face_pb2, face_pb2_grpc, "FaceService", FaceServicer, "face"),
+}
