@@ -9,9 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import sqlite3
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -21,10 +25,23 @@ from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
 from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo, IndexInfo,
-                                   Match, Media, ModelBinding, TrackEnrollResult)
+                                   Match, Media, ModelBinding)
 
 _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the index search and the id lookup
 _MAX_PAGE = 10_000
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Write(Generic[R]):
+    """What one store transaction did: the caller's result, its change-log sequence number, and the
+    index rows it changed (``upserts`` of (row id, template), ``deletes`` of row ids)."""
+
+    result: R
+    sequence: int
+    upserts: list[tuple[int, np.ndarray]] = field(default_factory=list)
+    deletes: list[int] = field(default_factory=list)
 
 
 class Gallery:
@@ -67,6 +84,10 @@ class Gallery:
     def binding(self) -> ModelBinding:
         return self._binding
 
+    @property
+    def config(self) -> GalleryConfig:
+        return self._config
+
     # --- writes ---------------------------------------------------------------------------------
 
     def enroll(self, identity: str, embeddings: np.ndarray, *, model: ModelBinding,
@@ -86,16 +107,30 @@ class Gallery:
         unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
         items = validate.media(media, self._config.max_media_bytes)
         meta = validate.metadata(metadata, self._config.max_metadata_bytes)
+        return self.commit(lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta,
+                                                          validate.actor(actor)))
+
+    def commit(self, change: Callable[[sqlite3.Connection], Write[R]]) -> R:
+        """Run ``change`` in one store transaction, then apply its rows to the index; its result.
+
+        Every write goes through here (and so do modules that keep their own rows beside the
+        gallery's, such as :class:`~serving.gallery.tracks.TrackLedger`): the change is
+        acknowledged only once committed, and a crash between the commit and the index update
+        loses nothing, because the index replays the change log at start.
+        """
         self._check_open()
         with self._keeper.writing():
             with self._store.transaction() as conn:
-                result, row_id, vector = self._enroll_rows(conn, external, unit, mode, items, meta, _actor(actor))
-            self._keeper.apply(result.sequence, np.array([row_id]), vector[None, :], np.zeros(0, np.int64))
-        self._keeper.after_write()
-        return result
+                done = change(conn)
+            ids = np.array([row for row, _ in done.upserts], np.int64)
+            vectors = (np.stack([v for _, v in done.upserts]) if done.upserts
+                       else np.zeros((0, self.dim), np.float32))
+            self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
+        self._keeper.after_write(deleted=bool(done.deletes))
+        return done.result
 
-    def _enroll_rows(self, conn, external: str, unit: np.ndarray, mode: EnrollMode, items: list[Media],
-                     meta: dict[str, str] | None, actor: str) -> tuple[EnrollResult, int, np.ndarray]:
+    def _enroll_rows(self, conn: sqlite3.Connection, external: str, unit: np.ndarray, mode: EnrollMode,
+                     items: list[Media], meta: dict[str, str] | None, actor: str) -> Write[EnrollResult]:
         now = st.now()
         found = st.find_identity(conn, external)
         if mode is EnrollMode.CREATE and found:
@@ -123,84 +158,8 @@ class Gallery:
         st.audit(conn, now, "enroll", external, actor, {"mode": mode.value, "samples_added": len(unit),
                                                         "samples": len(samples), "media": len(items),
                                                         "model": str(self._binding)})
-        return EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE), row_id, vector
-
-    def enroll_track(self, identity: str, track_id: str, embedding: np.ndarray, *, model: ModelBinding,
-                     media: Sequence[Media] = (), metadata: Mapping[str, str] | None = None,
-                     actor: str = "") -> TrackEnrollResult:
-        """Commit one face track's template ``embedding`` [dim] as the sample owned by ``track_id``.
-
-        Idempotent by track id: the track's previous sample (if any) is removed in the same
-        transaction, so sending a track again replaces it and never adds a second sample. A track
-        sent again under another identity moves there; an identity left with no sample is deleted.
-        The identity is created when new; its template is re-averaged over all its samples.
-        """
-        external = validate.identity(identity)
-        track = validate.identity(track_id)
-        validate.binding(self._binding, model, self.modality)
-        (unit,) = validate.embeddings(np.asarray(embedding)[None, :], self.dim, 1)
-        items = validate.media(media, self._config.max_media_bytes)
-        meta = validate.metadata(metadata, self._config.max_metadata_bytes)
-        self._check_open()
-        with self._keeper.writing():
-            with self._store.transaction() as conn:
-                result, upserts, deletes = self._track_rows(conn, external, track, unit, items, meta, _actor(actor))
-            ids = np.array([r for r, _ in upserts], np.int64)
-            vectors = np.stack([v for _, v in upserts]) if upserts else np.zeros((0, self.dim), np.float32)
-            self._keeper.apply(result.sequence, ids, vectors, np.array(deletes, np.int64))
-        self._keeper.after_write(deleted=bool(deletes))
-        return result
-
-    def _track_rows(self, conn, external: str, track: str, unit: np.ndarray, items: list[Media],
-                    meta: dict[str, str] | None, actor: str
-                    ) -> tuple[TrackEnrollResult, list[tuple[int, np.ndarray]], list[int]]:
-        now = st.now()
-        upserts: list[tuple[int, np.ndarray]] = []
-        deletes: list[int] = []
-        moved_from = None
-        previous = st.find_track(conn, track)
-        found = st.find_identity(conn, external)
-        if previous is not None:
-            old_row, old_sample = previous
-            st.remove_sample(conn, old_sample)
-            if found is None or old_row != found[0]:
-                moved_from = st.external_id(conn, old_row)
-                rest = st.samples(conn, old_row, self.dim)
-                if len(rest) == 0:
-                    st.delete_identity(conn, old_row)
-                    st.log_change(conn, "delete", old_row, now)
-                    deletes.append(old_row)
-                else:
-                    vector = validate.template(rest)
-                    st.put_template(conn, old_row, vector, self._binding, len(rest))
-                    st.log_change(conn, "upsert", old_row, now)
-                    upserts.append((old_row, vector))
-        if found is None:
-            row_id = st.insert_identity(conn, external, now, meta)
-        else:
-            row_id = found[0]
-            st.touch_identity(conn, row_id, now, {**json.loads(found[1]), **meta} if meta else None)
-        st.add_track_sample(conn, row_id, track, unit, self._binding, now)
-        st.add_media(conn, row_id, items, now)
-        samples = st.samples(conn, row_id, self.dim)
-        if len(samples) > self._config.max_samples:
-            raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
-        vector = validate.template(samples)
-        st.put_template(conn, row_id, vector, self._binding, len(samples))
-        sequence = st.log_change(conn, "upsert", row_id, now)
-        upserts.append((row_id, vector))
-        st.audit(conn, now, "enroll_track", external, actor,
-                 {"track": track, "replaced": previous is not None, "moved_from": moved_from,
-                  "samples": len(samples), "media": len(items), "model": str(self._binding)})
-        result = TrackEnrollResult(external, len(samples), sequence, found is None, previous is not None, moved_from)
-        return result, upserts, deletes
-
-    def track_owner(self, track_id: str) -> str | None:
-        """The identity a track id is enrolled under, or None."""
-        track = validate.identity(track_id)
-        with self._reading(), self._store.reader() as conn:
-            found = st.find_track(conn, track)
-            return st.external_id(conn, found[0]) if found else None
+        result = EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE)
+        return Write(result, sequence, [(row_id, vector)])
 
     def enroll_many(self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "",
                     batch_size: int = 10_000) -> int:
@@ -217,46 +176,43 @@ class Gallery:
             unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
             batch.append((validate.identity(identity), unit, validate.template(unit)))
             if len(batch) == batch_size:
-                total += self._enroll_batch(batch, _actor(actor))
+                total += self._enroll_batch(batch, validate.actor(actor))
                 batch = []
         if batch:
-            total += self._enroll_batch(batch, _actor(actor))
+            total += self._enroll_batch(batch, validate.actor(actor))
         return total
 
     def _enroll_batch(self, batch: list[tuple[str, np.ndarray, np.ndarray]], actor: str) -> int:
         names = [b[0] for b in batch]
         if len(set(names)) != len(names):
             raise InvalidInput("an identity appears twice in one enroll_many batch")
-        self._check_open()
-        with self._keeper.writing():
-            with self._store.transaction() as conn:
-                taken = st.existing(conn, names)
-                if taken:
-                    raise AlreadyExists(f"{len(taken)} identities are already enrolled, e.g. {sorted(taken)[0]!r}")
-                sequence, rows = st.bulk_create(conn, batch, self._binding, st.now(), actor)
-            self._keeper.apply(sequence, np.array([rows[n] for n in names], np.int64),
-                               np.stack([b[2] for b in batch]), np.zeros(0, np.int64))
-        self._keeper.after_write()
-        return len(batch)
+
+        def create(conn: sqlite3.Connection) -> Write[int]:
+            taken = st.existing(conn, names)
+            if taken:
+                raise AlreadyExists(f"{len(taken)} identities are already enrolled, e.g. {sorted(taken)[0]!r}")
+            sequence, rows = st.bulk_create(conn, batch, self._binding, st.now(), actor)
+            return Write(len(batch), sequence, [(rows[name], vector) for name, _, vector in batch])
+
+        return self.commit(create)
 
     def delete(self, identity: str, *, actor: str = "") -> None:
         """Remove the identity with its template, samples and media from store and index; audited."""
         external = validate.identity(identity)
-        self._check_open()
-        with self._keeper.writing():
-            with self._store.transaction() as conn:
-                found = st.find_identity(conn, external)
-                if not found:
-                    raise NotFound(f"{self.modality} {external!r} is not enrolled")
-                counts = st.enrollment_counts(conn, external)
-                st.delete_identity(conn, found[0])
-                now = st.now()
-                sequence = st.log_change(conn, "delete", found[0], now)
-                st.audit(conn, now, "delete", external, _actor(actor),
-                         {"samples": counts["samples"], "media": counts["media"]})
-            self._keeper.apply(sequence, np.zeros(0, np.int64), np.zeros((0, self.dim), np.float32),
-                               np.array([found[0]], np.int64))
-        self._keeper.after_write(deleted=True)
+
+        def remove(conn: sqlite3.Connection) -> Write[None]:
+            found = st.find_identity(conn, external)
+            if not found:
+                raise NotFound(f"{self.modality} {external!r} is not enrolled")
+            counts = st.enrollment_counts(conn, external)
+            st.delete_identity(conn, found[0])
+            now = st.now()
+            sequence = st.log_change(conn, "delete", found[0], now)
+            st.audit(conn, now, "delete", external, validate.actor(actor),
+                     {"samples": counts["samples"], "media": counts["media"]})
+            return Write(None, sequence, deletes=[found[0]])
+
+        self.commit(remove)
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -383,6 +339,12 @@ class Gallery:
         self._check_open()
         return self._keeper.reading()
 
+    @contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A read-only store connection, taken as every read of the gallery takes one."""
+        with self._reading(), self._store.reader() as conn:
+            yield conn
+
 
 def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) -> tuple[ModelBinding, str]:
     """Create or check the gallery's meta; returns (binding, store uuid)."""
@@ -411,10 +373,6 @@ def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) 
             st.audit(conn, st.now(), "rebind", None, "", {"from": str(stored), "to": str(model)})
             stored = model
         return stored, meta["uuid"]
-
-
-def _actor(actor: object) -> str:
-    return str(actor or "")[:256]
 
 
 def _encode_token(after: str) -> str:

@@ -217,33 +217,20 @@ def add_samples(conn: sqlite3.Connection, row_id: int, vectors: np.ndarray, mode
                      "VALUES (?, ?, ?, ?, ?)", [(row_id, _blob(v), model.name, model.version, now) for v in vectors])
 
 
-def add_track_sample(conn: sqlite3.Connection, row_id: int, track_id: str, vector: np.ndarray, model: ModelBinding,
-                     now: float) -> None:
-    """One sample owned by ``track_id`` (the caller has removed the track's previous one)."""
+def add_sample(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model: ModelBinding, now: float) -> int:
+    """One sample of an identity; returns its row id (for rows that refer to it, such as a track's)."""
     cursor = conn.execute("INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) "
                           "VALUES (?, ?, ?, ?, ?)", (row_id, _blob(vector), model.name, model.version, now))
-    conn.execute("INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
-                 (track_id, row_id, cursor.lastrowid, now))
-
-
-def find_track(conn: sqlite3.Connection, track_id: str) -> tuple[int, int] | None:
-    """(identity row id, sample row id) of an enrolled track, or None."""
-    row = conn.execute("SELECT identity_id, sample_id FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
-    return (int(row[0]), int(row[1])) if row else None
+    return int(cursor.lastrowid)
 
 
 def remove_sample(conn: sqlite3.Connection, sample_id: int) -> None:
-    """Delete one sample (its track row goes with it: ON DELETE CASCADE)."""
-    conn.execute("DELETE FROM tracks WHERE sample_id = ?", (sample_id,))
+    """Delete one sample (rows that refer to it, such as its track's, go with it: ON DELETE CASCADE)."""
     conn.execute("DELETE FROM samples WHERE id = ?", (sample_id,))
 
 
 def external_id(conn: sqlite3.Connection, row_id: int) -> str:
     return str(conn.execute("SELECT external_id FROM identities WHERE id = ?", (row_id,)).fetchone()[0])
-
-
-def track_count(conn: sqlite3.Connection, row_id: int) -> int:
-    return int(conn.execute("SELECT COUNT(*) FROM tracks WHERE identity_id = ?", (row_id,)).fetchone()[0])
 
 
 def samples(conn: sqlite3.Connection, row_id: int, dim: int) -> np.ndarray:

@@ -27,6 +27,11 @@ def identity(value: object) -> str:
     return value
 
 
+def actor(value: object) -> str:
+    """Who made a change, for the audit log: any value as text, at most 256 characters."""
+    return str(value or "")[:256]
+
+
 def binding(gallery: ModelBinding, given: ModelBinding, modality: str) -> None:
     if not isinstance(given, ModelBinding):
         raise InvalidInput("the embeddings' model must be given as a ModelBinding(name, version)")

@@ -5,7 +5,7 @@ else the largest) → align → quality. Only the ``best_frames`` best aligned c
 kept (a bounded heap), so memory is bounded by ``MAX_OPEN_TRACKS × best_frames`` chips however
 long the stream or its tracks. When a track ends, its kept frames above ``min_quality`` are
 embedded in one batch and their normalised mean is committed as the one sample owned by the
-track id (``Gallery.enroll_track``: atomic, and a track sent again replaces its sample).
+track id (``TrackLedger.enroll``: atomic, and a track sent again replaces its sample).
 
 Errors in the stream's structure (no track id, a person id that changes, too many open tracks,
 too many frames in one message) end the stream with INVALID_ARGUMENT / RESOURCE_EXHAUSTED;
@@ -26,7 +26,7 @@ import numpy as np
 
 from protos.v1 import face_pb2
 from serving.errors import InvalidInput, Overloaded, ToitsuError
-from serving.gallery import Media
+from serving.gallery import Media, TrackLedger
 from serving.gallery import validate as gallery_validate
 from serving.modality import FaceModality
 from serving.services.convert import model_ref
@@ -82,6 +82,7 @@ class TrackSession:
     def __init__(self, rt: FaceModality, *, store_media: bool, actor: str,
                  timeout: Callable[[], float | None], workers: int = 2) -> None:
         self._rt, self._store_media, self._actor, self._timeout = rt, store_media, actor, timeout
+        self._ledger = TrackLedger(rt.gallery)
         self._options: TrackOptions | None = None
         self._open: dict[str, OpenTrack] = {}
         self._order = itertools.count()
@@ -186,8 +187,8 @@ class TrackSession:
         vectors = self._rt.embed(faces, self._timeout())
         template = vectors.mean(axis=0)
         media = [Media(_png(f.chip), "png/aligned-chip") for f in faces] if self._store_media else ()
-        committed = self._rt.gallery.enroll_track(track.person_id, track.track_id, template, model=self._rt.binding,
-                                                  media=media, metadata=track.metadata or None, actor=self._actor)
+        committed = self._ledger.enroll(track.person_id, track.track_id, template, model=self._rt.binding,
+                                        media=media, metadata=track.metadata or None, actor=self._actor)
         note = f"moved from person {committed.moved_from!r}" if committed.moved_from else ""
         if track.unreadable:
             note = "; ".join(filter(None, [note, f"{track.unreadable} frame(s) could not be read"]))

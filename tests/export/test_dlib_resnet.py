@@ -86,11 +86,32 @@ def records():
     return dlib_resnet.parse_resnet(dlib_resnet.source_path())
 
 
+def anet_parameters() -> int:
+    """Parameters of dlib's published ``anet_type`` (dlib's examples/dnn_face_recognition_ex.cpp),
+    counted from its definition, since dlib publishes no figure: ``con<N,k,k,…>`` holds N·C·k·k
+    weights and N biases, ``affine`` a scale and a shift per channel, ``fc_no_bias<128>`` 256·128
+    weights; ``residual_down``'s shortcut (avg_pool + add_prev, zero-padded channels) holds none."""
+
+    def con(c_in: int, n: int, k: int) -> int:
+        return n * c_in * k * k + n
+
+    def block(c_in: int, n: int) -> int:  # block<N,BN,stride> = BN<con<N,3,3,1,1,relu<BN<con<N,3,3,s,s>>>>>
+        return con(c_in, n, 3) + 2 * n + con(n, n, 3) + 2 * n
+
+    total, channels = con(3, 32, 7) + 2 * 32, 32  # con<32,7,7,2,2> + affine, then max_pool
+    # From the input up: alevel4 = 3 × ares<32>; alevel3 = ares_down<64> + 3 × ares<64>;
+    # alevel2 = ares_down<128> + 2 × ares<128>; alevel1 = ares_down<256> + 2 × ares<256>; alevel0 = ares_down<256>.
+    for n, blocks in ((32, 3), (64, 4), (128, 3), (256, 3), (256, 1)):
+        for _ in range(blocks):
+            total, channels = total + block(channels, n), n
+    return total + 256 * 128
+
+
 def test_parse_finds_anet_types_layers(records):
     counts = Counter(r.kind for r in records)
     assert counts == {"input": 1, "con": 29, "affine": 29, "relu": 29, "add_prev": 14, "avg_pool": 5,
                       "max_pool": 1, "fc": 1, "loss_metric": 1}
-    assert sum(r.parameter_count for r in records) == 5_614_592
+    assert sum(r.parameter_count for r in records) == anet_parameters()  # exact: every tensor read once
     first, last = records[0], records[-1]
     assert np.allclose(first.config["mean_rgb"], [122.782, 117.001, 104.298], atol=1e-4)
     assert first.config["size"] == (150, 150) and abs(last.config["distance_threshold"] - 0.6) < 1e-6
@@ -133,7 +154,7 @@ def test_stage_exports_a_graph_that_matches_dlib(tmp_path, chips):
     assert checks["graph"]["max_abs_diff"] <= 1e-4
     assert {"astronaut", "grace_hopper"} <= set(card["parity"]["inputs"])
     assert card["name"] == "dlib-resnet-v1" and card["modality"] == "face" and card["version"] == 2
-    assert card["provenance"]["license"] == "CC0-1.0" and card["provenance"]["parameters"] == 5_614_592
+    assert card["provenance"]["license"] == "CC0-1.0" and card["provenance"]["parameters"] == anet_parameters()
     assert card["embedding"] == {"output": "descriptor", "dim": 128, "normalized": False, "metric": "cosine"}
     assert "calibration" not in card
 
