@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from serving.errors import InvalidInput, Overloaded
+from serving.gallery import GalleryConfig
 from tests.serving.gallery.conftest import MODEL, noisy, unit
 
 
@@ -58,7 +59,8 @@ def test_pq_rerank_recall_against_exact(open_gallery, rng):
     vectors = unit(rng, 4000)
     names = _load(gallery, vectors)
     info = gallery.index_info()
-    assert info.kind == "pq-rerank" and info.params["tuned_recall"] >= 0.99
+    target = GalleryConfig().target_recall  # the README's "tuned to recall@1 ≥ 0.995"
+    assert target == 0.995 and info.kind == "pq-rerank" and info.params["tuned_recall"] >= target
     sources = rng.choice(len(vectors), 300, replace=False)
     hits = 0
     for probe in noisy(rng, vectors[sources]):
@@ -69,7 +71,8 @@ def test_pq_rerank_recall_against_exact(open_gallery, rng):
         for m in matches:  # scores are exact cosines (re-scored), whatever the candidates were
             assert m.score == pytest.approx(exact[m.identity], abs=1e-5)
         assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
-    assert hits / len(sources) >= 0.99
+    print(f"recall@1 {hits / len(sources):.4f} on {len(sources)} noisy probes (tuned {info.params['tuned_recall']:.4f})")
+    assert hits / len(sources) >= target  # served at twice the tuned count: at least the target on new probes
 
 
 def test_k_is_capped_and_checked(open_gallery, rng):

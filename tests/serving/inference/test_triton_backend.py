@@ -120,7 +120,7 @@ def test_a_server_that_is_not_there_is_unavailable_fast(speaker_model):
 
 @pytest.mark.integration
 def test_a_version_triton_does_not_serve_is_unavailable(triton_server, speaker_model):
-    card = dataclasses.replace(speaker_model.card, version=9)
+    card = speaker_model.card.model_copy(update={"version": 9})
     backend = TritonBackend(triton_server.url)
     with pytest.raises(Unavailable, match="version 9"):
         backend.load(KEY, dataclasses.replace(speaker_model, card=card))

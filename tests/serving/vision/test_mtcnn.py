@@ -2,7 +2,8 @@
 
 On real photos that ship with packages (scikit-image's astronaut, matplotlib's Grace Hopper) and
 on generated scenes (faces cut from those photos, rescaled and pasted at known boxes onto noise
-and gradients): the same faces, boxes and landmarks within 2 px, probabilities within 1e-3.
+and gradients): the same faces, boxes and landmarks within ``BOX_PX`` / ``LANDMARK_PX``,
+probabilities within ``PROBABILITY`` (``-s`` prints the worst differences of each image).
 """
 
 from __future__ import annotations
@@ -16,6 +17,12 @@ import pytest
 from serving.errors import InvalidInput
 from serving.vision import mtcnn
 from serving.vision.nms import nms_iou, nms_min
+
+# The README quotes these bounds. Measured on the reference VM: 9.2e-5 px at worst (1-2 float32
+# ulps at 500-700 px coordinates) and identical probabilities. The nets' own torch-vs-ONNX parity
+# (≤ 9e-7) times box sides of up to ~200 px leaves room for ~2e-4 px on another CPU: hence 1e-3.
+BOX_PX = LANDMARK_PX = 1e-3
+PROBABILITY = 1e-5
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is None, reason="needs facenet-pytorch")
 
@@ -108,11 +115,13 @@ def assert_same_faces(ours, reference_result) -> None:
     boxes, probs, points = reference_result
     assert len(ours) == len(boxes)
     # The reference orders by area (select_largest), ours by probability: pair faces by overlap.
+    worst = np.zeros(3)
     for box, prob, landmarks in zip(boxes, probs, points, strict=True):
         match = max(ours, key=lambda d: iou(d.box, box))
-        assert np.abs(match.box - box).max() <= 2, (match.box, box)
-        assert np.abs(match.landmarks - landmarks).max() <= 2, (match.landmarks, landmarks)
-        assert abs(match.probability - prob) <= 1e-3
+        worst = np.maximum(worst, [np.abs(match.box - box).max(), np.abs(match.landmarks - landmarks).max(),
+                                   abs(match.probability - prob)])
+    print(f"worst |Δ| vs MTCNN.detect: box {worst[0]:.2e} px, landmarks {worst[1]:.2e} px, probability {worst[2]:.2e}")
+    assert worst[0] <= BOX_PX and worst[1] <= LANDMARK_PX and worst[2] <= PROBABILITY, worst
     assert [d.probability for d in ours] == sorted((d.probability for d in ours), reverse=True)
 
 
