@@ -55,7 +55,7 @@ def _calibration(cal: dict | None) -> dict | None:
         return None
     keep = ("dev_trials", "n_target", "n_nontarget", "eer", "eer_threshold", "thresholds", "min_dcf")
     return {**{k: cal[k] for k in keep if k in cal},
-            "eer_by": {k: v for k, v in cal.items() if k.startswith("eer_by_")}}
+            "eer_by": {f"eer_by_{g['by']}": g["eer"]} if (g := cal.get("eer_by_group")) else {}}
 
 
 def _parse() -> argparse.Namespace:
