@@ -72,6 +72,7 @@ serve: $(STAMP)
 	$(BIN)/toitsu serve --port $(PORT) --models $(MODELS) --var $(VAR)
 
 test: models triton-env
+	$(BIN)/lint-imports
 	TOITSU_MODELS=$(abspath $(MODELS)) TOITSU_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 protos: $(STAMP)
