@@ -1,6 +1,8 @@
 """Recipes: strict YAML files whose sections map onto (frozen) dataclasses (DESIGN §4).
 
-See ``training.recipes.config`` for the format (overrides, ``base:`` inheritance, hashing).
+See ``training.recipes.config`` for the format (overrides, ``base:`` inheritance, hashing) and
+``training.recipes.kinds`` for ``KINDS``, which maps a recipe's ``kind`` onto its schema and its
+train / eval entry points (imported from there, not here, since it imports every kind's module).
 """
 
 from training.recipes.config import (

@@ -113,7 +113,7 @@ def load_kind_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = ()
         raise RecipeError([f"kind: expected one of {', '.join(KINDS)}, got {name!r}"], str(path))
     if "kind" not in {f.name for f in dataclasses.fields(kind.recipe)}:
         data.pop("kind", None)  # a schema without the key (speaker) still accepts `kind: speaker`
-    recipe = build_recipe(data, kind.recipe, source=str(path))
+    recipe: Any = build_recipe(data, kind.recipe, source=str(path))
     if check:
         check_modules(kind, recipe, str(path))
     return kind, recipe

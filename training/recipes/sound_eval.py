@@ -40,8 +40,9 @@ def evaluate_run(recipe: SoundRecipe, run_dir: Path | None, out_dir: Path, *, na
     else:
         loaded = load_sound_run(run_dir)
         encoder, head = loaded.encoder, loaded.head
+    test: list[Any] = []  # formula recipes are scored on fresh clips, not on records
     if recipe.data.formula is not None:
-        test, classes = [], list(formula_dataset(recipe.data.formula).class_names)
+        classes = list(formula_dataset(recipe.data.formula).class_names)
     else:
         _, test, classes, _ = few_shot_split(recipe.data)
     if head is None:

@@ -54,7 +54,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from training.trainer import checkpoint as ckpt
 from training.trainer.config import TrainerConfig
-from training.trainer.distributed import DistInfo, all_gather_objects, barrier, init_distributed, out_of_sync, wrap_modules
+from training.trainer.distributed import (
+    DistInfo,
+    all_gather_objects,
+    barrier,
+    init_distributed,
+    out_of_sync,
+    wrap_modules,
+)
 from training.trainer.hooks import Hook, HookContext
 from training.trainer.identity import RunIdentity, config_identity
 from training.trainer.logs import Meter, RunLog, is_finite

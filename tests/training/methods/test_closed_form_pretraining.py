@@ -7,10 +7,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.methods.closed_form_pretraining import (D1, D2, D3, DALL, DRIFTS, ENVELOPES,
-                                                     FORMULA_DATASETS, band_gain, band_noise,
-                                                     build_class_set, power_law_noise,
-                                                     spectral_slope)
+from training.methods.closed_form_pretraining import (
+    D1,
+    D2,
+    D3,
+    DALL,
+    DRIFTS,
+    ENVELOPES,
+    FORMULA_DATASETS,
+    band_gain,
+    band_noise,
+    build_class_set,
+    power_law_noise,
+    spectral_slope,
+)
 
 SR = 16000
 # 2 s at 16 kHz through 1024-point Welch segments: ~60 averaged periodograms, so each bin's log

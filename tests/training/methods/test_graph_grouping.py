@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from training.losses.similarity import cosine_matrix
 from training.methods.graph_grouping import (
     GraphGroupingLoss,
     log_walk_matrix,
@@ -15,7 +16,6 @@ from training.methods.graph_grouping import (
     ncut_ratios,
     random_walk_loss,
 )
-from training.losses.similarity import cosine_matrix
 
 
 def _batch(groups: int = 4, per_group: int = 3, dim: int = 8, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.training.trainer.toy import ToyBatches, items, toy_modules, toy_step
 from tests.conftest import REPO
+from tests.training.trainer.toy import ToyBatches, items, toy_modules, toy_step
 from training.trainer import (
     CheckpointMismatchError,
     Hook,
