@@ -29,7 +29,7 @@ from contracts.atomic import write_text_atomic
 from contracts.card_sections import (AudioSpec, Calibration, EmbeddingSpec, FaceImageSpec, ImageSpec, LandmarksSpec,
                                      Parity, Provenance, ServingHints, ShapeRanges, Strict, TensorSpec, VadAudioSpec)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION: Literal[2] = 2
 CARD_FILE = "card.json"
 EMBEDDING_MODALITIES = ("speaker", "face", "sound")
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 import numpy as np
 
-from contracts.card_sections import Calibration, GroupEer
+from contracts.card_sections import Calibration, FarThreshold, GroupEer, MinDcf
 from training.data.manifest import read_manifest
 from contracts.trials import DevTrials
 from training.evaluation.verification import plot_det, verification_report
@@ -59,8 +59,8 @@ def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = N
     return Calibration(
         dev_trials=dev.name, n_target=report.n_target, n_nontarget=report.n_nontarget,
         eer=report.eer, eer_threshold=report.eer_threshold,
-        min_dcf=[{"p_target": p, "value": v, "threshold": t} for p, (v, t) in report.min_dcf.items()],
-        thresholds=[{"far": f, "threshold": t, "frr": report.frr_at_far[f]} for f, t in report.thresholds_at_far.items()],
+        min_dcf=[MinDcf(p_target=p, value=v, threshold=t) for p, (v, t) in report.min_dcf.items()],
+        thresholds=[FarThreshold(far=f, threshold=t, frr=report.frr_at_far[f]) for f, t in report.thresholds_at_far.items()],
         enrollment="L2-normalised mean of the clean enrollment utterances",
         refused_files=[p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
         eer_by_group=GroupEer(by=group_name, eer={name: verification_report(s, y, fars=()).eer

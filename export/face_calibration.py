@@ -66,7 +66,7 @@ def _write_scenes(source_manifest: Path, root: Path) -> None:
     for record in sorted(read_manifest(source_manifest), key=lambda r: str(r.path)):
         crop = Image.open(record.path).convert("RGB")
         side = int(round(crop.width * rng.uniform(0.8, 1.3)))
-        crop = crop.resize((side, side), Image.BICUBIC)
+        crop = crop.resize((side, side), Image.Resampling.BICUBIC)
         base = rng.uniform(40, 200, 3)
         scene = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
         x, y = rng.integers(0, size - side + 1, 2)

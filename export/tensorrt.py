@@ -53,7 +53,7 @@ def profile_shapes(card: AnyCard) -> dict[str, tuple[Shape, Shape, Shape]]:
     """
     ranges = card.shape_ranges.model_dump(exclude_none=True) if card.shape_ranges else {}
     max_batch = card.serving.max_batch_size
-    profile = {}
+    profile: dict[str, tuple[Shape, Shape, Shape]] = {}
     for spec in card.inputs:
         dims: list[tuple[int, int, int]] = []
         for axis, size in enumerate(spec.shape):
@@ -71,7 +71,8 @@ def profile_shapes(card: AnyCard) -> dict[str, tuple[Shape, Shape, Shape]]:
             if not 0 < low <= opt <= high:
                 raise ValueError(f"{card.name}: shape range {axis_name!r} must satisfy 0 < min <= opt <= max")
             dims.append((low, opt, high))
-        profile[spec.name] = tuple(tuple(d[i] for d in dims) for i in range(3))  # type: ignore[assignment]
+        mins, opts, maxs = (tuple(d[i] for d in dims) for i in range(3))
+        profile[spec.name] = (mins, opts, maxs)
     return profile
 
 

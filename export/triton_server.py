@@ -229,6 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"tritonserver on {server.url} serving {server.repository} (log: {server.log_path}); Ctrl-C stops it", flush=True)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.terminate())
+    assert server.proc is not None  # start() launched it
     server.proc.wait()
     server.stop()  # the stubs and shared memory of a server that died on its own
 

@@ -3,6 +3,8 @@ several gateways in one process (tests) do not collide."""
 
 from __future__ import annotations
 
+from wsgiref.simple_server import WSGIServer
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
@@ -19,7 +21,7 @@ class Metrics:
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
         self.queue_depth = Gauge("toitsu_queue_depth", "Requests waiting for a batch", ["model"], registry=self.registry)
         self.gallery_size = Gauge("toitsu_gallery_size", "Enrolled identities", ["modality"], registry=self.registry)
-        self._server = None
+        self._server: WSGIServer | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         self.requests.labels(method, code).inc()

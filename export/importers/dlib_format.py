@@ -25,6 +25,7 @@ Both dlib models the default pack imports come from the ``face-recognition-model
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import math
 from collections.abc import Callable
@@ -110,7 +111,7 @@ class DlibReader:
         self.offset += size
         return -magnitude if control & 0x80 else magnitude
 
-    def expect_int(self, expected: int, what: str) -> int:
+    def expect_int(self, expected: builtins.int, what: str) -> builtins.int:
         """An integer that must equal ``expected`` (versions, fixed sizes)."""
         start = self.offset
         value = self.int()
@@ -118,7 +119,7 @@ class DlibReader:
             raise self._fail(start, f"{what}: expected {expected}, found {value}")
         return value
 
-    def _float_details(self) -> tuple[int, int]:
+    def _float_details(self) -> tuple[builtins.int, builtins.int]:
         """``float_details``: (mantissa, exponent)."""
         start = self.offset
         if self.remaining >= 1 and self.data[start] & 0x70:
@@ -178,7 +179,7 @@ class DlibReader:
             raise self._fail(start, f"vector of length {n}, {self.remaining} bytes left")
         return [item(self) for _ in range(n)]
 
-    def matrix(self, item: Callable[[DlibReader], float] | None = None, dtype=np.float32) -> np.ndarray:
+    def matrix(self, item: Callable[[DlibReader], builtins.float] | None = None, dtype=np.float32) -> np.ndarray:
         """A ``dlib::matrix`` [nr, nc] of ``item(self)`` values (default: float32 via ``float32``)."""
         start = self.offset
         nr, nc = self.int(), self.int()
@@ -209,7 +210,7 @@ class DlibReader:
         self.offset += 4 * count
         return values.astype(np.float32).reshape(shape)
 
-    def alias_tensor(self) -> tuple[int, int, int, int]:
+    def alias_tensor(self) -> tuple[builtins.int, builtins.int, builtins.int, builtins.int]:
         """An ``alias_tensor``: its shape (n, k, nr, nc) only; it holds no data."""
         start = self.offset
         version = self.int()

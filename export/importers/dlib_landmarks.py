@@ -118,9 +118,9 @@ def variants(image: np.ndarray) -> Iterator[tuple[str, np.ndarray]]:
     yield "mirror", image[:, ::-1].copy()
     for factor in (0.6, 1.7):
         size = (round(pil.width * factor), round(pil.height * factor))
-        yield f"x{factor}", np.asarray(pil.resize(size, Image.BILINEAR))
+        yield f"x{factor}", np.asarray(pil.resize(size, Image.Resampling.BILINEAR))
     for angle in (15, -15):
-        yield f"rot{angle:+d}", np.asarray(pil.rotate(angle, Image.BILINEAR, expand=True))
+        yield f"rot{angle:+d}", np.asarray(pil.rotate(angle, Image.Resampling.BILINEAR, expand=True))
 
 
 def dlib_boxes(image: np.ndarray) -> list[np.ndarray]:

@@ -7,6 +7,7 @@ Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one p
 from __future__ import annotations
 
 import base64
+import builtins
 import binascii
 import json
 import sqlite3
@@ -140,6 +141,7 @@ class Gallery:
         if mode is EnrollMode.CREATE:
             row_id, samples = st.insert_identity(conn, external, now, meta), unit
         else:
+            assert found is not None  # checked above
             row_id = found[0]
             if mode is EnrollMode.APPEND:
                 samples = np.concatenate([st.samples(conn, row_id, self.dim), unit])
@@ -267,7 +269,7 @@ class Gallery:
         rows = rows[:page_size]
         return rows, _encode_token(rows[-1].identity) if more else ""
 
-    def media(self, identity: str) -> list[Media]:
+    def media(self, identity: str) -> builtins.list[Media]:
         """The identity's stored enrollment media, oldest first (for re-embedding)."""
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
@@ -276,7 +278,7 @@ class Gallery:
                 raise NotFound(f"{self.modality} {external!r} is not enrolled")
             return st.media(conn, found[0])
 
-    def audit_log(self, identity: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
+    def audit_log(self, identity: str | None = None, limit: int = 1000) -> builtins.list[dict[str, object]]:
         """Audit rows, newest first (optionally for one identity)."""
         with self._reading(), self._store.reader() as conn:
             return st.audit_log(conn, identity, limit)

@@ -249,7 +249,7 @@ class PQRerankIndex:
             np.sort(rng.choice(len(vectors), config.pq_train_max, replace=False))]
         with omp_threads(config.build_threads):
             codes.train(np.ascontiguousarray(sample, dtype=np.float32))
-            params = {"pq_codes": m, "trained_on": len(sample), "built_size": len(ids)}
+            params: dict[str, float] = {"pq_codes": m, "trained_on": len(sample), "built_size": len(ids)}
             index = cls(dim, codes, config.rerank_max, params)
             index.upsert(ids, vectors)
             index.rerank, recall = _tune(index, config, rng)

@@ -193,7 +193,8 @@ def find_identity(conn: sqlite3.Connection, external: str) -> tuple[int, str] | 
 def insert_identity(conn: sqlite3.Connection, external: str, now: float, metadata: dict[str, str] | None) -> int:
     cur = conn.execute("INSERT INTO identities(external_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
                        (external, now, now, json.dumps(metadata or {}, sort_keys=True)))
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # set by every INSERT
+    return cur.lastrowid
 
 
 def touch_identity(conn: sqlite3.Connection, row_id: int, now: float, metadata: dict[str, str] | None) -> None:
@@ -301,7 +302,9 @@ def existing(conn: sqlite3.Connection, externals: Sequence[str]) -> set[str]:
 # --- change log and audit -----------------------------------------------------------------------
 
 def log_change(conn: sqlite3.Connection, op: str, row_id: int, now: float) -> int:
-    return int(conn.execute("INSERT INTO changes(op, identity_id, at) VALUES (?, ?, ?)", (op, row_id, now)).lastrowid)
+    cur = conn.execute("INSERT INTO changes(op, identity_id, at) VALUES (?, ?, ?)", (op, row_id, now))
+    assert cur.lastrowid is not None  # set by every INSERT
+    return cur.lastrowid
 
 
 def max_sequence(conn: sqlite3.Connection) -> int:

@@ -178,12 +178,14 @@ class TritonBackend:
 
 
 def _status(exc: Exception) -> str:
-    status = exc.status() if callable(getattr(exc, "status", None)) else None
+    get_status = getattr(exc, "status", None)
+    status = get_status() if callable(get_status) else None
     return str(status or "").rsplit(".", 1)[-1]
 
 
 def _message(exc: Exception) -> str:
-    message = exc.message() if callable(getattr(exc, "message", None)) else None
+    get_message = getattr(exc, "message", None)
+    message = get_message() if callable(get_message) else None
     return str(message or exc)
 
 

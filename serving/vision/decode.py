@@ -35,7 +35,7 @@ def decode_encoded(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarr
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image: Image.Image = Image.open(io.BytesIO(data))
             _check_size(image.width, image.height, limits)
             image = ImageOps.exif_transpose(image)
             rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)

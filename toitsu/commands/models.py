@@ -58,6 +58,7 @@ def _build_part(args: argparse.Namespace, part: str, held_fd: int | None) -> Non
     from serving.loader import BuildLock
     from serving.offline import face_file_embedder, file_embedder, landmark_predictor
 
+    lock: BuildLock | None
     lock = BuildLock(args.models, part, PART_MODELS[part], log=_log_text(args.log) if held_fd is not None else "",
                      fd=held_fd)
     if held_fd is None:
