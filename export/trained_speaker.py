@@ -44,18 +44,15 @@ class NormalizedEncoder(nn.Module):
         return nn.functional.normalize(self.encoder(waveform, lengths), dim=1)
 
 
-_feed = waveform_batch
-
-
 def measure_parity(model: nn.Module, onnx_path: Path, speech: list[np.ndarray]) -> list[Parity]:
     """torch vs ONNX on random noise and speech (single and padded batches), and padding itself."""
     rng = np.random.default_rng(0)
     noise = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (16000, 40000, 23457)]
-    feeds = [_feed([x]) for x in [*noise, *speech]] + [_feed(noise), _feed(speech)]
+    feeds = [waveform_batch([x]) for x in [*noise, *speech]] + [waveform_batch(noise), waveform_batch(speech)]
     graph = torch_vs_onnx("graph", model, onnx_path, feeds)
     with torch.no_grad():
-        batch = model(*(torch.from_numpy(v) for v in _feed(speech).values())).numpy()
-        single = np.stack([model(*(torch.from_numpy(v) for v in _feed([x]).values()))[0].numpy() for x in speech])
+        batch = model(*(torch.from_numpy(v) for v in waveform_batch(speech).values())).numpy()
+        single = np.stack([model(*(torch.from_numpy(v) for v in waveform_batch([x]).values()))[0].numpy() for x in speech])
     return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(compare("padding", [(single, batch)]), max_abs_diff=1e-5)]
 
 

@@ -102,12 +102,12 @@ def measure_parity(encoder: GE2EEncoder, onnx_path: Path, speech: Sequence[np.nd
                                             for w in windows))
     rng = np.random.default_rng(0)
     noise = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (8000, 40000, 77777)]
-    graph_check = torch_vs_onnx("graph", encoder, onnx_path, (_feed([x]) for x in [*noise, *prepared]))
+    graph_check = torch_vs_onnx("graph", encoder, onnx_path, (waveform_batch([x]) for x in [*noise, *prepared]))
     session = onnx_session(onnx_path)
-    utterance_check = compare("utterance", ((reference.embed_utterance(x), session.run(None, _feed([x]))[0][0])
+    utterance_check = compare("utterance", ((reference.embed_utterance(x), session.run(None, waveform_batch([x]))[0][0])
                                             for x in prepared))
-    batch = session.run(None, _feed(prepared))[0]
-    single = np.stack([session.run(None, _feed([x]))[0][0] for x in prepared])
+    batch = session.run(None, waveform_batch(prepared))[0]
+    single = np.stack([session.run(None, waveform_batch([x]))[0][0] for x in prepared])
     padding_check = compare("padding", [(single, batch)])
     return [
         require(mel_check, min_cosine=0.99999),
@@ -120,9 +120,6 @@ def measure_parity(encoder: GE2EEncoder, onnx_path: Path, speech: Sequence[np.nd
 
 def _pad_frames(mel: np.ndarray, frames: int) -> np.ndarray:
     return mel if len(mel) >= frames else np.pad(mel, ((0, frames - len(mel)), (0, 0)))
-
-
-_feed = waveform_batch  # the graph's two inputs: zero-padded batch + lengths
 
 
 def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[str]) -> SpeakerCard:

@@ -89,7 +89,7 @@ def test_detector_cards_record_parity_and_licence(detector_pack):
 def test_detector_serves_from_the_pack(detector_pack):
     # The gateway's own loader and pipeline on the built nets find the face facenet-pytorch finds
     # (the full comparison, with its tolerances, is tests/serving/vision/test_mtcnn.py).
-    skimage_data = pytest.importorskip("skimage.data")
+    from skimage import data as skimage_data  # the `models` extra: a missing install must fail, not skip
     from export.importers.torchvision_stub import ensure_torchvision
     from serving.vision.mtcnn import MtcnnDetector
 
