@@ -51,8 +51,14 @@ def main() -> None:
         for ef in args.ef:
             index.hnsw.efSearch = ef
             runs.append(_row("hnsw", f"M {args.hnsw_m}, efSearch {ef}", seconds, index, probes, exact))
-    result = {"size": args.size, "dim": args.dim, "queries": len(probes), "threads": args.threads,
-              "load_average": os.getloadavg(), "runs": runs}
+    result = {
+        "size": args.size,
+        "dim": args.dim,
+        "queries": len(probes),
+        "threads": args.threads,
+        "load_average": os.getloadavg(),
+        "runs": runs,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"load average {os.getloadavg()[0]:.2f}\nwrote {args.out}")
@@ -75,15 +81,22 @@ def _top1(index: faiss.Index, probes: np.ndarray) -> np.ndarray:
     return index.search(probes, 1)[1][:, 0]
 
 
-def _row(kind: str, setting: str, build_s: float, index: faiss.Index, probes: np.ndarray,
-         exact: np.ndarray) -> dict:
+def _row(kind: str, setting: str, build_s: float, index: faiss.Index, probes: np.ndarray, exact: np.ndarray) -> dict:
     started = time.perf_counter()
     got = _top1(index, probes)
     per_query_ms = (time.perf_counter() - started) / len(probes) * 1e3
-    row = {"index": kind, "setting": setting, "build_s": round(build_s, 1),
-           "recall_at_1_vs_exact": float((got == exact).mean()), "ms_per_query": round(per_query_ms, 3)}
-    print(f"{kind:<9} {setting:<26} build {row['build_s']:7.1f} s   recall@1 {row['recall_at_1_vs_exact']:.3f}   "
-          f"{per_query_ms:7.3f} ms/query", flush=True)
+    row = {
+        "index": kind,
+        "setting": setting,
+        "build_s": round(build_s, 1),
+        "recall_at_1_vs_exact": float((got == exact).mean()),
+        "ms_per_query": round(per_query_ms, 3),
+    }
+    print(
+        f"{kind:<9} {setting:<26} build {row['build_s']:7.1f} s   recall@1 {row['recall_at_1_vs_exact']:.3f}   "
+        f"{per_query_ms:7.3f} ms/query",
+        flush=True,
+    )
     return row
 
 

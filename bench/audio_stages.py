@@ -57,17 +57,24 @@ def main() -> None:
         "vad_wheel": _cpu_ms(lambda i: wheel_vad.speech_probabilities(waves[i]), len(clips), args.repeats),
         "model": _cpu_ms(lambda i: embed(waves[i]), len(clips), args.repeats),
     }
-    diff = max(float(np.abs(gateway_vad.speech_probabilities(w) - wheel_vad.speech_probabilities(w)).max())
-               for w in waves)
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                          "load_average": os.getloadavg()},
-              "clip_seconds": CLIP_SECONDS, "clips": len(clips), "repeats": args.repeats,
-              "cpu_ms_per_clip": stages, "vad_ratio_wheel_over_gateway": stages["vad_wheel"] / stages["vad_gateway"],
-              "vad_max_abs_probability_diff": diff}
+    diff = max(
+        float(np.abs(gateway_vad.speech_probabilities(w) - wheel_vad.speech_probabilities(w)).max()) for w in waves
+    )
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average": os.getloadavg()},
+        "clip_seconds": CLIP_SECONDS,
+        "clips": len(clips),
+        "repeats": args.repeats,
+        "cpu_ms_per_clip": stages,
+        "vad_ratio_wheel_over_gateway": stages["vad_wheel"] / stages["vad_gateway"],
+        "vad_max_abs_probability_diff": diff,
+    }
     for name, ms in stages.items():
         print(f"{name:<12} {ms:7.2f} ms CPU per {CLIP_SECONDS:g} s clip  ({ms / CLIP_SECONDS:.2f} ms per s of audio)")
-    print(f"VAD: wheel ÷ re-expressed = {result['vad_ratio_wheel_over_gateway']:.2f}; "
-          f"probabilities max |Δ| {diff:.1e}; load average {result['machine']['load_average'][0]:.2f}")
+    print(
+        f"VAD: wheel ÷ re-expressed = {result['vad_ratio_wheel_over_gateway']:.2f}; "
+        f"probabilities max |Δ| {diff:.1e}; load average {result['machine']['load_average'][0]:.2f}"
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"wrote {args.out}")

@@ -72,9 +72,13 @@ def main() -> None:
     rng = np.random.default_rng(0)
     wave = (rng.standard_normal((args.batch, 3 * SR)) * 0.1).astype(np.float32)
     lengths = np.full(args.batch, 3 * SR, dtype=np.int64)
-    result = {"onnxruntime": ort.__version__, "providers": ort.get_available_providers(),
-              "tensorrt_importable": importlib.util.find_spec("tensorrt") is not None,
-              "batch": args.batch, "clip_seconds": 3}
+    result = {
+        "onnxruntime": ort.__version__,
+        "providers": ort.get_available_providers(),
+        "tensorrt_importable": importlib.util.find_spec("tensorrt") is not None,
+        "batch": args.batch,
+        "clip_seconds": 3,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         path = export_encoder(encoder, Path(tmp) / "model.onnx", SR)
         model = NormalizedEncoder(encoder).cuda().eval()

@@ -63,7 +63,7 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
         probes, sources = _probes(vectors, args.queries, args.cos_min, args.cos_max, rng)
         exact_ids, base_times = _baseline(vectors, probes, args.k)
         got, times = [], []
-        for probe in probes[:args.warmup]:
+        for probe in probes[: args.warmup]:
             gallery.search(probe, args.k, model=MODEL)
         for probe in probes:
             t0 = time.perf_counter()
@@ -76,25 +76,37 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
     got = np.asarray(got)
     p50, p99 = np.percentile(times, [50, 99]) * 1e3
     b50, b99 = np.percentile(base_times, [50, 99]) * 1e3
-    return {"size": size, "dim": args.dim, "k": args.k, "index_kind": index.kind, "index_params": index.params,
-            "load_s": round(load_s, 1), "reopen_s": round(reopen_s, 2), "queries": len(probes),
-            "search_p50_ms": round(p50, 3), "search_p99_ms": round(p99, 3),
-            "exact_p50_ms": round(b50, 3), "exact_p99_ms": round(b99, 3),
-            "p50_ratio_vs_exact": round(p50 / b50, 3),
-            "recall_at_1_vs_exact": float((got == exact_ids).mean()),
-            "top1_is_source": float((got == sources).mean()), "exact_top1_is_source": float((exact_ids == sources).mean())}
+    return {
+        "size": size,
+        "dim": args.dim,
+        "k": args.k,
+        "index_kind": index.kind,
+        "index_params": index.params,
+        "load_s": round(load_s, 1),
+        "reopen_s": round(reopen_s, 2),
+        "queries": len(probes),
+        "search_p50_ms": round(p50, 3),
+        "search_p99_ms": round(p99, 3),
+        "exact_p50_ms": round(b50, 3),
+        "exact_p99_ms": round(b99, 3),
+        "p50_ratio_vs_exact": round(p50 / b50, 3),
+        "recall_at_1_vs_exact": float((got == exact_ids).mean()),
+        "top1_is_source": float((got == sources).mean()),
+        "exact_top1_is_source": float((exact_ids == sources).mean()),
+    }
 
 
 def _templates(size: int, dim: int, rng: np.random.Generator) -> np.ndarray:
     vectors = np.empty((size, dim), np.float32)
     for start in range(0, size, 100_000):
         part = rng.standard_normal((min(100_000, size - start), dim), dtype=np.float32)
-        vectors[start:start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
+        vectors[start : start + len(part)] = part / np.linalg.norm(part, axis=1, keepdims=True)
     return vectors
 
 
-def _probes(vectors: np.ndarray, n: int, cos_min: float, cos_max: float,
-            rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _probes(
+    vectors: np.ndarray, n: int, cos_min: float, cos_max: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Noisy copies of random templates at a cosine in [cos_min, cos_max] to their source."""
     sources = rng.choice(len(vectors), n, replace=False)
     src = vectors[sources]
@@ -102,7 +114,7 @@ def _probes(vectors: np.ndarray, n: int, cos_min: float, cos_max: float,
     noise -= (noise * src).sum(axis=1, keepdims=True) * src
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     cos = rng.uniform(cos_min, cos_max, size=(n, 1)).astype(np.float32)
-    probes = cos * src + np.sqrt(1 - cos ** 2) * noise
+    probes = cos * src + np.sqrt(1 - cos**2) * noise
     return np.ascontiguousarray(probes / np.linalg.norm(probes, axis=1, keepdims=True), np.float32), sources
 
 
@@ -126,18 +138,29 @@ def _baseline(vectors: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarr
 
 def _print_row(run: dict) -> None:
     if not getattr(_print_row, "header", False):
-        print(f"{'size':>9} {'index':>10} {'load s':>7} {'reopen s':>8} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'exact p50':>9} {'ratio':>6} {'recall@1':>8}")
+        print(
+            f"{'size':>9} {'index':>10} {'load s':>7} {'reopen s':>8} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'exact p50':>9} {'ratio':>6} {'recall@1':>8}"
+        )
         _print_row.header = True
-    print(f"{run['size']:>9} {run['index_kind']:>10} {run['load_s']:>7} {run['reopen_s']:>8} "
-          f"{run['search_p50_ms']:>7} {run['search_p99_ms']:>7} {run['exact_p50_ms']:>9} "
-          f"{run['p50_ratio_vs_exact']:>6} {run['recall_at_1_vs_exact']:>8.4f}", flush=True)
+    print(
+        f"{run['size']:>9} {run['index_kind']:>10} {run['load_s']:>7} {run['reopen_s']:>8} "
+        f"{run['search_p50_ms']:>7} {run['search_p99_ms']:>7} {run['exact_p50_ms']:>9} "
+        f"{run['p50_ratio_vs_exact']:>6} {run['recall_at_1_vs_exact']:>8.4f}",
+        flush=True,
+    )
 
 
 def _machine() -> dict:
     import os
-    return {"python": platform.python_version(), "faiss": faiss.__version__, "numpy": np.__version__,
-            "cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}
+
+    return {
+        "python": platform.python_version(),
+        "faiss": faiss.__version__,
+        "numpy": np.__version__,
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
 
 
 def _parse() -> argparse.Namespace:

@@ -73,14 +73,18 @@ def corpus(speakers: int, utterances: int, seconds: float, seed: int) -> tuple[l
 
 
 def model_only(modules, device: torch.device, pairs: int, crop: float, steps: int, warmup: int) -> dict:
-    batch = {"anchor": torch.randn(pairs, int(crop * SR), device=device) * 0.1,
-             "positive": torch.randn(pairs, int(crop * SR), device=device) * 0.1,
-             "lengths": torch.full((pairs,), int(crop * SR), device=device),
-             "speakers": torch.full((pairs,), -1, device=device), "labelled": torch.zeros(pairs, dtype=torch.bool,
-                                                                                        device=device)}
+    batch = {
+        "anchor": torch.randn(pairs, int(crop * SR), device=device) * 0.1,
+        "positive": torch.randn(pairs, int(crop * SR), device=device) * 0.1,
+        "lengths": torch.full((pairs,), int(crop * SR), device=device),
+        "speakers": torch.full((pairs,), -1, device=device),
+        "labelled": torch.zeros(pairs, dtype=torch.bool, device=device),
+    }
     params = [p for m in modules.values() for p in m.parameters()]
     optimizer = torch.optim.Adam(params, lr=1e-3)
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    amp = (
+        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    )
     for m in modules.values():
         m.to(device).train()
     for step in range(warmup + steps):
@@ -100,11 +104,28 @@ def model_only(modules, device: torch.device, pairs: int, crop: float, steps: in
 def pipeline(modules, records, arrays, args, device: torch.device, run_dir: Path) -> dict:
     store = AudioStore.from_arrays(records, arrays, SR)
     total = args.warmup + args.steps
-    batches = PairBatches(records, store, pairs_per_batch=args.pairs, crop_seconds=args.crop, mode="unsupervised",
-                          augment=Augmenter.from_config({}, SR), seed=0, steps=total)
-    config = TrainerConfig(steps=total, steps_per_epoch=total, amp="auto", device=device.type,
-                           log_every=args.warmup, checkpoint_every=0, keep_checkpoints=1, num_workers=args.workers,
-                           tensorboard=False, progress=False)
+    batches = PairBatches(
+        records,
+        store,
+        pairs_per_batch=args.pairs,
+        crop_seconds=args.crop,
+        mode="unsupervised",
+        augment=Augmenter.from_config({}, SR),
+        seed=0,
+        steps=total,
+    )
+    config = TrainerConfig(
+        steps=total,
+        steps_per_epoch=total,
+        amp="auto",
+        device=device.type,
+        log_every=args.warmup,
+        checkpoint_every=0,
+        keep_checkpoints=1,
+        num_workers=args.workers,
+        tensorboard=False,
+        progress=False,
+    )
     Trainer(config, modules, gcl_step, batches, run_dir, items_per_batch=items_in).fit()
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     first = next(r for r in lines if r["step"] >= args.warmup)
@@ -161,10 +182,16 @@ def main() -> None:
         encoder = build_speaker_encoder("ecapa_tdnn", channels=args.channels, embedding_dim=192, n_mels=80)
         return {"encoder": encoder, "loss": GeneralizedContrastiveLoss()}
 
-    result = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu", "torch": torch.__version__,
-              "cpu_count": os.cpu_count(), "corpus_seconds": corpus_s, "pairs_per_batch": args.pairs,
-              "crop_seconds": args.crop, "model": f"ecapa_tdnn C={args.channels}, 80 mel",
-              "model_only": model_only(fresh(), device, args.pairs, args.crop, args.model_only_steps, args.warmup)}
+    result = {
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "cpu_count": os.cpu_count(),
+        "corpus_seconds": corpus_s,
+        "pairs_per_batch": args.pairs,
+        "crop_seconds": args.crop,
+        "model": f"ecapa_tdnn C={args.channels}, 80 mel",
+        "model_only": model_only(fresh(), device, args.pairs, args.crop, args.model_only_steps, args.warmup),
+    }
     with tempfile.TemporaryDirectory() as run_dir:
         result["pipeline"] = pipeline(fresh(), records, arrays, args, device, Path(run_dir))
     result["ratio"] = result["pipeline"]["pairs_per_s"] / result["model_only"]["pairs_per_s"]

@@ -38,10 +38,15 @@ from training.models.iresnet import IResNet  # noqa: E402
 from training.recipes.config import load_recipe  # noqa: E402
 from training.recipes.sound import SoundRecipe, build_batches, build_sound_model  # noqa: E402
 
-FACE_MODELS = {"iresnet50": {"layers": (3, 4, 14, 3), "widths": (64, 128, 256, 512), "embedding_dim": 512,
-                             "input_downsample": 1},
-               "iresnet-small (CPU recipes)": {"layers": (1, 1, 1, 1), "widths": (16, 32, 64, 128),
-                                               "embedding_dim": 128, "input_downsample": 2}}
+FACE_MODELS = {
+    "iresnet50": {"layers": (3, 4, 14, 3), "widths": (64, 128, 256, 512), "embedding_dim": 512, "input_downsample": 1},
+    "iresnet-small (CPU recipes)": {
+        "layers": (1, 1, 1, 1),
+        "widths": (16, 32, 64, 128),
+        "embedding_dim": 128,
+        "input_downsample": 2,
+    },
+}
 
 
 def main() -> None:
@@ -55,14 +60,28 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cudnn.benchmark = True
-    result = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-              "torch": torch.__version__, "workers": args.workers, "steps": args.steps, "faces": {}, "sounds": {}}
+    result = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "torch": torch.__version__,
+        "workers": args.workers,
+        "steps": args.steps,
+        "faces": {},
+        "sounds": {},
+    }
     groups, frames = (4, 2) if args.smoke else (64, 4)
-    tracks = render_face_tracks(identities=102 if not args.smoke else 8, tracks_per_identity=4,
-                                frames_per_track=8 if not args.smoke else 2, heldout_fraction=0.0)
+    tracks = render_face_tracks(
+        identities=102 if not args.smoke else 8,
+        tracks_per_identity=4,
+        frames_per_track=8 if not args.smoke else 2,
+        heldout_fraction=0.0,
+    )
     for name, config in FACE_MODELS.items():
         if args.smoke and name == "iresnet50":
-            config = {**config, "layers": (1, 1, 1, 1), "widths": (16, 16, 16, 16)}  # an 8-channel stem crashes torch 2.13 CPU backward
+            config = {
+                **config,
+                "layers": (1, 1, 1, 1),
+                "widths": (16, 16, 16, 16),
+            }  # an 8-channel stem crashes torch 2.13 CPU backward
         result["faces"][name] = face_bench(config, tracks, groups, frames, device, args)
         print(name, json.dumps(result["faces"][name]), flush=True)
     result["sounds"]["pretrain-all-gpu"] = sound_bench(device, args)
@@ -88,24 +107,43 @@ def face_bench(config: dict, tracks, groups: int, frames: int, device: torch.dev
         out.loss.backward()
         optimiser.step()
 
-    dataset = GroupBatches(tracks, group_by="identity", groups_per_batch=groups, frames_per_group=frames, seed=0,
-                           steps=args.steps + args.warmup)
+    dataset = GroupBatches(
+        tracks,
+        group_by="identity",
+        groups_per_batch=groups,
+        frames_per_group=frames,
+        seed=0,
+        steps=args.steps + args.warmup,
+    )
     fixed = {k: v.to(device) for k, v in dataset[0].items() if isinstance(v, torch.Tensor)}
     model_only = timed(step, (fixed for _ in range(args.steps + args.warmup)), args.warmup, device)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=args.workers,
-                                         pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=None,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if args.workers else None,
+    )
     pipeline = timed(step, loader, args.warmup, device)
     n = groups * frames
-    return {"batch_images": n, "parameters": sum(p.numel() for p in encoder.parameters()),
-            "model_only_images_per_s": n / model_only, "pipeline_images_per_s": n / pipeline,
-            "model_only_pairs_per_s": n / 2 / model_only, "pipeline_pairs_per_s": n / 2 / pipeline,
-            "ratio_pipeline_vs_model": model_only / pipeline}
+    return {
+        "batch_images": n,
+        "parameters": sum(p.numel() for p in encoder.parameters()),
+        "model_only_images_per_s": n / model_only,
+        "pipeline_images_per_s": n / pipeline,
+        "model_only_pairs_per_s": n / 2 / model_only,
+        "pipeline_pairs_per_s": n / 2 / pipeline,
+        "ratio_pipeline_vs_model": model_only / pipeline,
+    }
 
 
 def sound_bench(device: torch.device, args) -> dict:
     overrides = ["data.batch_size=8", "data.clip_seconds=1.0"] if args.smoke else []
-    recipe = load_recipe(REPO / "recipes" / "sound" / "pretrain-all-gpu.yaml",
-                         [*overrides, f"trainer.steps={args.steps + args.warmup}"], schema=SoundRecipe)
+    recipe = load_recipe(
+        REPO / "recipes" / "sound" / "pretrain-all-gpu.yaml",
+        [*overrides, f"trainer.steps={args.steps + args.warmup}"],
+        schema=SoundRecipe,
+    )
     encoder = build_sound_model(recipe).to(device)
     batches = build_batches(recipe, rank=0)
     head = nn.Linear(recipe.model["embedding_dim"], 56).to(device)
@@ -122,14 +160,23 @@ def sound_bench(device: torch.device, args) -> dict:
 
     fixed = {k: v.to(device) for k, v in batches[0].items() if isinstance(v, torch.Tensor)}
     model_only = timed(step, (fixed for _ in range(args.steps + args.warmup)), args.warmup, device)
-    loader = torch.utils.data.DataLoader(batches, batch_size=None, num_workers=args.workers,
-                                         pin_memory=device.type == "cuda", prefetch_factor=4 if args.workers else None)
+    loader = torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
+        prefetch_factor=4 if args.workers else None,
+    )
     pipeline = timed(step, loader, args.warmup, device)
     n = recipe.data.batch_size
-    return {"batch_clips": n, "clip_seconds": recipe.data.clip_seconds,
-            "parameters": sum(p.numel() for p in encoder.parameters()),
-            "model_only_clips_per_s": n / model_only, "pipeline_clips_per_s": n / pipeline,
-            "ratio_pipeline_vs_model": model_only / pipeline}
+    return {
+        "batch_clips": n,
+        "clip_seconds": recipe.data.clip_seconds,
+        "parameters": sum(p.numel() for p in encoder.parameters()),
+        "model_only_clips_per_s": n / model_only,
+        "pipeline_clips_per_s": n / pipeline,
+        "ratio_pipeline_vs_model": model_only / pipeline,
+    }
 
 
 def autocast(device: torch.device):

@@ -34,6 +34,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_verify import _audio, _clips, _verify_many  # noqa: E402
+
 from protos.v1 import speaker_pb2, speaker_pb2_grpc  # noqa: E402
 
 
@@ -53,20 +54,37 @@ def main() -> None:
         triton.start(wait=180)
         load_s = time.perf_counter() - started
         try:
-            results["triton"] = _run(args, clips, root / "var-triton",
-                                     ["--set", "speaker.backend=triton", "--set", f"triton.url={triton.url}"])
+            results["triton"] = _run(
+                args,
+                clips,
+                root / "var-triton",
+                ["--set", "speaker.backend=triton", "--set", f"triton.url={triton.url}"],
+            )
         finally:
             triton.stop()
-    ratio = results["triton"]["concurrency_8"]["throughput_rps"] / results["embedded"]["concurrency_8"]["throughput_rps"]
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}, "clip_seconds": 3.0,
-              "triton": {"variant": "python", "instances": args.instances, "server": "nvidia-pytriton 0.7.0 (Triton 2.51)",
-                         "load_seconds": load_s}, **results, "throughput_ratio": ratio}
+    ratio = (
+        results["triton"]["concurrency_8"]["throughput_rps"] / results["embedded"]["concurrency_8"]["throughput_rps"]
+    )
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "clip_seconds": 3.0,
+        "triton": {
+            "variant": "python",
+            "instances": args.instances,
+            "server": "nvidia-pytriton 0.7.0 (Triton 2.51)",
+            "load_seconds": load_s,
+        },
+        **results,
+        "throughput_ratio": ratio,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     for name in ("embedded", "triton"):
         c1, c8 = results[name]["concurrency_1"], results[name]["concurrency_8"]
-        print(f"{name:9} verify p50 {c1['p50_ms']:6.1f} / p99 {c1['p99_ms']:6.1f} ms (c1)   "
-              f"p50 {c8['p50_ms']:6.1f} / p99 {c8['p99_ms']:6.1f} ms (c8)   {c8['throughput_rps']:6.1f} verifications/s")
+        print(
+            f"{name:9} verify p50 {c1['p50_ms']:6.1f} / p99 {c1['p99_ms']:6.1f} ms (c1)   "
+            f"p50 {c8['p50_ms']:6.1f} / p99 {c8['p99_ms']:6.1f} ms (c8)   {c8['throughput_rps']:6.1f} verifications/s"
+        )
     print(f"gateway→Triton ÷ embedded throughput at concurrency 8: {ratio:.2f}   (Triton ready in {load_s:.1f} s)")
     print(f"wrote {args.out}")
 
@@ -82,20 +100,45 @@ def _parse() -> argparse.Namespace:
 
 
 def _run(args: argparse.Namespace, clips: list[bytes], var: Path, extra: list[str]) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0",
-                             "--models", str(args.models), "--var", str(var), "--log-level", "WARNING", *extra],
-                            cwd=REPO, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "serve",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--models",
+            str(args.models),
+            "--var",
+            str(var),
+            "--log-level",
+            "WARNING",
+            *extra,
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
     try:
         target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
-        subprocess.run([sys.executable, "-m", "toitsu", "health", "--wait", "120", "--target", target], cwd=REPO,
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "toitsu", "health", "--wait", "120", "--target", target],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with grpc.insecure_channel(target) as channel:
             stub = speaker_pb2_grpc.SpeakerServiceStub(channel)
-            stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(c) for c in clips[:2]]),
-                        timeout=60)
+            stub.Enroll(
+                speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(c) for c in clips[:2]]), timeout=60
+            )
             _verify_many(stub, clips, 1, 16)  # warm-up
-            return {"concurrency_1": _verify_many(stub, clips, 1, args.requests),
-                    "concurrency_8": _verify_many(stub, clips, 8, args.requests)}
+            return {
+                "concurrency_1": _verify_many(stub, clips, 1, args.requests),
+                "concurrency_8": _verify_many(stub, clips, 8, args.requests),
+            }
     finally:
         proc.terminate()
         proc.wait(30)

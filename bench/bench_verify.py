@@ -44,8 +44,9 @@ def main() -> None:
         server, target = _start_server(args.models, Path(var))
         try:
             stub = speaker_pb2_grpc.SpeakerServiceStub(grpc.insecure_channel(target))
-            stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(c) for c in clips[:2]]),
-                        timeout=60)
+            stub.Enroll(
+                speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(c) for c in clips[:2]]), timeout=60
+            )
             _verify_many(stub, clips, 1, 16)  # warm-up
             c1 = _verify_many(stub, clips, 1, args.requests)
             c8 = _verify_many(stub, clips, 8, args.requests)
@@ -53,9 +54,14 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-              "clip_seconds": CLIP_SECONDS, "concurrency_1": c1, "concurrency_8": c8, "raw_onnxruntime_batch8": raw,
-              "throughput_ratio": c8["throughput_rps"] / raw["throughput_cps"]}
+    result = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "clip_seconds": CLIP_SECONDS,
+        "concurrency_1": c1,
+        "concurrency_8": c8,
+        "raw_onnxruntime_batch8": raw,
+        "throughput_ratio": c8["throughput_rps"] / raw["throughput_cps"],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=1))
     print(f"verify, 3 s clips     p50 {c1['p50_ms']:7.1f} ms   p99 {c1['p99_ms']:7.1f} ms   (concurrency 1)")
@@ -99,12 +105,33 @@ def _audio(clip: bytes) -> common_pb2.Audio:
 
 
 def _start_server(models: Path, var: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0",
-                             "--models", str(models), "--var", str(var), "--log-level", "WARNING"],
-                            cwd=REPO, stdout=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "serve",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--models",
+            str(models),
+            "--var",
+            str(var),
+            "--log-level",
+            "WARNING",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+    )
     target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
-    subprocess.run([sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target], cwd=REPO,
-                   check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return proc, target
 
 
@@ -128,8 +155,13 @@ def _verify_many(stub, clips: list[bytes], concurrency: int, total: int) -> dict
         t.join()
     wall = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"concurrency": concurrency, "requests": total, "p50_ms": float(np.percentile(ms, 50)),
-            "p99_ms": float(np.percentile(ms, 99)), "throughput_rps": total / wall}
+    return {
+        "concurrency": concurrency,
+        "requests": total,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "throughput_rps": total / wall,
+    }
 
 
 def _raw_onnxruntime(models: Path, clips: list[bytes], total: int) -> dict:
@@ -138,8 +170,9 @@ def _raw_onnxruntime(models: Path, clips: list[bytes], total: int) -> dict:
     import onnxruntime as ort
     import soundfile as sf
 
-    session = ort.InferenceSession(str(models / "resemblyzer-ge2e" / "1" / "model.onnx"),
-                                   providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(models / "resemblyzer-ge2e" / "1" / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
     waves = np.stack([sf.read(io.BytesIO(c), dtype="float32")[0] for c in clips])
     batches = [waves[i : i + 8] for i in range(0, len(waves), 8)]
     for batch in batches:  # warm-up

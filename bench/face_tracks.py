@@ -47,14 +47,22 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "face_tracks.json")
     args = parser.parse_args()
     print(f"generating {args.tracks} tracks × {args.frames} frames …", flush=True)
-    tracks = [(f"track-{t:04d}", f"{PEOPLE[t % 2]}-{t % 10}", frames(PEOPLE[t % 2], args.frames, seed=t, blur_every=3))
-              for t in range(args.tracks)]
+    tracks = [
+        (f"track-{t:04d}", f"{PEOPLE[t % 2]}-{t % 10}", frames(PEOPLE[t % 2], args.frames, seed=t, blur_every=3))
+        for t in range(args.tracks)
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         raw = raw_pipeline(args.models, tracks)
         print(f"raw pipeline: {raw['faces_per_s']:.1f} faces/s", flush=True)
         gateway = through_gateway(args.models, Path(tmp), tracks)
-    result = {"tracks": args.tracks, "frames_per_track": args.frames, "cpus": os.cpu_count(), "raw": raw,
-              "gateway": gateway, "ratio_gateway_vs_raw": gateway["first"]["faces_per_s"] / raw["faces_per_s"]}
+    result = {
+        "tracks": args.tracks,
+        "frames_per_track": args.frames,
+        "cpus": os.cpu_count(),
+        "raw": raw,
+        "gateway": gateway,
+        "ratio_gateway_vs_raw": gateway["first"]["faces_per_s"] / raw["faces_per_s"],
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
@@ -91,21 +99,48 @@ def raw_pipeline(models: Path, tracks: list) -> dict:
 
 
 def through_gateway(models: Path, tmp: Path, tracks: list) -> dict:
-    proc = subprocess.Popen([sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0",
-                             "--models", str(models), "--var", str(tmp / "var"), "--set", "speaker.enabled=false",
-                             "--set", "sound.enabled=false"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=open(tmp / "server.log", "wb"))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "serve",
+            "--port",
+            "0",
+            "--metrics-port",
+            "0",
+            "--models",
+            str(models),
+            "--var",
+            str(tmp / "var"),
+            "--set",
+            "speaker.enabled=false",
+            "--set",
+            "sound.enabled=false",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp / "server.log", "wb"),
+    )
     try:
         target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
-        subprocess.run([sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target], cwd=REPO,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
         stub = face_pb2_grpc.FaceServiceStub(grpc.insecure_channel(target))
         first = stream(stub, tracks, proc.pid)
         people_before = people(stub)
         again = stream(stub, tracks, proc.pid)
         unchanged = people(stub) == people_before and again["replaced"] == len(tracks)
-        return {"first": first, "again": again, "people": len(people_before),
-                "resend_leaves_gallery_unchanged": unchanged}
+        return {
+            "first": first,
+            "again": again,
+            "people": len(people_before),
+            "resend_leaves_gallery_unchanged": unchanged,
+        }
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(30)
@@ -124,10 +159,12 @@ def stream(stub, tracks: list, pid: int) -> dict:
         first = True
         for track_id, person, data in tracks:
             for start in range(0, len(data), 10):
-                request = face_pb2.EnrollTracksRequest(track_id=track_id, person_id=person if start == 0 else "",
-                                                       frames=[face_pb2.Frame(image=face_pb2.Image(encoded=f))
-                                                               for f in data[start:start + 10]],
-                                                       end=start + 10 >= len(data))
+                request = face_pb2.EnrollTracksRequest(
+                    track_id=track_id,
+                    person_id=person if start == 0 else "",
+                    frames=[face_pb2.Frame(image=face_pb2.Image(encoded=f)) for f in data[start : start + 10]],
+                    end=start + 10 >= len(data),
+                )
                 if first:
                     request.options.progress_every = 1000
                     first = False
@@ -150,9 +187,19 @@ def stream(stub, tracks: list, pid: int) -> dict:
         wanted = max(1, int(fraction * len(tracks)))
         return next((m for n, m in rss if n >= wanted), rss[-1][1] if rss else float("nan"))
 
-    return {"seconds": elapsed, "faces": faces, "faces_per_s": faces / elapsed, "accepted": accepted,
-            "replaced": replaced, "rss_mib": {"after_10_tracks": at(10 / len(tracks)), "middle": at(0.5),
-                                              "end": at(1.0), "max": max(m for _, m in rss) if rss else None}}
+    return {
+        "seconds": elapsed,
+        "faces": faces,
+        "faces_per_s": faces / elapsed,
+        "accepted": accepted,
+        "replaced": replaced,
+        "rss_mib": {
+            "after_10_tracks": at(10 / len(tracks)),
+            "middle": at(0.5),
+            "end": at(1.0),
+            "max": max(m for _, m in rss) if rss else None,
+        },
+    }
 
 
 def people(stub) -> dict[str, int]:

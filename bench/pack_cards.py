@@ -29,17 +29,23 @@ def main() -> None:
     for name in repo.names():
         for version in repo.versions(name):
             raw = card_json(repo.get(name, version).card)
-            report[f"{name} v{version}"] = {"parity": raw.get("parity", {}).get("checks", []),
-                                            "calibration": _calibration(raw.get("calibration"))}
+            report[f"{name} v{version}"] = {
+                "parity": raw.get("parity", {}).get("checks", []),
+                "calibration": _calibration(raw.get("calibration")),
+            }
     for model, entry in report.items():
         print(model)
         for c in entry["parity"]:
-            print(f"  parity {c['check']:<16} cases {c['cases']:>4}  max|Δ| {c['max_abs_diff']:.2g}  "
-                  f"min cos {c['min_cosine']:.6f}")
+            print(
+                f"  parity {c['check']:<16} cases {c['cases']:>4}  max|Δ| {c['max_abs_diff']:.2g}  "
+                f"min cos {c['min_cosine']:.6f}"
+            )
         cal = entry["calibration"]
         if cal:
-            print(f"  calibration on {cal['dev_trials']}: {cal['n_target']:,} target / {cal['n_nontarget']:,} "
-                  f"non-target trials, EER {cal['eer']:.2%}")
+            print(
+                f"  calibration on {cal['dev_trials']}: {cal['n_target']:,} target / {cal['n_nontarget']:,} "
+                f"non-target trials, EER {cal['eer']:.2%}"
+            )
             for t in cal["thresholds"]:
                 print(f"    FAR {t['far']:.2%}: threshold {t['threshold']:.4f}, FRR {t['frr']:.1%}")
             for key, values in cal["eer_by"].items():
@@ -54,8 +60,10 @@ def _calibration(cal: dict | None) -> dict | None:
     if not cal:
         return None
     keep = ("dev_trials", "n_target", "n_nontarget", "eer", "eer_threshold", "thresholds", "min_dcf")
-    return {**{k: cal[k] for k in keep if k in cal},
-            "eer_by": {f"eer_by_{g['by']}": g["eer"]} if (g := cal.get("eer_by_group")) else {}}
+    return {
+        **{k: cal[k] for k in keep if k in cal},
+        "eer_by": {f"eer_by_{g['by']}": g["eer"]} if (g := cal.get("eer_by_group")) else {},
+    }
 
 
 def _parse() -> argparse.Namespace:

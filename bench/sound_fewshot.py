@@ -42,12 +42,22 @@ def main() -> None:
     parser.add_argument("--inits", nargs="+", default=list(INITS), choices=INITS)
     parser.add_argument("--pretrain-steps", type=int, help="override the pre-training recipes' trainer.steps")
     parser.add_argument("--finetune-steps", type=int, help="override finetune-base's trainer.steps")
-    parser.add_argument("--set", dest="finetune_set", nargs="*", default=[], metavar="KEY=VALUE",
-                        help="further overrides of every fine-tune (e.g. data.synthetic.clips_per_class=20)")
+    parser.add_argument(
+        "--set",
+        dest="finetune_set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="further overrides of every fine-tune (e.g. data.synthetic.clips_per_class=20)",
+    )
     parser.add_argument("--pretrain-set", nargs="*", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch CPU threads (1: on a shared 2-core machine two threads spin-wait on each "
-                             "other and run 2-8× slower; 0: torch's default)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: on a shared 2-core machine two threads spin-wait on each "
+        "other and run 2-8× slower; 0: torch's default)",
+    )
     parser.add_argument("--keep-checkpoints", action="store_true", help="keep fine-tune checkpoints (≈4 MB each)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "sound_fewshot.json")
     args = parser.parse_args()
@@ -64,12 +74,24 @@ def main() -> None:
         rows.append(row)
         times.append(row["wall_s"])
         eta = statistics.mean(t for t in times if t > 0) * (len(cases) - n) if any(times) else 0.0
-        print(f"[{n}/{len(cases)}] k={k} fold={fold} draw={draw} {init:<7} accuracy {row['accuracy']:.3f} "
-              f"({row['wall_s']:.0f} s{', reused' if row['reused'] else ''}; ETA {eta / 60:.0f} min)", flush=True)
+        print(
+            f"[{n}/{len(cases)}] k={k} fold={fold} draw={draw} {init:<7} accuracy {row['accuracy']:.3f} "
+            f"({row['wall_s']:.0f} s{', reused' if row['reused'] else ''}; ETA {eta / 60:.0f} min)",
+            flush=True,
+        )
     summary = summarise(rows, args.ks, args.inits)
-    result = {"command": " ".join(["bench/sound_fewshot.py", *sys.argv[1:]]), "threads": args.threads, "ks": args.ks, "folds": args.folds,
-              "draws": args.draws, "inits": args.inits, "wall_time_s": time.perf_counter() - started,
-              "pretraining": pretrained, "summary": summary, "runs": rows}
+    result = {
+        "command": " ".join(["bench/sound_fewshot.py", *sys.argv[1:]]),
+        "threads": args.threads,
+        "ks": args.ks,
+        "folds": args.folds,
+        "draws": args.draws,
+        "inits": args.inits,
+        "wall_time_s": time.perf_counter() - started,
+        "pretraining": pretrained,
+        "summary": summary,
+        "runs": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
     print()
@@ -101,28 +123,47 @@ def pretrain(dataset: str, args: argparse.Namespace) -> dict:
     """Pre-train on a formula class set (or reuse the finished run); returns its summary."""
     from training.recipes.sound import train_sound_recipe
 
-    overrides = ["trainer.progress=false", *([f"trainer.steps={args.pretrain_steps}"] if args.pretrain_steps else []),
-                 *args.pretrain_set]
+    overrides = [
+        "trainer.progress=false",
+        *([f"trainer.steps={args.pretrain_steps}"] if args.pretrain_steps else []),
+        *args.pretrain_set,
+    ]
     recipe = _load(REPO / "recipes" / "sound" / f"pretrain-{dataset}.yaml", overrides)
     run_dir = args.runs / f"pretrain-{dataset}"
     run = _finished(run_dir, recipe)
     if run is None:
-        print(f"pre-training on {dataset} ({recipe.trainer.steps} steps × {recipe.data.batch_size} clips) "
-              f"in {run_dir} …", flush=True)
+        print(
+            f"pre-training on {dataset} ({recipe.trainer.steps} steps × {recipe.data.batch_size} clips) in {run_dir} …",
+            flush=True,
+        )
         run = train_sound_recipe(recipe, run_dir)
-    print(f"pre-trained {dataset}: {len(run['classes'])} classes, accuracy {run['eval']['accuracy']:.3f} on "
-          f"{run['eval']['data']}, {run['wall_time_s']:.0f} s", flush=True)
-    return {"run": str(run_dir), "steps": run["step"], "classes": len(run["classes"]),
-            "accuracy": run["eval"]["accuracy"], "wall_time_s": run["wall_time_s"]}
+    print(
+        f"pre-trained {dataset}: {len(run['classes'])} classes, accuracy {run['eval']['accuracy']:.3f} on "
+        f"{run['eval']['data']}, {run['wall_time_s']:.0f} s",
+        flush=True,
+    )
+    return {
+        "run": str(run_dir),
+        "steps": run["step"],
+        "classes": len(run["classes"]),
+        "accuracy": run["eval"]["accuracy"],
+        "wall_time_s": run["wall_time_s"],
+    }
 
 
 def finetune(k: int, fold: int, draw: int, init: str, source: dict | None, args: argparse.Namespace) -> dict:
     """One fine-tune (or its finished run): accuracy on the test fold."""
     from training.recipes.sound import train_sound_recipe
 
-    overrides = [f"data.few_shot.test_fold={fold}", f"data.few_shot.k={k}", f"data.few_shot.draw={draw}",
-                 f"init_from={source['run'] if source else 'null'}", "trainer.progress=false",
-                 *([f"trainer.steps={args.finetune_steps}"] if args.finetune_steps else []), *args.finetune_set]
+    overrides = [
+        f"data.few_shot.test_fold={fold}",
+        f"data.few_shot.k={k}",
+        f"data.few_shot.draw={draw}",
+        f"init_from={source['run'] if source else 'null'}",
+        "trainer.progress=false",
+        *([f"trainer.steps={args.finetune_steps}"] if args.finetune_steps else []),
+        *args.finetune_set,
+    ]
     recipe = _load(REPO / "recipes" / "sound" / "finetune-base.yaml", overrides)
     run_dir = args.runs / "finetune" / f"k{k}-fold{fold}-draw{draw}-{init}"
     run, reused, t0 = _finished(run_dir, recipe), True, time.perf_counter()
@@ -130,10 +171,20 @@ def finetune(k: int, fold: int, draw: int, init: str, source: dict | None, args:
         run, reused = train_sound_recipe(recipe, run_dir), False
         if not args.keep_checkpoints:
             shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-    return {"k": k, "fold": fold, "draw": draw, "init": init, "accuracy": run["eval"]["accuracy"],
-            "balanced_accuracy": run["eval"]["balanced_accuracy"], "test_clips": run["test_clips"],
-            "train_clips": run["train_clips"], "final_train_loss": run["metrics"].get("loss"),
-            "wall_s": 0.0 if reused else time.perf_counter() - t0, "reused": reused, "run": str(run_dir)}
+    return {
+        "k": k,
+        "fold": fold,
+        "draw": draw,
+        "init": init,
+        "accuracy": run["eval"]["accuracy"],
+        "balanced_accuracy": run["eval"]["balanced_accuracy"],
+        "test_clips": run["test_clips"],
+        "train_clips": run["train_clips"],
+        "final_train_loss": run["metrics"].get("loss"),
+        "wall_s": 0.0 if reused else time.perf_counter() - t0,
+        "reused": reused,
+        "run": str(run_dir),
+    }
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -152,8 +203,12 @@ def summarise(rows: list[dict], ks: list[int], inits: list[str]) -> list[dict]:
         if init != "scratch" and all((k, "scratch", *key) in by for key in keys):
             gains = [by[(k, init, *key)] - by[(k, "scratch", *key)] for key in keys]
             gain_mean, gain_std = _mean_std(gains)
-            entry.update(gain_vs_scratch=gain_mean, gain_std=gain_std, wins=sum(g > 0 for g in gains),
-                         losses=sum(g < 0 for g in gains))
+            entry.update(
+                gain_vs_scratch=gain_mean,
+                gain_std=gain_std,
+                wins=sum(g > 0 for g in gains),
+                losses=sum(g < 0 for g in gains),
+            )
             scratch = statistics.mean(by[(k, "scratch", *key)] for key in keys)
             entry["ratio_vs_scratch"] = mean / scratch if scratch else None
         out.append(entry)
@@ -164,9 +219,13 @@ def markdown(summary: list[dict], args: argparse.Namespace) -> str:
     """Accuracy mean ± std per k (rows) and initialisation (columns); Δ = paired gain over scratch."""
     inits = list(args.inits)
     n = len(args.folds) * args.draws
-    lines = [f"Test-fold accuracy, mean ± std over {len(args.folds)} fold(s) × {args.draws} draw(s) = {n} runs "
-             f"per cell (Δ: paired difference to scratch; W/L: runs better/worse than scratch)", "",
-             "| k | " + " | ".join(inits) + " |", "| --- |" + " --- |" * len(inits)]
+    lines = [
+        f"Test-fold accuracy, mean ± std over {len(args.folds)} fold(s) × {args.draws} draw(s) = {n} runs "
+        f"per cell (Δ: paired difference to scratch; W/L: runs better/worse than scratch)",
+        "",
+        "| k | " + " | ".join(inits) + " |",
+        "| --- |" + " --- |" * len(inits),
+    ]
     cells = {(e["k"], e["init"]): e for e in summary}
     for k in args.ks:
         row = []

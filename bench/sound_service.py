@@ -43,9 +43,18 @@ def main() -> None:
         clips: dict[str, list[bytes]] = {}
         for r in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
             clips.setdefault(str(r.identity), []).append(r.path.read_bytes())
-        gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
-                                                 "speaker.enabled": "false", "face.enabled": "false", "paths.models": str(args.models),
-                                                 "paths.var": str(Path(tmp) / "var")}))
+        gateway = Gateway(
+            load_config(
+                overrides={
+                    "server.port": "0",
+                    "server.metrics_port": "0",
+                    "speaker.enabled": "false",
+                    "face.enabled": "false",
+                    "paths.models": str(args.models),
+                    "paths.var": str(Path(tmp) / "var"),
+                }
+            )
+        )
         port = gateway.start(background_load=False)
         try:
             result = run(sound_pb2_grpc.SoundServiceStub(grpc.insecure_channel(f"127.0.0.1:{port}")), clips)
@@ -59,20 +68,31 @@ def main() -> None:
 def run(stub, clips: dict[str, list[bytes]]) -> dict:
     audio = lambda data: common_pb2.Audio(encoded=data)  # noqa: E731
     for label in ENROLLED:
-        stub.EnrollClass(sound_pb2.EnrollClassRequest(label=label, audio=[audio(c) for c in clips[label][:3]]), timeout=60)
+        stub.EnrollClass(
+            sound_pb2.EnrollClassRequest(label=label, audio=[audio(c) for c in clips[label][:3]]), timeout=60
+        )
     fars = (0.01, 0.001)
     probes = [(label, c) for label in ENROLLED for c in clips[label][3:]]
     strangers = [(label, c) for label in clips if label not in ENROLLED for c in clips[label]]
     out = {"enrolled": list(ENROLLED), "probes": len(probes), "stranger_clips": len(strangers), "by_far": {}}
     for far in fars:
-        replies = [stub.Classify(sound_pb2.ClassifySoundRequest(audio=audio(c), target_far=far), timeout=60)
-                   for _, c in probes]
+        replies = [
+            stub.Classify(sound_pb2.ClassifySoundRequest(audio=audio(c), target_far=far), timeout=60) for _, c in probes
+        ]
         top1 = np.mean([r.candidates[0].id == label for (label, _), r in zip(probes, replies)])
         open_set = np.mean([r.known and r.label == label for (label, _), r in zip(probes, replies)])
-        unknown = np.mean([not stub.Classify(sound_pb2.ClassifySoundRequest(audio=audio(c), target_far=far),
-                                             timeout=60).known for _, c in strangers])
-        out["by_far"][str(far)] = {"threshold": replies[0].threshold, "top1_accuracy_closed_set": float(top1),
-                                   "accuracy_open_set": float(open_set), "correct_unknown_rate": float(unknown)}
+        unknown = np.mean(
+            [
+                not stub.Classify(sound_pb2.ClassifySoundRequest(audio=audio(c), target_far=far), timeout=60).known
+                for _, c in strangers
+            ]
+        )
+        out["by_far"][str(far)] = {
+            "threshold": replies[0].threshold,
+            "top1_accuracy_closed_set": float(top1),
+            "accuracy_open_set": float(open_set),
+            "correct_unknown_rate": float(unknown),
+        }
     return out
 
 

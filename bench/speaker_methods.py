@@ -34,8 +34,10 @@ def main() -> None:
     print("\n| recipe | labels | held-out EER | minDCF 0.01 | minDCF 0.05 | train s |")
     print("| --- | --- | --- | --- | --- | --- |")
     for r in rows:
-        print(f"| {r['recipe']} | {r['labels']} | {r['eer']:.2%} | {r['min_dcf_01']:.3f} | {r['min_dcf_05']:.3f} "
-              f"| {r['train_s']:.0f} |")
+        print(
+            f"| {r['recipe']} | {r['labels']} | {r['eer']:.2%} | {r['min_dcf_01']:.3f} | {r['min_dcf_05']:.3f} "
+            f"| {r['train_s']:.0f} |"
+        )
     print(f"\nwrote {args.out}")
 
 
@@ -45,15 +47,27 @@ def _overrides(args: argparse.Namespace) -> list[str]:
 
 
 def _row(recipe: str, labels: str, report: dict, train_s: float) -> dict:
-    return {"recipe": recipe, "labels": labels, "eer": report["eer"], "trials": report["trials"],
-            "min_dcf_01": report["min_dcf"]["0.01"]["value"], "min_dcf_05": report["min_dcf"]["0.05"]["value"],
-            "train_s": train_s}
+    return {
+        "recipe": recipe,
+        "labels": labels,
+        "eer": report["eer"],
+        "trials": report["trials"],
+        "min_dcf_01": report["min_dcf"]["0.01"]["value"],
+        "min_dcf_05": report["min_dcf"]["0.05"]["value"],
+        "train_s": train_s,
+    }
 
 
 def _untrained(args: argparse.Namespace) -> dict:
     out = args.runs / f"untrained-seed{args.seed}"
-    _toitsu("eval", str(REPO / "recipes/speaker/synthetic-gcl-sup.yaml"), *_overrides(args), "--untrained",
-            "--out", str(out))
+    _toitsu(
+        "eval",
+        str(REPO / "recipes/speaker/synthetic-gcl-sup.yaml"),
+        *_overrides(args),
+        "--untrained",
+        "--out",
+        str(out),
+    )
     return _row("random init (untrained)", "none", json.loads((out / "report.json").read_text()), 0.0)
 
 
@@ -61,8 +75,10 @@ def _train(name: str, args: argparse.Namespace) -> dict:
     run_dir = args.runs / f"{name}-seed{args.seed}"
     _toitsu("train", str(REPO / f"recipes/speaker/{name}.yaml"), *_overrides(args), "--run-dir", str(run_dir))
     run = json.loads((run_dir / "run.json").read_text())
-    labels = {"synthetic-gcl-unsup": "none", "synthetic-gcl-semi": f"{run['labelled_speakers']} of "
-              f"{run['train_speakers']} speakers"}.get(name, "all")
+    labels = {
+        "synthetic-gcl-unsup": "none",
+        "synthetic-gcl-semi": f"{run['labelled_speakers']} of {run['train_speakers']} speakers",
+    }.get(name, "all")
     return _row(name, labels, run["eval"], run["wall_time_s"])
 
 

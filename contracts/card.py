@@ -26,8 +26,21 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, TypeAdapter, ValidationError
 
 from contracts.atomic import write_text_atomic
-from contracts.card_sections import (AudioSpec, Calibration, EmbeddingSpec, FaceImageSpec, ImageSpec, LandmarksSpec,
-                                     Parity, Provenance, ServingHints, ShapeRanges, Strict, TensorSpec, VadAudioSpec)
+from contracts.card_sections import (
+    AudioSpec,
+    Calibration,
+    EmbeddingSpec,
+    FaceImageSpec,
+    ImageSpec,
+    LandmarksSpec,
+    Parity,
+    Provenance,
+    ServingHints,
+    ShapeRanges,
+    Strict,
+    TensorSpec,
+    VadAudioSpec,
+)
 
 SCHEMA_VERSION: Literal[2] = 2
 CARD_FILE = "card.json"
@@ -39,7 +52,7 @@ class CardError(ValueError):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
 
 
 class CardBase(Strict):
@@ -130,8 +143,9 @@ class VadCard(CardBase):
     audio: VadAudioSpec
 
 
-ModelCard = Annotated[SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard,
-                      Field(discriminator="modality")]
+ModelCard = Annotated[
+    SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard, Field(discriminator="modality")
+]
 AnyCard = SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard
 CARD_ADAPTER: TypeAdapter[AnyCard] = TypeAdapter(ModelCard)
 
@@ -153,8 +167,10 @@ _TAGS = {"speaker", "sound", "face", "face-detector", "face-landmarks", "vad"}
 def parse_card(raw: Any, source: str = "card") -> AnyCard:
     """Validate a decoded ``card.json``; every problem is reported with its dotted path."""
     if isinstance(raw, dict) and raw.get("schema") != SCHEMA_VERSION:
-        raise CardError(f"{source}: schema: card schema {raw.get('schema')!r} is not supported "
-                        f"(expected {SCHEMA_VERSION}); rebuild the model with `toitsu export` or `make models`")
+        raise CardError(
+            f"{source}: schema: card schema {raw.get('schema')!r} is not supported "
+            f"(expected {SCHEMA_VERSION}); rebuild the model with `toitsu export` or `make models`"
+        )
     try:
         return CARD_ADAPTER.validate_python(raw)
     except ValidationError as exc:

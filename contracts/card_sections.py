@@ -81,7 +81,7 @@ class FaceImageSpec(ImageSpec):
     alignment: Alignment
 
     @model_validator(mode="after")
-    def _chip_matches(self) -> "FaceImageSpec":
+    def _chip_matches(self) -> FaceImageSpec:
         if self.size != (self.alignment.chip_size, self.alignment.chip_size):
             raise ValueError(f"size {list(self.size)} differs from alignment.chip_size {self.alignment.chip_size}")
         return self
@@ -106,7 +106,7 @@ class ShapeRange(Strict):
     max: int = Field(gt=0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "ShapeRange":
+    def _ordered(self) -> ShapeRange:
         if not self.min <= self.opt <= self.max:
             raise ValueError(f"expected min <= opt <= max, got {self.min}, {self.opt}, {self.max}")
         return self

@@ -14,16 +14,25 @@ from pathlib import Path
 import numpy as np
 
 NPZ_FORMAT = 1
-ARRAYS: dict[str, type] = {"initial_shape": np.float32, "anchor_idx": np.int32, "deltas": np.float32,
-                           "split_idx": np.int32, "split_thresh": np.float32, "leaf_values": np.float32}
+ARRAYS: dict[str, type] = {
+    "initial_shape": np.float32,
+    "anchor_idx": np.int32,
+    "deltas": np.float32,
+    "split_idx": np.int32,
+    "split_thresh": np.float32,
+    "leaf_values": np.float32,
+}
 
 
 def write_landmarks_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
     missing = set(ARRAYS) - set(arrays)
     if missing:
         raise ValueError(f"landmark model lacks {sorted(missing)}")
-    np.savez(path, format=np.int32(NPZ_FORMAT),
-             **{name: np.asarray(arrays[name], dtype=dtype) for name, dtype in ARRAYS.items()})
+    np.savez(
+        path,
+        format=np.int32(NPZ_FORMAT),
+        **{name: np.asarray(arrays[name], dtype=dtype) for name, dtype in ARRAYS.items()},
+    )
     return Path(path)
 
 

@@ -17,9 +17,12 @@ SCHEMA_PATH = Path(__file__).with_name("card.schema.json")
 
 def card_schema() -> dict[str, Any]:
     schema = CARD_ADAPTER.json_schema(by_alias=True, mode="validation")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
-            "$id": f"https://toitsu.dev/schemas/card-v{SCHEMA_VERSION}.json",
-            "title": f"Toitsu model card, schema {SCHEMA_VERSION}", **schema}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://toitsu.dev/schemas/card-v{SCHEMA_VERSION}.json",
+        "title": f"Toitsu model card, schema {SCHEMA_VERSION}",
+        **schema,
+    }
 
 
 def schema_text() -> str:

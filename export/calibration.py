@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
 import numpy as np
 
 from contracts.card_sections import Calibration, FarThreshold, GroupEer, MinDcf
-from training.data.manifest import read_manifest
 from contracts.trials import DevTrials
+from training.data.manifest import read_manifest
 from training.evaluation.verification import plot_det, verification_report
 
 # files → [N, D] embeddings; a NaN row marks a file the serving pipeline refuses (no speech, …).
@@ -46,8 +47,15 @@ def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, 
     return scores, labels, [t.test for t in trials], refused
 
 
-def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = None, *,
-              group_field: str = "effect", group_name: str = "test_channel") -> Calibration:
+def calibrate(
+    embed: Embed,
+    dev: DevTrials,
+    dev_dir: Path,
+    plot: Path | None = None,
+    *,
+    group_field: str = "effect",
+    group_name: str = "test_channel",
+) -> Calibration:
     """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per group of test
     files, a group being the value of ``group_field`` in the dev manifest ("identity" or an
     ``extra`` key; speakers: the channel effect of the test utterance)."""
@@ -57,15 +65,22 @@ def calibrate(embed: Embed, dev: DevTrials, dev_dir: Path, plot: Path | None = N
     if plot is not None:
         plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}")
     return Calibration(
-        dev_trials=dev.name, n_target=report.n_target, n_nontarget=report.n_nontarget,
-        eer=report.eer, eer_threshold=report.eer_threshold,
+        dev_trials=dev.name,
+        n_target=report.n_target,
+        n_nontarget=report.n_nontarget,
+        eer=report.eer,
+        eer_threshold=report.eer_threshold,
         min_dcf=[MinDcf(p_target=p, value=v, threshold=t) for p, (v, t) in report.min_dcf.items()],
-        thresholds=[FarThreshold(far=f, threshold=t, frr=report.frr_at_far[f]) for f, t in report.thresholds_at_far.items()],
+        thresholds=[
+            FarThreshold(far=f, threshold=t, frr=report.frr_at_far[f]) for f, t in report.thresholds_at_far.items()
+        ],
         enrollment="L2-normalised mean of the clean enrollment utterances",
         refused_files=[p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
-        eer_by_group=GroupEer(by=group_name, eer={name: verification_report(s, y, fars=()).eer
-                                                  for name, (s, y) in groups.items()}),
-        det_plot=plot.name if plot is not None else None)
+        eer_by_group=GroupEer(
+            by=group_name, eer={name: verification_report(s, y, fars=()).eer for name, (s, y) in groups.items()}
+        ),
+        det_plot=plot.name if plot is not None else None,
+    )
 
 
 def _group_of(dev_dir: Path, field: str) -> dict[Path, str]:
@@ -75,8 +90,9 @@ def _group_of(dev_dir: Path, field: str) -> dict[Path, str]:
     return {Path(r.path): str(r.extra.get(field, "unknown")) for r in records}
 
 
-def _group(scores: np.ndarray, labels: np.ndarray, tests: list[Path],
-           group_of: dict[Path, str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _group(
+    scores: np.ndarray, labels: np.ndarray, tests: list[Path], group_of: dict[Path, str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     names = np.array([group_of.get(p, "unknown") for p in tests])
     groups = {}
     for name in sorted(set(names)):

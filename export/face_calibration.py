@@ -38,8 +38,13 @@ def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
     from training.data.face_tracks import build_face_tracks
 
     root = (work_dir / "dev-faces").resolve()  # manifest rows are read relative to the manifest
-    source = build_face_tracks(root / "crops", identities=DEV["identities"], tracks_per_identity=DEV["tracks"],
-                               frames_per_track=DEV["frames"], seed=DEV["seed"])
+    source = build_face_tracks(
+        root / "crops",
+        identities=DEV["identities"],
+        tracks_per_identity=DEV["tracks"],
+        frames_per_track=DEV["frames"],
+        seed=DEV["seed"],
+    )
     manifest, stamp = root / "manifest.jsonl", root / "scenes.json"
     if not manifest.exists() or not stamp.exists() or json.loads(stamp.read_text()) != DEV:
         shutil.rmtree(root / "scenes", ignore_errors=True)  # built for other settings, or interrupted
@@ -70,7 +75,7 @@ def _write_scenes(source_manifest: Path, root: Path) -> None:
         base = rng.uniform(40, 200, 3)
         scene = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
         x, y = rng.integers(0, size - side + 1, 2)
-        scene[y:y + side, x:x + side] = np.asarray(crop)
+        scene[y : y + side, x : x + side] = np.asarray(crop)
         path = root / "scenes" / Path(record.path).relative_to(source_manifest.parent / "frames")
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(scene).save(path, format="JPEG", quality=92)
@@ -85,8 +90,14 @@ def face_calibrator(embedder_factory: FaceEmbedderFactory, models_dir: Path, wor
     def run(staged: Path, card: AnyCard) -> Calibration:
         dev, dev_dir = face_dev_trials(work_dir)
         print(f"{card.name}: calibrating on {dev.name} ({len(dev.trials)} trials)")
-        section = calibrate(embedder_factory(staged, models_dir), dev, dev_dir, plot=staged / "det.png",
-                            group_field="quality", group_name="probe_quality")
+        section = calibrate(
+            embedder_factory(staged, models_dir),
+            dev,
+            dev_dir,
+            plot=staged / "det.png",
+            group_field="quality",
+            group_name="probe_quality",
+        )
         section.enrollment = f"L2-normalised mean of the {DEV['frames']} frames of track t00 of each identity"
         section.pipeline = "MTCNN (largest face) → dlib 5 points → dlib chip → model"
         return section

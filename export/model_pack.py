@@ -59,10 +59,16 @@ def missing_models(models_dir: Path, parts: Sequence[str] = PARTS) -> list[str]:
     return [name for part in parts for name in PART_MODELS[part] if not versions(models_dir, name)]
 
 
-def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory,
-                       face_embedder_factory: FaceEmbedderFactory | None = None,
-                       landmark_predictor: PredictorFactory | None = None, *, force: bool = False,
-                       parts: Sequence[str] = PARTS) -> list[Path]:
+def build_default_pack(
+    models_dir: Path,
+    work_dir: Path,
+    embedder_factory: EmbedderFactory,
+    face_embedder_factory: FaceEmbedderFactory | None = None,
+    landmark_predictor: PredictorFactory | None = None,
+    *,
+    force: bool = False,
+    parts: Sequence[str] = PARTS,
+) -> list[Path]:
     """Build what is missing of ``parts`` (everything with ``force``); returns the published version
     folders. The face part needs ``face_embedder_factory`` and ``landmark_predictor`` (it is
     skipped without them)."""
@@ -84,8 +90,9 @@ def build_default_pack(models_dir: Path, work_dir: Path, embedder_factory: Embed
     return published
 
 
-def _build_speaker_part(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,
-                        force: bool) -> list[Path]:
+def _build_speaker_part(
+    models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *, force: bool
+) -> list[Path]:
     """The VAD, then the speaker model (calibrated through the VAD, as served)."""
     published = []
     if force or not versions(models_dir, silero_vad.NAME):
@@ -102,8 +109,9 @@ def _build_vad(models_dir: Path) -> Path:
     return export_version(models_dir, silero_vad.NAME, 1, lambda staged: silero_vad.stage(staged, 1), replace=True)
 
 
-def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory,
-                   vad_dir: Path) -> Path:
+def _build_speaker(
+    models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory, vad_dir: Path
+) -> Path:
     name, version = resemblyzer_ge2e.NAME, 1
     started = time.perf_counter()
 
@@ -113,12 +121,14 @@ def _build_speaker(models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_fac
         real = load_real_speech()
         generated = generated_clips(dev)
         print(f"{name}: exported; checking parity on {len(real)} real and {len(generated)} generated clips")
-        parity = resemblyzer_ge2e.measure_parity(encoder, staged / "model.onnx",
-                                                 [x for x, _ in real.values()] + generated)
+        parity = resemblyzer_ge2e.measure_parity(
+            encoder, staged / "model.onnx", [x for x, _ in real.values()] + generated
+        )
         return resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
 
-    published = export_version(models_dir, name, version, stage,
-                               speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir), replace=True)
+    published = export_version(
+        models_dir, name, version, stage, speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir), replace=True
+    )
     print(f"{name}: built in {time.perf_counter() - started:.0f} s")
     return published
 
@@ -135,14 +145,21 @@ def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFac
     run_dir = work_dir / "runs" / "sound-formula-pretrain"
     print(f"{SOUND_NAME}: pre-training {SOUND_RECIPE.name} ({recipe.trainer.steps} steps) in {run_dir}")
     train_sound_recipe(recipe, run_dir)
-    published = export_sound_run(run_dir, models_dir, work_dir, name=SOUND_NAME,
-                                 calibrate=sound_calibrator(embedder_factory, work_dir))
+    published = export_sound_run(
+        run_dir, models_dir, work_dir, name=SOUND_NAME, calibrate=sound_calibrator(embedder_factory, work_dir)
+    )
     print(f"{SOUND_NAME}: built in {time.perf_counter() - started:.0f} s")
     return published
 
 
-def _build_faces(models_dir: Path, work_dir: Path, embedder_factory: FaceEmbedderFactory,
-                 landmark_predictor: PredictorFactory, *, force: bool) -> list[Path]:
+def _build_faces(
+    models_dir: Path,
+    work_dir: Path,
+    embedder_factory: FaceEmbedderFactory,
+    landmark_predictor: PredictorFactory,
+    *,
+    force: bool,
+) -> list[Path]:
     """Detector, landmarks, then the descriptor (calibrated through the first two, as served)."""
     published = list(mtcnn.build_mtcnn(models_dir, force=force))
     published.append(dlib_landmarks.build_landmarks(models_dir, landmark_predictor, force=force))
@@ -151,7 +168,15 @@ def _build_faces(models_dir: Path, work_dir: Path, embedder_factory: FaceEmbedde
     name, version = dlib_resnet.NAME, 1
     started = time.perf_counter()
     print(f"{name}: parsing dlib's network, exporting; parity against dlib-bin")
-    published.append(export_version(models_dir, name, version, lambda staged: dlib_resnet.stage(staged, version),
-                                    face_calibrator(embedder_factory, models_dir, work_dir), replace=True))
+    published.append(
+        export_version(
+            models_dir,
+            name,
+            version,
+            lambda staged: dlib_resnet.stage(staged, version),
+            face_calibrator(embedder_factory, models_dir, work_dir),
+            replace=True,
+        )
+    )
     print(f"{name}: built in {time.perf_counter() - started:.0f} s")
     return published

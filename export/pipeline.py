@@ -26,9 +26,17 @@ Stage = Callable[[Path], AnyCard]
 Calibrate = Callable[[Path, AnyCard], Calibration]
 
 
-def export_version(models_dir: Path, name: str, version: int, stage: Stage, calibrate: Calibrate | None = None, *,
-                   replace: bool = False, triton_options: Mapping[str, Any] | None = None,
-                   keep_triton_config: bool = True) -> Path:
+def export_version(
+    models_dir: Path,
+    name: str,
+    version: int,
+    stage: Stage,
+    calibrate: Calibrate | None = None,
+    *,
+    replace: bool = False,
+    triton_options: Mapping[str, Any] | None = None,
+    keep_triton_config: bool = True,
+) -> Path:
     """Run the pipeline for ``name`` v``version``; returns the published version folder."""
     staged = staging_dir(models_dir, name, version)
     try:
@@ -57,7 +65,9 @@ def print_parity(card: AnyCard | Sequence[ParityCheck]) -> None:
 
 
 def print_calibration(cal: Calibration) -> None:
-    print(f"  EER {cal.eer:.2%} at {cal.eer_threshold:.4f} ({cal.n_target} target / {cal.n_nontarget} non-target trials)")
+    print(
+        f"  EER {cal.eer:.2%} at {cal.eer_threshold:.4f} ({cal.n_target} target / {cal.n_nontarget} non-target trials)"
+    )
     for t in cal.thresholds:
         print(f"  FAR {t.far:<7g} threshold {t.threshold:.4f}  FRR {t.frr:.2%}")
     for d in cal.min_dcf:

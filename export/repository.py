@@ -43,8 +43,15 @@ def staging_dir(models_dir: Path, name: str, version: int) -> Path:
     return path
 
 
-def publish(staged: Path, models_dir: Path, name: str, version: int, *, replace: bool = False,
-            triton_options: Mapping[str, Any] | None = None) -> Path:
+def publish(
+    staged: Path,
+    models_dir: Path,
+    name: str,
+    version: int,
+    *,
+    replace: bool = False,
+    triton_options: Mapping[str, Any] | None = None,
+) -> Path:
     """Move a staged version into place and regenerate ``config.pbtxt``; returns the version dir.
 
     ``triton_options`` go to :func:`export.triton_config.config_pbtxt` (``kind``, ``instances``,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+
 from contracts.card import AnyCard
 from contracts.card_sections import Calibration
 from contracts.trials import DevTrials, Trial
@@ -29,8 +30,9 @@ def sound_dev_trials(work_dir: Path, sample_rate: int) -> tuple[DevTrials, Path]
     from training.data.sound_corpus import build_sound_corpus
 
     out = work_dir / f"dev-sounds-{sample_rate}"
-    manifest = Path(build_sound_corpus(out, DEV["clips_per_class"], DEV["clip_seconds"], sample_rate, DEV["n_folds"],
-                                       DEV["seed"]))
+    manifest = Path(
+        build_sound_corpus(out, DEV["clips_per_class"], DEV["clip_seconds"], sample_rate, DEV["n_folds"], DEV["seed"])
+    )
     by_class: dict[str, list[Path]] = {}
     for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
         by_class.setdefault(str(record.identity), []).append(Path(record.path))
@@ -50,8 +52,14 @@ def sound_calibrator(embedder_factory: Callable[[Path, Path | None], Embed], wor
             raise ValueError(f"{card.name}: a sound card needs audio.sample_rate")
         dev, dev_dir = sound_dev_trials(work_dir, card.sample_rate)
         print(f"{card.name}: calibrating on {dev.name} ({len(dev.trials)} trials)")
-        section = calibrate(embedder_factory(staged, None), dev, dev_dir, plot=staged / "det.png",
-                            group_field="identity", group_name="probe_class")
+        section = calibrate(
+            embedder_factory(staged, None),
+            dev,
+            dev_dir,
+            plot=staged / "det.png",
+            group_field="identity",
+            group_name="probe_class",
+        )
         section.enrollment = f"L2-normalised mean of {ENROLL} clips per class"
         return section
 

@@ -37,8 +37,9 @@ def generated_clips(dev: DevTrials, count: int = PARITY_GENERATED_CLIPS) -> list
     return [sf.read(str(p), dtype="float32")[0] for p in [*tests, *enrolls]]
 
 
-def speaker_calibrator(embedder_factory: EmbedderFactory, dev: DevTrials, dev_dir: Path,
-                       vad_dir: Path | None) -> Calibrate:
+def speaker_calibrator(
+    embedder_factory: EmbedderFactory, dev: DevTrials, dev_dir: Path, vad_dir: Path | None
+) -> Calibrate:
     """The pipeline's calibration hook for a speaker version: thresholds measured as served."""
 
     def run(staged: Path, card: AnyCard) -> Calibration:

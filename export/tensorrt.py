@@ -62,8 +62,10 @@ def profile_shapes(card: AnyCard) -> dict[str, tuple[Shape, Shape, Shape]]:
                 continue
             axis_name = "batch" if axis == 0 and max_batch > 0 else _AXIS_NAMES.get((spec.role, axis))
             if axis_name is None or axis_name not in ranges:
-                raise ValueError(f"{card.name}: input {spec.name!r} axis {axis} is dynamic but the card's "
-                                 f"shape_ranges has no {axis_name or 'name for it'!r} range")
+                raise ValueError(
+                    f"{card.name}: input {spec.name!r} axis {axis} is dynamic but the card's "
+                    f"shape_ranges has no {axis_name or 'name for it'!r} range"
+                )
             low, opt, high = (int(ranges[axis_name][k]) for k in ("min", "opt", "max"))
             if axis_name == "batch":
                 high = min(high, max_batch)
@@ -76,15 +78,17 @@ def profile_shapes(card: AnyCard) -> dict[str, tuple[Shape, Shape, Shape]]:
     return profile
 
 
-def build_plan(version_dir: Path, card: AnyCard | None = None, *, fp16: bool = True,
-               workspace_bytes: int = 4 << 30) -> PlanResult:
+def build_plan(
+    version_dir: Path, card: AnyCard | None = None, *, fp16: bool = True, workspace_bytes: int = 4 << 30
+) -> PlanResult:
     """Build ``<version_dir>/model.plan`` from its ``model.onnx``; written atomically."""
     if not tensorrt_available():
         raise TensorRTUnavailable(
             "TensorRT is not installed on this host (the Python package `tensorrt` is not importable), so no "
             "model.plan can be built. Build plans on the GPU host that will serve them (`pip install tensorrt`), "
             "or serve model.onnx through ONNX Runtime's TensorRT accelerator (Triton config variant "
-            "`onnxruntime`, kind KIND_GPU, tensorrt_fp16).")
+            "`onnxruntime`, kind KIND_GPU, tensorrt_fp16)."
+        )
     import tensorrt as trt
 
     version_dir = Path(version_dir)
@@ -104,7 +108,9 @@ def build_plan(version_dir: Path, card: AnyCard | None = None, *, fp16: bool = T
         if tensor.name not in profile:
             raise ValueError(f"the ONNX graph has input {tensor.name!r}, which the card does not declare")
         if tensor.is_shape_tensor:
-            raise ValueError(f"input {tensor.name!r} is a TensorRT shape tensor; the card's shape ranges cannot bound its values")
+            raise ValueError(
+                f"input {tensor.name!r} is a TensorRT shape tensor; the card's shape ranges cannot bound its values"
+            )
         optimisation.set_shape(tensor.name, *profile[tensor.name])
     config.add_optimization_profile(optimisation)
     serialized = builder.build_serialized_network(network, config)

@@ -26,24 +26,26 @@ class Embedders:
     face: FaceEmbedderFactory
 
 
-def export_speaker(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders,
-                   name: str | None = None) -> Path:
+def export_speaker(
+    run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None
+) -> Path:
     from export.trained_speaker import export_run
 
     return export_run(run_dir, models_dir, work_dir, embedders.audio, name=name)
 
 
-def export_sound(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders,
-                 name: str | None = None) -> Path:
+def export_sound(
+    run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None
+) -> Path:
     from export.sound_calibration import sound_calibrator
     from export.trained_sound import export_sound_run
 
-    return export_sound_run(run_dir, models_dir, work_dir, name=name,
-                            calibrate=sound_calibrator(embedders.audio, work_dir))
+    return export_sound_run(
+        run_dir, models_dir, work_dir, name=name, calibrate=sound_calibrator(embedders.audio, work_dir)
+    )
 
 
-def export_face(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders,
-                name: str | None = None) -> Path:
+def export_face(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None) -> Path:
     """Calibration runs the gateway's face pipeline (MTCNN → dlib 5 points → chip of the model's
     size), so the repository needs the default pack's detector and landmark models; without them
     the version is published uncalibrated (the gateway refuses to serve it) and a warning says so."""
@@ -55,8 +57,10 @@ def export_face(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embe
     if all(versions(models_dir, m) for m in FACE_PIPELINE_MODELS):
         calibrate = face_calibrator(embedders.face, models_dir, work_dir)
     else:
-        print(f"warning: {models_dir} lacks the face detector / landmark models (`make models`): "
-              "the version is published without calibration and cannot be served until re-exported")
+        print(
+            f"warning: {models_dir} lacks the face detector / landmark models (`make models`): "
+            "the version is published without calibration and cannot be served until re-exported"
+        )
     return export_face_run(run_dir, models_dir, name=name, calibrate=calibrate)
 
 
@@ -64,8 +68,9 @@ RunExporter = Callable[[Path, Path, Path, Embedders, str | None], Path]
 EXPORTERS: dict[str, RunExporter] = {"speaker": export_speaker, "sound": export_sound, "face": export_face}
 
 
-def export_trained_run(kind: str, run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders,
-                       name: str | None = None) -> Path:
+def export_trained_run(
+    kind: str, run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None
+) -> Path:
     """Publish a run of recipe kind ``kind`` as the next version of its model; its folder."""
     if kind not in EXPORTERS:
         raise ValueError(f"no exporter for recipe kind {kind!r} (known: {', '.join(EXPORTERS)})")

@@ -23,8 +23,18 @@ import torch
 from torch import nn
 
 from contracts.card import FaceCard
-from contracts.card_sections import (EmbeddingSpec, FaceImageSpec, Parity as ParitySection, ServingHints, ShapeRange,
-                                     ShapeRanges, TrainingProvenance, tensor)
+from contracts.card_sections import (
+    EmbeddingSpec,
+    FaceImageSpec,
+    ServingHints,
+    ShapeRange,
+    ShapeRanges,
+    TrainingProvenance,
+    tensor,
+)
+from contracts.card_sections import (
+    Parity as ParitySection,
+)
 from contracts.face_geometry import dlib_alignment
 from export.onnx_export import export_onnx
 from export.parity import Parity, compare, require, torch_vs_onnx
@@ -32,8 +42,9 @@ from export.pipeline import Calibrate, export_version
 from export.repository import next_version
 
 MAX_ABS_DIFF = 1e-4
-NORMALIZATION = ("float(x) in 0..255, (x - 127.5) / 127.5, NHWC -> NCHW, inside the graph; "
-                 "RGB channel order; output L2-normalised")
+NORMALIZATION = (
+    "float(x) in 0..255, (x - 127.5) / 127.5, NHWC -> NCHW, inside the graph; RGB channel order; output L2-normalised"
+)
 PARITY_CORPUS = {"identities": 6, "tracks_per_identity": 1, "frames_per_track": 4, "seed": 7}
 
 
@@ -50,8 +61,14 @@ class NormalizedFaceEncoder(nn.Module):
 
 def export_face_encoder(encoder: nn.Module, path: Path, size: int) -> Path:
     example = torch.randint(0, 256, (2, size, size, 3), dtype=torch.uint8)
-    return export_onnx(NormalizedFaceEncoder(encoder).eval(), (example,), path, input_names=["chip"],
-                       output_names=["embedding"], dynamic_axes={"chip": {0: "batch"}, "embedding": {0: "batch"}})
+    return export_onnx(
+        NormalizedFaceEncoder(encoder).eval(),
+        (example,),
+        path,
+        input_names=["chip"],
+        output_names=["embedding"],
+        dynamic_axes={"chip": {0: "batch"}, "embedding": {0: "batch"}},
+    )
 
 
 def corpus_chips(size: int) -> tuple[np.ndarray, str]:
@@ -60,8 +77,9 @@ def corpus_chips(size: int) -> tuple[np.ndarray, str]:
 
     tracks = render_face_tracks(size=size, **PARITY_CORPUS)
     p = PARITY_CORPUS
-    return tracks.frames, (f"{len(tracks)} frames of generated face tracks ({p['identities']} identities, "
-                           f"seed {p['seed']})")
+    return tracks.frames, (
+        f"{len(tracks)} frames of generated face tracks ({p['identities']} identities, seed {p['seed']})"
+    )
 
 
 def face_parity(encoder: nn.Module, onnx_path: Path, chips: np.ndarray) -> list[Parity]:
@@ -75,29 +93,54 @@ def face_parity(encoder: nn.Module, onnx_path: Path, chips: np.ndarray) -> list[
     with torch.no_grad():
         batch = model(torch.from_numpy(chips)).numpy()
         single = np.concatenate([model(torch.from_numpy(x[None])).numpy() for x in chips])
-    return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(compare("batching", [(single, batch)]), max_abs_diff=1e-5)]
+    return [
+        require(graph, max_abs_diff=MAX_ABS_DIFF),
+        require(compare("batching", [(single, batch)]), max_abs_diff=1e-5),
+    ]
 
 
-def build_face_card(name: str, version: int, dim: int, size: int, provenance: TrainingProvenance,
-                    parity: list[Parity], chip_names: list[str]) -> FaceCard:
+def build_face_card(
+    name: str,
+    version: int,
+    dim: int,
+    size: int,
+    provenance: TrainingProvenance,
+    parity: list[Parity],
+    chip_names: list[str],
+) -> FaceCard:
     """The card of a trained face embedder (modality ``face``, input role ``image``)."""
     return FaceCard(
-        name=name, version=version,
+        name=name,
+        version=version,
         description=f"{provenance.model or 'face encoder'} trained by toitsu ({provenance.method or ''})",
         inputs=[tensor("chip", "uint8", [-1, size, size, 3], "image")],
         outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
-        image=FaceImageSpec(size=(size, size), layout="NHWC", dtype="uint8", channels="RGB",
-                            normalization=NORMALIZATION, alignment=dlib_alignment(size)),
+        image=FaceImageSpec(
+            size=(size, size),
+            layout="NHWC",
+            dtype="uint8",
+            channels="RGB",
+            normalization=NORMALIZATION,
+            alignment=dlib_alignment(size),
+        ),
         embedding=EmbeddingSpec(output="embedding", dim=dim, normalized=True),
         shape_ranges=ShapeRanges(batch=ShapeRange(min=1, opt=16, max=64)),
         serving=ServingHints(max_batch_size=64, preferred_batch_sizes=[8, 16, 32, 64], max_queue_delay_us=2000),
         provenance=provenance,
-        parity=ParitySection(reference="the trained torch module (CPU)", inputs=chip_names,
-                             checks=[p.to_dict() for p in parity]))
+        parity=ParitySection(
+            reference="the trained torch module (CPU)", inputs=chip_names, checks=[p.to_dict() for p in parity]
+        ),
+    )
 
 
-def export_face_run(run_dir: Path, models_dir: Path, *, name: str | None = None,
-                    calibrate: Calibrate | None = None, chips: np.ndarray | None = None) -> Path:
+def export_face_run(
+    run_dir: Path,
+    models_dir: Path,
+    *,
+    name: str | None = None,
+    calibrate: Calibrate | None = None,
+    chips: np.ndarray | None = None,
+) -> Path:
     """Export a face run's encoder as the next version of ``name``; returns its folder.
 
     ``chips`` (uint8 [N, S, S, 3]) replaces the generated corpus frames of the parity check.
@@ -116,7 +159,14 @@ def export_face_run(run_dir: Path, models_dir: Path, *, name: str | None = None,
             parity_chips, chip_names = np.ascontiguousarray(chips, dtype=np.uint8), f"{len(chips)} given chips"
         print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(parity_chips)} chips")
         parity = face_parity(trained.encoder, onnx_path, parity_chips)
-        return build_face_card(name, version, trained.embedding_dim, trained.image_size,
-                               TrainingProvenance(**trained.provenance), parity, [chip_names])
+        return build_face_card(
+            name,
+            version,
+            trained.embedding_dim,
+            trained.image_size,
+            TrainingProvenance(**trained.provenance),
+            parity,
+            [chip_names],
+        )
 
     return export_version(models_dir, name, version, stage, calibrate)

@@ -41,15 +41,17 @@ def corpus_clips(work_dir: Path, sample_rate: int, count: int = PARITY_CLIPS) ->
 
     p = PARITY_CORPUS
     out = work_dir / f"parity-sounds-{sample_rate}"
-    manifest = Path(build_sound_corpus(out, p["clips_per_class"], p["clip_seconds"], sample_rate, p["n_folds"],
-                                       p["seed"]))
+    manifest = Path(
+        build_sound_corpus(out, p["clips_per_class"], p["clip_seconds"], sample_rate, p["n_folds"], p["seed"])
+    )
     records = sorted(read_manifest(manifest), key=lambda r: (str(r.identity), str(r.path)))
     by_class: dict[str, list] = {}
     for r in records:
         by_class.setdefault(str(r.identity), []).append(r)
     # Round-robin over classes so that the clips cover as many sound types as possible.
-    chosen = [group[i] for i in range(max(map(len, by_class.values()))) for group in by_class.values()
-              if i < len(group)][:count]
+    chosen = [
+        group[i] for i in range(max(map(len, by_class.values()))) for group in by_class.values() if i < len(group)
+    ][:count]
     store = AudioStore(chosen, sample_rate, cache=False)
     return [store.load(i) for i in range(len(chosen))], f"{len(chosen)} clips of {manifest.parent.name}"
 
@@ -60,8 +62,15 @@ def sound_parity(encoder, onnx_path: Path, clips: Sequence[np.ndarray]) -> list[
     return measure_parity(NormalizedEncoder(encoder).eval(), onnx_path, list(clips))
 
 
-def export_sound_run(run_dir: Path, models_dir: Path, work_dir: Path, *, name: str | None = None,
-                     calibrate: Calibrate | None = None, clips: Sequence[np.ndarray] | None = None) -> Path:
+def export_sound_run(
+    run_dir: Path,
+    models_dir: Path,
+    work_dir: Path,
+    *,
+    name: str | None = None,
+    calibrate: Calibrate | None = None,
+    clips: Sequence[np.ndarray] | None = None,
+) -> Path:
     """Export a sound run's encoder as the next version of ``name``; returns its folder.
 
     ``clips`` replaces the generated corpus clips of the parity check (e.g. real recordings).
@@ -81,8 +90,16 @@ def export_sound_run(run_dir: Path, models_dir: Path, work_dir: Path, *, name: s
             parity_clips, clip_names = given, f"{len(given)} given clips"
         print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(parity_clips)} clips")
         parity = sound_parity(trained.encoder, onnx_path, parity_clips)
-        return build_card(name, version, trained.embedding_dim, trained.sample_rate,
-                          TrainingProvenance(**trained.provenance), parity, [clip_names], modality="sound")
+        return build_card(
+            name,
+            version,
+            trained.embedding_dim,
+            trained.sample_rate,
+            TrainingProvenance(**trained.provenance),
+            parity,
+            [clip_names],
+            modality="sound",
+        )
 
     return export_version(models_dir, name, version, stage, calibrate)
 

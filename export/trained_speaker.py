@@ -18,8 +18,18 @@ import torch
 from torch import nn
 
 from contracts.card import SoundCard, SpeakerCard
-from contracts.card_sections import (AudioSpec, EmbeddingSpec, Parity as ParitySection, ServingHints, ShapeRange,
-                                     ShapeRanges, TrainingProvenance, tensor)
+from contracts.card_sections import (
+    AudioSpec,
+    EmbeddingSpec,
+    ServingHints,
+    ShapeRange,
+    ShapeRanges,
+    TrainingProvenance,
+    tensor,
+)
+from contracts.card_sections import (
+    Parity as ParitySection,
+)
 from contracts.waveforms import waveform_batch
 from export.importers.real_speech import load_real_speech
 from export.importers.silero_vad import NAME as VAD_NAME
@@ -52,41 +62,63 @@ def measure_parity(model: nn.Module, onnx_path: Path, speech: list[np.ndarray]) 
     graph = torch_vs_onnx("graph", model, onnx_path, feeds)
     with torch.no_grad():
         batch = model(*(torch.from_numpy(v) for v in waveform_batch(speech).values())).numpy()
-        single = np.stack([model(*(torch.from_numpy(v) for v in waveform_batch([x]).values()))[0].numpy() for x in speech])
-    return [require(graph, max_abs_diff=MAX_ABS_DIFF), require(compare("padding", [(single, batch)]), max_abs_diff=1e-5)]
+        single = np.stack(
+            [model(*(torch.from_numpy(v) for v in waveform_batch([x]).values()))[0].numpy() for x in speech]
+        )
+    return [
+        require(graph, max_abs_diff=MAX_ABS_DIFF),
+        require(compare("padding", [(single, batch)]), max_abs_diff=1e-5),
+    ]
 
 
 def export_encoder(encoder: nn.Module, path: Path, sample_rate: int) -> Path:
     example = torch.randn(2, 2 * sample_rate) * 0.1
-    return export_onnx(NormalizedEncoder(encoder).eval(), (example, torch.tensor([2 * sample_rate, sample_rate])), path,
-                       input_names=["waveform", "lengths"], output_names=["embedding"],
-                       dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"},
-                                     "embedding": {0: "batch"}})
+    return export_onnx(
+        NormalizedEncoder(encoder).eval(),
+        (example, torch.tensor([2 * sample_rate, sample_rate])),
+        path,
+        input_names=["waveform", "lengths"],
+        output_names=["embedding"],
+        dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "embedding": {0: "batch"}},
+    )
 
 
-def build_card(name: str, version: int, dim: int, sample_rate: int, provenance: TrainingProvenance,
-               parity: list[Parity], clip_names: list[str], *,
-               modality: Literal["speaker", "sound"] = "speaker") -> SpeakerCard | SoundCard:
+def build_card(
+    name: str,
+    version: int,
+    dim: int,
+    sample_rate: int,
+    provenance: TrainingProvenance,
+    parity: list[Parity],
+    clip_names: list[str],
+    *,
+    modality: Literal["speaker", "sound"] = "speaker",
+) -> SpeakerCard | SoundCard:
     """The card of a trained waveform encoder (speaker by default; sound runs pass ``modality``)."""
     card_type = SpeakerCard if modality == "speaker" else SoundCard
     return card_type(
-        name=name, version=version,
+        name=name,
+        version=version,
         description=f"{provenance.model or f'{modality} encoder'} trained by toitsu ({provenance.method or ''})",
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, dim], "embedding")],
         audio=AudioSpec(sample_rate=sample_rate),
         embedding=EmbeddingSpec(output="embedding", dim=dim, normalized=True),
-        shape_ranges=ShapeRanges(samples=ShapeRange(min=sample_rate // 10, opt=3 * sample_rate,
-                                                    max=MAX_SECONDS * sample_rate),
-                                 batch=ShapeRange(min=1, opt=8, max=16)),
+        shape_ranges=ShapeRanges(
+            samples=ShapeRange(min=sample_rate // 10, opt=3 * sample_rate, max=MAX_SECONDS * sample_rate),
+            batch=ShapeRange(min=1, opt=8, max=16),
+        ),
         serving=ServingHints(max_batch_size=16, preferred_batch_sizes=[4, 8, 16], max_queue_delay_us=2000),
         provenance=provenance,
-        parity=ParitySection(reference="the trained torch module (CPU)", inputs=clip_names,
-                             checks=[p.to_dict() for p in parity]))
+        parity=ParitySection(
+            reference="the trained torch module (CPU)", inputs=clip_names, checks=[p.to_dict() for p in parity]
+        ),
+    )
 
 
-def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *,
-               name: str | None = None) -> Path:
+def export_run(
+    run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *, name: str | None = None
+) -> Path:
     """Export a speaker run's encoder as the next version of ``name``, calibrated through the
     gateway's audio pipeline (with the repository's VAD); returns its folder."""
     from training.recipes.speaker import load_trained_encoder
@@ -106,8 +138,14 @@ def export_run(run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory
         speech = [x for x, rate in real.values() if rate == trained.sample_rate] + generated_clips(dev, 6)
         print(f"{name} v{version}: exported from {run_dir} (step {trained.step}); parity on {len(speech)} clips")
         parity = measure_parity(NormalizedEncoder(trained.encoder).eval(), onnx_path, speech)
-        return build_card(name, version, trained.embedding_dim, trained.sample_rate,
-                          TrainingProvenance(**trained.provenance), parity, [*real, f"6 clips of {dev.name}"])
+        return build_card(
+            name,
+            version,
+            trained.embedding_dim,
+            trained.sample_rate,
+            TrainingProvenance(**trained.provenance),
+            parity,
+            [*real, f"6 clips of {dev.name}"],
+        )
 
-    return export_version(models_dir, name, version, stage,
-                          speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir))
+    return export_version(models_dir, name, version, stage, speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir))

@@ -28,7 +28,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from contracts.card import CARD_FILE, AnyCard, load_card
+from contracts.card import CARD_FILE, load_card
 from export.repository import versions
 from export.triton_config import VARIANTS, config_pbtxt
 
@@ -36,8 +36,15 @@ MODEL_PY = Path(__file__).with_name("triton_python_model.py")
 DEFAULT_MODALITIES = ("speaker", "face", "sound")  # what the gateway can route to Triton
 
 
-def write_triton_repository(models_dir: Path, out_dir: Path, *, variant: str = "python",
-                            names: list[str] | None = None, copy: bool = False, **options: Any) -> list[Path]:
+def write_triton_repository(
+    models_dir: Path,
+    out_dir: Path,
+    *,
+    variant: str = "python",
+    names: list[str] | None = None,
+    copy: bool = False,
+    **options: Any,
+) -> list[Path]:
     """Generate ``out_dir`` from ``models_dir`` for ``variant``; returns the model folders written.
 
     ``names``: the models to include (default: every embedding model). ``options`` go to
@@ -54,8 +61,9 @@ def write_triton_repository(models_dir: Path, out_dir: Path, *, variant: str = "
     return [write_model(models_dir, out_dir, name, variant=variant, copy=copy, **options) for name in chosen]
 
 
-def write_model(models_dir: Path, out_dir: Path, name: str, *, variant: str, copy: bool = False,
-                **options: Any) -> Path:
+def write_model(
+    models_dir: Path, out_dir: Path, name: str, *, variant: str, copy: bool = False, **options: Any
+) -> Path:
     """One model folder of the Triton repository (all its versions), swapped in atomically."""
     found = versions(models_dir, name)
     if not found:
@@ -109,17 +117,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models", type=Path, default=Path("models"))
     parser.add_argument("--out", type=Path, default=Path("build/triton-repo"))
     parser.add_argument("--variant", choices=VARIANTS, default="python")
-    parser.add_argument("--name", action="append", dest="names", help="model to include (repeatable; default: embedding models)")
+    parser.add_argument(
+        "--name", action="append", dest="names", help="model to include (repeatable; default: embedding models)"
+    )
     parser.add_argument("--kind", choices=("KIND_CPU", "KIND_GPU"), default="KIND_CPU")
     parser.add_argument("--instances", type=int, default=1)
-    parser.add_argument("--tensorrt-fp16", action="store_true", help="onnxruntime variant on KIND_GPU: TensorRT EP in FP16")
+    parser.add_argument(
+        "--tensorrt-fp16", action="store_true", help="onnxruntime variant on KIND_GPU: TensorRT EP in FP16"
+    )
     parser.add_argument("--version-policy", default="latest:1")
     parser.add_argument("--intra-op-threads", type=int, default=0)
     parser.add_argument("--copy", action="store_true", help="copy model files instead of linking them")
     args = parser.parse_args(argv)
-    written = write_triton_repository(args.models, args.out, variant=args.variant, names=args.names, copy=args.copy,
-                                      kind=args.kind, instances=args.instances, tensorrt_fp16=args.tensorrt_fp16,
-                                      version_policy=args.version_policy, intra_op_threads=args.intra_op_threads)
+    written = write_triton_repository(
+        args.models,
+        args.out,
+        variant=args.variant,
+        names=args.names,
+        copy=args.copy,
+        kind=args.kind,
+        instances=args.instances,
+        tensorrt_fp16=args.tensorrt_fp16,
+        version_policy=args.version_policy,
+        intra_op_threads=args.intra_op_threads,
+    )
     for path in written:
         print(f"{path}: {args.variant} variant")
 

@@ -33,8 +33,13 @@ except ImportError:  # pragma: no cover - unit tests of the batching helpers
     pb_utils = None
 
 _NP_DTYPES = {"float32": np.float32, "float16": np.float16, "int64": np.int64, "int32": np.int32, "uint8": np.uint8}
-_CONFIG_DTYPES = {"TYPE_FP32": np.float32, "TYPE_FP16": np.float16, "TYPE_INT64": np.int64, "TYPE_INT32": np.int32,
-                  "TYPE_UINT8": np.uint8}
+_CONFIG_DTYPES = {
+    "TYPE_FP32": np.float32,
+    "TYPE_FP16": np.float16,
+    "TYPE_INT64": np.int64,
+    "TYPE_INT32": np.int32,
+    "TYPE_UINT8": np.uint8,
+}
 
 
 class RequestError(ValueError):
@@ -49,7 +54,9 @@ def check_request(feeds: dict[str, np.ndarray], waveform: str | None, lengths: s
     if waveform and lengths:
         wave, valid = feeds[waveform], feeds[lengths].reshape(-1)
         if wave.ndim != 2 or np.any(valid < 1) or np.any(valid > wave.shape[1]):
-            raise RequestError(f"{lengths!r} must be in [1, {wave.shape[-1]}] (the padded length), got {valid.tolist()}")
+            raise RequestError(
+                f"{lengths!r} must be in [1, {wave.shape[-1]}] (the padded length), got {valid.tolist()}"
+            )
     return next(iter(rows.values()))
 
 
@@ -108,8 +115,11 @@ class TritonPythonModel:
         options.intra_op_num_threads = int(params.get("intra_op_threads") or 0)
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(os.path.join(version_dir, params.get("model_file") or "model.onnx"),
-                                            options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            os.path.join(version_dir, params.get("model_file") or "model.onnx"),
+            options,
+            providers=["CPUExecutionProvider"],
+        )
         self.inputs = {t["name"]: _CONFIG_DTYPES[t["data_type"]] for t in config["input"]}
         self.lengths = params.get("lengths_input") or None
         self.waveform = (params.get("waveform_input") or None) if self.lengths else None
@@ -158,12 +168,24 @@ class TritonPythonModel:
         except Exception as exc:  # every request of the group gets the error; the model lives on
             return [_error(f"ONNX Runtime failed: {exc}", invalid=False)] * len(group)
         if not self.batched:
-            return [pb_utils.InferenceResponse([pb_utils.Tensor(n, np.ascontiguousarray(v.astype(t, copy=False)))
-                                                for (n, t), v in zip(self.outputs, values)])]
+            return [
+                pb_utils.InferenceResponse(
+                    [
+                        pb_utils.Tensor(n, np.ascontiguousarray(v.astype(t, copy=False)))
+                        for (n, t), v in zip(self.outputs, values)
+                    ]
+                )
+            ]
         per_output = [split_rows(v, counts) for v in values]
-        return [pb_utils.InferenceResponse([pb_utils.Tensor(n, np.ascontiguousarray(parts[i].astype(t, copy=False)))
-                                            for (n, t), parts in zip(self.outputs, per_output)])
-                for i in range(len(group))]
+        return [
+            pb_utils.InferenceResponse(
+                [
+                    pb_utils.Tensor(n, np.ascontiguousarray(parts[i].astype(t, copy=False)))
+                    for (n, t), parts in zip(self.outputs, per_output)
+                ]
+            )
+            for i in range(len(group))
+        ]
 
 
 def _error(message: str, invalid: bool):

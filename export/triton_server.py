@@ -52,27 +52,40 @@ class TritonInstall:
     python_libdir: Path
 
     @classmethod
-    def find(cls, venv: Path = DEFAULT_VENV) -> "TritonInstall":
+    def find(cls, venv: Path = DEFAULT_VENV) -> TritonInstall:
         venv = Path(venv).absolute()
         python = venv / "bin" / "python"
         if not python.exists():
-            raise TritonNotInstalled(f"no Triton environment at {venv}: run `make triton-env` (nvidia-pytriton "
-                                     "bundles the tritonserver binary the Triton tests and benchmarks run)")
-        probe = ("import json, sys, sysconfig; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
-                 "'libdir': sysconfig.get_config_var('LIBDIR'), 'purelib': sysconfig.get_paths()['purelib']}))")
+            raise TritonNotInstalled(
+                f"no Triton environment at {venv}: run `make triton-env` (nvidia-pytriton "
+                "bundles the tritonserver binary the Triton tests and benchmarks run)"
+            )
+        probe = (
+            "import json, sys, sysconfig; print(json.dumps({'version': '%d.%d' % sys.version_info[:2], "
+            "'libdir': sysconfig.get_config_var('LIBDIR'), 'purelib': sysconfig.get_paths()['purelib']}))"
+        )
         info = json.loads(subprocess.run([str(python), "-c", probe], check=True, capture_output=True, text=True).stdout)
         site = Path(info["purelib"])
         dist = site / "pytriton" / "tritonserver"
-        install = cls(venv, dist / "bin" / "tritonserver", dist / "backends" / "python",
-                      dist / "python_backend_stubs" / info["version"] / "triton_python_backend_stub",
-                      site / "nvidia_pytriton.libs", Path(info["libdir"]))
+        install = cls(
+            venv,
+            dist / "bin" / "tritonserver",
+            dist / "backends" / "python",
+            dist / "python_backend_stubs" / info["version"] / "triton_python_backend_stub",
+            site / "nvidia_pytriton.libs",
+            Path(info["libdir"]),
+        )
         for path in (install.server, install.python_backend / "libtriton_python.so", install.stub, install.libs):
             if not path.exists():
-                raise TritonNotInstalled(f"{path} is missing: `make triton-env` installs nvidia-pytriton==0.7.0 into {venv}")
+                raise TritonNotInstalled(
+                    f"{path} is missing: `make triton-env` installs nvidia-pytriton==0.7.0 into {venv}"
+                )
         if not (install.python_libdir / f"libpython{info['version']}.so.1.0").exists():
-            raise TritonNotInstalled(f"the python-backend stub links libpython{info['version']}.so.1.0, which is not in "
-                                     f"{install.python_libdir}: make {venv} with a Python built with --enable-shared "
-                                     "(`make triton-env PYTHON=...`)")
+            raise TritonNotInstalled(
+                f"the python-backend stub links libpython{info['version']}.so.1.0, which is not in "
+                f"{install.python_libdir}: make {venv} with a Python built with --enable-shared "
+                "(`make triton-env PYTHON=...`)"
+            )
         return install
 
     def backend_dir(self, work: Path) -> Path:
@@ -90,7 +103,8 @@ class TritonInstall:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
-            p for p in (str(self.python_libdir), str(self.libs), env.get("LD_LIBRARY_PATH", "")) if p)
+            p for p in (str(self.python_libdir), str(self.libs), env.get("LD_LIBRARY_PATH", "")) if p
+        )
         env["PATH"] = os.pathsep.join((str(self.venv / "bin"), env.get("PATH", "")))
         for name in ("PYTHONHOME", "PYTHONPATH", "VIRTUAL_ENV"):  # the stub must see the Triton environment only
             env.pop(name, None)
@@ -110,8 +124,15 @@ class LocalTriton:
     written, so a server that loads the repository has validated it.
     """
 
-    def __init__(self, repository: Path, *, venv: Path = DEFAULT_VENV, port: int = 0, work: Path | None = None,
-                 log_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        repository: Path,
+        *,
+        venv: Path = DEFAULT_VENV,
+        port: int = 0,
+        work: Path | None = None,
+        log_path: Path | None = None,
+    ) -> None:
         self.install = TritonInstall.find(venv)
         self.repository = Path(repository).absolute()
         self.port = port or free_port()
@@ -125,23 +146,38 @@ class LocalTriton:
         return f"127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        return [str(self.install.server), f"--model-repository={self.repository}",
-                f"--backend-directory={self.install.backend_dir(self.work)}",
-                "--disable-auto-complete-config", "--model-control-mode=none", "--strict-readiness=true",
-                "--allow-http=false", "--allow-metrics=false", "--allow-gpu-metrics=false",
-                "--grpc-address=127.0.0.1", f"--grpc-port={self.port}", "--exit-timeout-secs=5",
-                f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
-                "--backend-config=python,shm-growth-byte-size=16777216"]
+        return [
+            str(self.install.server),
+            f"--model-repository={self.repository}",
+            f"--backend-directory={self.install.backend_dir(self.work)}",
+            "--disable-auto-complete-config",
+            "--model-control-mode=none",
+            "--strict-readiness=true",
+            "--allow-http=false",
+            "--allow-metrics=false",
+            "--allow-gpu-metrics=false",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.port}",
+            "--exit-timeout-secs=5",
+            f"--backend-config=python,shm-region-prefix-name={self._shm_prefix}",
+            "--backend-config=python,shm-growth-byte-size=16777216",
+        ]
 
-    def start(self, wait: float | None = 120.0) -> "LocalTriton":
+    def start(self, wait: float | None = 120.0) -> LocalTriton:
         """Start the server; with ``wait``, block until it and every model are ready."""
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"tritonserver is already running on {self.url}")
         self.work.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")
         try:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                         env=self.install.environment(), start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.install.environment(),
+                start_new_session=True,
+            )
         finally:
             log.close()
         if wait:
@@ -193,7 +229,7 @@ class LocalTriton:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "LocalTriton":
+    def __enter__(self) -> LocalTriton:
         return self.start() if self.proc is None else self
 
     def __exit__(self, *exc: object) -> None:
@@ -226,7 +262,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     server = LocalTriton(args.repository, venv=args.venv, port=args.port).start(wait=None)
-    print(f"tritonserver on {server.url} serving {server.repository} (log: {server.log_path}); Ctrl-C stops it", flush=True)
+    print(
+        f"tritonserver on {server.url} serving {server.repository} (log: {server.log_path}); Ctrl-C stops it",
+        flush=True,
+    )
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: server.terminate())
     assert server.proc is not None  # start() launched it

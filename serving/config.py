@@ -129,8 +129,9 @@ class Config:
         return Path(self.paths.var)
 
 
-def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path | None = None, env: Mapping[str, str] | None = None, overrides: Mapping[str, str] | None = None
+) -> Config:
     """Merge the layers; ``overrides`` maps ``section.key`` to a string value."""
     values: dict[str, dict[str, Any]] = {}
     if path is not None:
@@ -144,7 +145,7 @@ def load_config(path: Path | None = None, env: Mapping[str, str] | None = None,
             raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     for name, value in (env or {}).items():
         if name.startswith(ENV_PREFIX) and "__" in name:
-            section, key = name[len(ENV_PREFIX):].lower().split("__", 1)
+            section, key = name[len(ENV_PREFIX) :].lower().split("__", 1)
             values.setdefault(section, {})[key] = value
     for dotted, value in (overrides or {}).items():
         section, _, key = dotted.partition(".")

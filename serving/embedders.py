@@ -10,18 +10,23 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from serving.audio.decode import DecodedAudio
-from serving.audio.pipeline import AudioPipeline, PreparedAudio
 from contracts.card import FaceCard
 from contracts.waveforms import waveform_batch
+from serving.audio.decode import DecodedAudio
+from serving.audio.pipeline import AudioPipeline, PreparedAudio
 from serving.errors import Unavailable
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import MicroBatcher, wait
 from serving.models.repository import ModelVersion
 
 
-def run_queued(items: Sequence[np.ndarray], run_batch: Callable[[Sequence[np.ndarray]], np.ndarray],
-               batcher: MicroBatcher | None, timeout: float | None, key: str) -> np.ndarray:
+def run_queued(
+    items: Sequence[np.ndarray],
+    run_batch: Callable[[Sequence[np.ndarray]], np.ndarray],
+    batcher: MicroBatcher | None,
+    timeout: float | None,
+    key: str,
+) -> np.ndarray:
     """One request's items through the model: directly without a batcher, else queued together
     so that they can share a batch with other requests. [N] items → [N, D] finite float32."""
     if batcher is None:
@@ -37,8 +42,13 @@ def run_queued(items: Sequence[np.ndarray], run_batch: Callable[[Sequence[np.nda
 class AudioEmbedder:
     """One waveform model version, served: ``embed(decoded) -> ([D] float32, PreparedAudio)``."""
 
-    def __init__(self, model: ModelVersion, backend: InferenceBackend, pipeline: AudioPipeline,
-                 batcher: MicroBatcher | None = None) -> None:
+    def __init__(
+        self,
+        model: ModelVersion,
+        backend: InferenceBackend,
+        pipeline: AudioPipeline,
+        batcher: MicroBatcher | None = None,
+    ) -> None:
         self.model, self.backend, self.pipeline, self.batcher = model, backend, pipeline, batcher
         self.key = f"{model.card.name}/{model.card.version}"
         names = {t.role: t.name for t in model.card.inputs}

@@ -50,8 +50,8 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
                 self._metrics.observe_rpc(name, code.name, time.perf_counter() - start)
 
         return grpc.unary_unary_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )
 
     def _wrap_stream(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """The same mapping for bidirectional streams (EnrollTracks): errors end the stream."""
@@ -76,5 +76,5 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
                 self._metrics.observe_rpc(name, code.name, time.perf_counter() - start)
 
         return grpc.stream_stream_rpc_method_handler(
-            wrapped, request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer)
+            wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+        )

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from contracts.card import CardError, FaceCard
 from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.config import Config
@@ -29,7 +30,6 @@ from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
-from contracts.card import CardError, FaceCard
 from serving.models.repository import ModelRepository
 from serving.vision.decode import ImageLimits
 from serving.vision.landmarks import ShapePredictor5
@@ -109,8 +109,9 @@ def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder
     return pipeline, ModelBinding(section.detector_model, stages[-1].card.version)
 
 
-def image_embedder(config: Config, repo: ModelRepository, *, batching: bool,
-                   metrics: Metrics | None = None) -> ImageEmbedder:
+def image_embedder(
+    config: Config, repo: ModelRepository, *, batching: bool, metrics: Metrics | None = None
+) -> ImageEmbedder:
     """The configured face model on its backend; the micro-batcher started if asked."""
     section = config.face
     model = repo.get(section.model, section.version or None)
@@ -130,8 +131,9 @@ def _stop_embedder(embedder: ImageEmbedder) -> None:
 def audio_limits(config: Config, name: str) -> AudioLimits:
     """Speakers use the [audio] section; sounds their own length limits (whole clips, no VAD)."""
     if name == "sound":
-        return dataclasses.replace(config.audio, min_speech_seconds=config.sound.min_seconds,
-                                   max_seconds=config.sound.max_seconds)
+        return dataclasses.replace(
+            config.audio, min_speech_seconds=config.sound.min_seconds, max_seconds=config.sound.max_seconds
+        )
     return config.audio
 
 
@@ -151,8 +153,9 @@ def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding)
         return Gallery.open(root, modality=modality, dim=dim, model=None, config=config.gallery)
 
 
-def audio_embedder(config: Config, name: str, repo: ModelRepository, *, batching: bool,
-                   metrics: Metrics | None = None) -> AudioEmbedder:
+def audio_embedder(
+    config: Config, name: str, repo: ModelRepository, *, batching: bool, metrics: Metrics | None = None
+) -> AudioEmbedder:
     """The modality's configured model with its pipeline; the micro-batcher started if asked."""
     section = getattr(config, name)
     model = repo.get(section.model, section.version or None)
@@ -189,10 +192,16 @@ def make_backend(config: Config, kind: str, threads: int) -> InferenceBackend:
         from serving.inference.triton_backend import TritonBackend  # lazy: the `triton` extra
 
         t = config.triton
-        return TritonBackend(t.url, timeout_s=t.timeout_seconds, probe_timeout_s=t.probe_timeout_seconds,
-                             retries=t.retries, retry_backoff_s=t.retry_backoff_ms / 1000.0,
-                             reconnect_backoff_ms=t.reconnect_backoff_ms, ssl=t.ssl,
-                             root_certificates=t.root_certificates or None)
+        return TritonBackend(
+            t.url,
+            timeout_s=t.timeout_seconds,
+            probe_timeout_s=t.probe_timeout_seconds,
+            retries=t.retries,
+            retry_backoff_s=t.retry_backoff_ms / 1000.0,
+            reconnect_backoff_ms=t.reconnect_backoff_ms,
+            ssl=t.ssl,
+            root_certificates=t.root_certificates or None,
+        )
     return OnnxRuntimeBackend(threads)
 
 
@@ -236,8 +245,9 @@ def build_status(models_dir: Path, model: str) -> BuildStatus | None:
     for marker in sorted(folder.glob("*.lock")) if folder.is_dir() else ():
         info = _read_marker(marker)
         if model in info.get("models", ()):
-            return BuildStatus(marker.stem, _is_locked(marker), str(info.get("state", "")), str(info.get("log", "")),
-                               info.get("pid"))
+            return BuildStatus(
+                marker.stem, _is_locked(marker), str(info.get("state", "")), str(info.get("log", "")), info.get("pid")
+            )
     return None
 
 
@@ -252,17 +262,23 @@ def check_not_being_built(models_dir: Path, modality: str, model: str) -> None:
         return
     where = f", log {status.log}" if status.log else ""
     if status.running:
-        raise ModelBeingBuilt(f"the {modality} model {model} is still being built (pid {status.pid}{where}); "
-                              f"the {modality} service reports SERVING once it is published")
+        raise ModelBeingBuilt(
+            f"the {modality} model {model} is still being built (pid {status.pid}{where}); "
+            f"the {modality} service reports SERVING once it is published"
+        )
     if status.state != "published":
-        raise NotFound(f"the build of the {modality} model {model} stopped before publishing it "
-                       f"(state {status.state or 'unknown'}{where}); `make models` builds it")
+        raise NotFound(
+            f"the build of the {modality} model {model} stopped before publishing it "
+            f"(state {status.state or 'unknown'}{where}); `make models` builds it"
+        )
 
 
 class BuildLock:
     """The builder's side of a part's marker: held for the whole build, states written into it."""
 
-    def __init__(self, models_dir: Path, part: str, models: Sequence[str], log: str = "", fd: int | None = None) -> None:
+    def __init__(
+        self, models_dir: Path, part: str, models: Sequence[str], log: str = "", fd: int | None = None
+    ) -> None:
         self.path = Path(models_dir) / BUILDS_DIR / f"{part}.lock"
         self.models, self.log = list(models), log
         self.fd = fd  # set: a descriptor whose lock is already held (inherited by a background build)

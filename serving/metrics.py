@@ -13,13 +13,26 @@ _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("toitsu_requests_total", "RPCs by method and status code",
-                                ["method", "code"], registry=self.registry)
-        self.latency = Histogram("toitsu_request_seconds", "RPC latency by method", ["method"],
-                                 buckets=_LATENCY_BUCKETS, registry=self.registry)
-        self.batch_size = Histogram("toitsu_batch_size", "Items per inference call", ["model"],
-                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
-        self.queue_depth = Gauge("toitsu_queue_depth", "Requests waiting for a batch", ["model"], registry=self.registry)
+        self.requests = Counter(
+            "toitsu_requests_total", "RPCs by method and status code", ["method", "code"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "toitsu_request_seconds",
+            "RPC latency by method",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.batch_size = Histogram(
+            "toitsu_batch_size",
+            "Items per inference call",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=self.registry,
+        )
+        self.queue_depth = Gauge(
+            "toitsu_queue_depth", "Requests waiting for a batch", ["model"], registry=self.registry
+        )
         self.gallery_size = Gauge("toitsu_gallery_size", "Enrolled identities", ["modality"], registry=self.registry)
         self._server: WSGIServer | None = None
 

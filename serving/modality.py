@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from contracts.card import AnyCard
 from protos.v1 import common_pb2, face_pb2
 from serving.audio.pipeline import PreparedAudio, decode_request
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import InvalidInput
 from serving.gallery import Gallery, ModelBinding
-from contracts.card import AnyCard
 from serving.services.convert import audio_fields
 from serving.vision.decode import ImageLimits, decode_encoded, decode_raw
 from serving.vision.pipeline import AlignedFace, FacePipeline
@@ -44,8 +44,9 @@ class AudioModality(_ServedModel):
         decoded = decode_request(limits=self.embedder.pipeline.limits, **audio_fields(audio))
         return self.embedder.pipeline.prepare(decoded), decoded.sample_rate
 
-    def embed(self, clips: Sequence[common_pb2.Audio], timeout: float | None
-              ) -> tuple[np.ndarray, list[tuple[PreparedAudio, int]]]:
+    def embed(
+        self, clips: Sequence[common_pb2.Audio], timeout: float | None
+    ) -> tuple[np.ndarray, list[tuple[PreparedAudio, int]]]:
         """[N] clips → ([N, D] embeddings, what the pipeline made of each clip)."""
         prepared = [self.prepare(clip) for clip in clips]
         return self.embedder.embed_many([p for p, _ in prepared], timeout), prepared

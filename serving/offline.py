@@ -9,20 +9,21 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts.card import load_card
 from serving.audio.decode import decode_encoded
 from serving.audio.pipeline import AudioLimits, AudioPipeline
 from serving.audio.vad import SileroVad
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import InvalidInput
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
-from contracts.card import load_card
 from serving.models.repository import ModelVersion
 
 FileEmbedder = Callable[[Sequence[Path]], np.ndarray]
 
 
-def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = AudioLimits(),
-                  batch_size: int = 8) -> FileEmbedder:
+def file_embedder(
+    model_dir: Path, vad_dir: Path | None, limits: AudioLimits = AudioLimits(), batch_size: int = 8
+) -> FileEmbedder:
     """A function: audio files → [N, D] embeddings through decode → resample → VAD → model.
 
     A file the gateway would refuse (no speech, too short, …) gives a row of NaN, so the caller
@@ -49,8 +50,9 @@ def file_embedder(model_dir: Path, vad_dir: Path | None, limits: AudioLimits = A
     return _batched(prepare, embedder.embed_many, model.card.embedding_dim or 0, batch_size)
 
 
-def _batched(prepare: Callable[[Path], object | None], embed_many: Callable[[list], np.ndarray], dim: int,
-             batch_size: int) -> FileEmbedder:
+def _batched(
+    prepare: Callable[[Path], object | None], embed_many: Callable[[list], np.ndarray], dim: int, batch_size: int
+) -> FileEmbedder:
     """files → [N, dim]: ``prepare`` each file (None = refused → a NaN row), embed in batches."""
 
     def embed(paths: Sequence[Path]) -> np.ndarray:
@@ -65,8 +67,14 @@ def _batched(prepare: Callable[[Path], object | None], embed_many: Callable[[lis
     return embed
 
 
-def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mtcnn",
-                       landmarks: str | None = "dlib-sp5", batch_size: int = 16) -> FileEmbedder:
+def face_file_embedder(
+    model_dir: Path,
+    models_dir: Path,
+    *,
+    detector: str = "mtcnn",
+    landmarks: str | None = "dlib-sp5",
+    batch_size: int = 16,
+) -> FileEmbedder:
     """A function: image files → [N, D] unit embeddings of each image's largest face, through the
     gateway's own decode → MTCNN → dlib 5 points → chip → model (``serving/vision``).
 
@@ -86,9 +94,11 @@ def face_file_embedder(model_dir: Path, models_dir: Path, *, detector: str = "mt
     embedder = ImageEmbedder(model, backend)
     backend.load(embedder.key, model)
     stages = [repo.get(f"{detector}-{stage}").model_path for stage in ("pnet", "rnet", "onet")]
-    pipeline = FacePipeline(MtcnnDetector(*stages),
-                            ShapePredictor5.load(repo.get(landmarks).model_path) if landmarks else None,
-                            embedder.alignment)
+    pipeline = FacePipeline(
+        MtcnnDetector(*stages),
+        ShapePredictor5.load(repo.get(landmarks).model_path) if landmarks else None,
+        embedder.alignment,
+    )
 
     def chip(path: Path) -> np.ndarray | None:
         try:

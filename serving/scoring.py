@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import InvalidInput, Unavailable
 from contracts.card import AnyCard
 from contracts.card_sections import UncalibratedFar
+from serving.errors import InvalidInput, Unavailable
 
 DEFAULT_TARGET_FAR = 0.01
 

@@ -62,14 +62,23 @@ class Gateway:
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
             interceptors=[ErrorsAndMetrics(self.metrics)],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
-            options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit),
-                     ("grpc.so_reuseport", 0)])
+            options=[
+                ("grpc.max_receive_message_length", limit),
+                ("grpc.max_send_message_length", limit),
+                ("grpc.so_reuseport", 0),
+            ],
+        )
         for service in SERVICES.values():
             service.add_to_server(service.make_servicer(self), self._server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
         reflection.enable_server_reflection(
-            (*(s.full_name for s in SERVICES.values()), health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), self._server)
+            (
+                *(s.full_name for s in SERVICES.values()),
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self._server,
+        )
         self._refresh_health()
         self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
@@ -85,8 +94,10 @@ class Gateway:
 
     def load(self) -> None:
         """Load every enabled modality (each on its own thread) while watching backend readiness."""
-        threads = [threading.Thread(target=self._load_one, args=(name,), name=f"load-{name}", daemon=True)
-                   for name in enabled_modalities(self.config)]
+        threads = [
+            threading.Thread(target=self._load_one, args=(name,), name=f"load-{name}", daemon=True)
+            for name in enabled_modalities(self.config)
+        ]
         for thread in threads:
             thread.start()
         # Watched from the start, not once all have loaded: the sound model may take minutes to be
@@ -107,15 +118,21 @@ class Gateway:
                     previous = self._waiting.get(name)
                     self._waiting[name] = exc
                     if previous is None or str(previous) != str(exc):  # once per reason, not every retry
-                        log.warning("%s: %s; retrying every %g s", name, exc.message,
-                                    self.config.server.load_retry_seconds)
+                        log.warning(
+                            "%s: %s; retrying every %g s", name, exc.message, self.config.server.load_retry_seconds
+                        )
                     self._stopping.wait(self.config.server.load_retry_seconds)
             else:
                 return
             self._waiting.pop(name, None)
             self._modalities[name], self._ready[name] = modality, True
-            log.info("%s: serving %s v%d; %d enrolled", name, modality.card.name, modality.card.version,
-                     len(modality.gallery))
+            log.info(
+                "%s: serving %s v%d; %d enrolled",
+                name,
+                modality.card.name,
+                modality.card.version,
+                len(modality.gallery),
+            )
         except BaseException as exc:  # reported by health and by every RPC, not fatal to the process
             self._errors[name] = exc
             log.exception("%s: loading failed; its service stays NOT_SERVING", name)
@@ -129,8 +146,11 @@ class Gateway:
                 embedder = modality.embedder
                 ready = embedder.backend.ready(embedder.key)
                 if ready != self._ready.get(name):
-                    log.warning("model %s is %s", embedder.key, "ready again: SERVING" if ready else
-                                "not ready in its backend: NOT_SERVING until it is back")
+                    log.warning(
+                        "model %s is %s",
+                        embedder.key,
+                        "ready again: SERVING" if ready else "not ready in its backend: NOT_SERVING until it is back",
+                    )
                     self._ready[name] = ready
                     self._refresh_health()
 

@@ -21,16 +21,21 @@ MAX_MESSAGE = 64 * 1024 * 1024
 def client_options() -> argparse.ArgumentParser:
     """A parent parser adding ``--target``, ``--json`` and ``--timeout`` to a subcommand."""
     parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--target", default=os.environ.get("TOITSU_TARGET", DEFAULT_TARGET),
-                        help="gateway address HOST:PORT (default: $TOITSU_TARGET or %(default)s)")
+    parent.add_argument(
+        "--target",
+        default=os.environ.get("TOITSU_TARGET", DEFAULT_TARGET),
+        help="gateway address HOST:PORT (default: $TOITSU_TARGET or %(default)s)",
+    )
     parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parent.add_argument("--timeout", type=float, default=60.0, help="deadline per RPC in seconds")
     return parent
 
 
 def channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(target, options=[("grpc.max_send_message_length", MAX_MESSAGE),
-                                                  ("grpc.max_receive_message_length", MAX_MESSAGE)])
+    return grpc.insecure_channel(
+        target,
+        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
+    )
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -82,5 +87,6 @@ def read_file(path: Path) -> bytes:
 
 def candidate_lines(candidates: list[dict[str, Any]]) -> list[str]:
     """The ranked rows of an Identify / Classify reply, ✓ on those that pass the threshold."""
-    return [f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}"
-            for i, c in enumerate(candidates)]
+    return [
+        f"  {i + 1}. {c['id']:<32} {c['score']:.4f}{'  ✓' if c['accepted'] else ''}" for i, c in enumerate(candidates)
+    ]

@@ -54,8 +54,15 @@ def package_provenance(source: str, path: Path | None = None) -> dict[str, Any]:
     ``path``: the file actually read, when not the installed one)."""
     from export.card import sha256_file
 
-    return {"kind": "import", "package": PACKAGE, "package_version": metadata.version(PACKAGE),
-            "license": LICENSE, "source_file": source, "source_sha256": sha256_file(path or package_file(source))}
+    return {
+        "kind": "import",
+        "package": PACKAGE,
+        "package_version": metadata.version(PACKAGE),
+        "license": LICENSE,
+        "source_file": source,
+        "source_sha256": sha256_file(path or package_file(source)),
+    }
+
 
 # float_details' special exponents.
 _INF, _NINF, _NAN = 32000, 32001, 32002

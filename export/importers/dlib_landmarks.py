@@ -86,8 +86,9 @@ def parse_shape_predictor(data: bytes) -> dict[str, np.ndarray]:
         deltas=np.array(deltas, dtype=np.float32),
         split_idx=split_rows.astype(np.int32),
         split_thresh=np.array([[[th for _, _, th in t[0]] for t in f] for f in forests], dtype=np.float32),
-        leaf_values=np.array([[[leaf.reshape(points, 2) for leaf in t[1]] for t in f] for f in forests],
-                             dtype=np.float32),
+        leaf_values=np.array(
+            [[[leaf.reshape(points, 2) for leaf in t[1]] for t in f] for f in forests], dtype=np.float32
+        ),
     )
 
 
@@ -97,6 +98,7 @@ def convert(target: Path, source: Path | None = None) -> Path:
 
 
 # --------------------------------------------------------------------------- parity against dlib
+
 
 def real_faces() -> dict[str, np.ndarray]:
     """RGB uint8 photos with one frontal face each, shipped inside installed packages."""
@@ -153,8 +155,7 @@ def landmark_cases(images: dict[str, np.ndarray] | None = None) -> Iterator[tupl
                 yield f"{name}/{variant}/box{k}", image, box
 
 
-def measure_parity(model_path: Path, predictor: PredictorFactory,
-                   images: dict[str, np.ndarray] | None = None) -> dict:
+def measure_parity(model_path: Path, predictor: PredictorFactory, images: dict[str, np.ndarray] | None = None) -> dict:
     """The served predictor against ``dlib.shape_predictor`` on RGB and grey versions of each case."""
     import dlib
 
@@ -176,8 +177,10 @@ def measure_parity(model_path: Path, predictor: PredictorFactory,
 
 # --------------------------------------------------------------------------- staging / publishing
 
-def stage(version_dir: Path, predictor: PredictorFactory, version: int = VERSION,
-          source: Path | None = None) -> FaceLandmarksCard:
+
+def stage(
+    version_dir: Path, predictor: PredictorFactory, version: int = VERSION, source: Path | None = None
+) -> FaceLandmarksCard:
     """Convert into ``version_dir``, check parity against dlib, and return the card."""
     source = Path(source or source_path())
     target = convert(version_dir / MODEL_FILE, source)
@@ -186,22 +189,35 @@ def stage(version_dir: Path, predictor: PredictorFactory, version: int = VERSION
     points = int(arrays["initial_shape"].shape[0])
     splits = int(arrays["split_idx"].shape[2])
     return FaceLandmarksCard(
-        name=NAME, version=version, file=MODEL_FILE,
+        name=NAME,
+        version=version,
+        file=MODEL_FILE,
         description="dlib's 5-point face landmarks (eye corners and nose base) from an ensemble of "
         "regression trees; run in numpy by serving/vision/landmarks.py on a face box.",
         inputs=[tensor("image", "uint8", [-1, -1, 3], "image"), tensor("box", "float32", [4], "face-box")],
         outputs=[tensor("landmarks", "float32", [points, 2], "landmarks")],
         landmarks=LandmarksSpec(
-            points=["image_right_eye_outer", "image_right_eye_inner", "image_left_eye_outer",
-                    "image_left_eye_inner", "nose_base"],
+            points=[
+                "image_right_eye_outer",
+                "image_right_eye_inner",
+                "image_left_eye_outer",
+                "image_left_eye_inner",
+                "nose_base",
+            ],
             points_note="image-right eye first (the subject's left eye), as dlib numbers them",
-            format=NPZ_FORMAT, cascades=int(arrays["split_idx"].shape[0]),
-            trees_per_cascade=int(arrays["split_idx"].shape[1]), tree_depth=(splits + 1).bit_length() - 1,
+            format=NPZ_FORMAT,
+            cascades=int(arrays["split_idx"].shape[0]),
+            trees_per_cascade=int(arrays["split_idx"].shape[1]),
+            tree_depth=(splits + 1).bit_length() - 1,
             features_per_cascade=int(arrays["anchor_idx"].shape[1]),
-            grey="RGB → (r + g + b) // 3, as dlib's get_pixel_intensity"),
+            grey="RGB → (r + g + b) // 3, as dlib's get_pixel_intensity",
+        ),
         provenance=ImportProvenance(**package_provenance(SOURCE, source), sha256=sha256_file(target)),
-        parity=Parity(reference=f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",
-                      checks=[measured["parity"].to_dict()], inputs=measured["cases"]),
+        parity=Parity(
+            reference=f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",
+            checks=[measured["parity"].to_dict()],
+            inputs=measured["cases"],
+        ),
     )
 
 
@@ -218,7 +234,13 @@ def build_landmarks(models_dir: Path, predictor: PredictorFactory, *, force: boo
         return final
     started = time.perf_counter()
     print(f"{NAME}: converting; parity against dlib")
-    published = export_version(models_dir, NAME, VERSION, lambda staged: stage(staged, predictor, VERSION),
-                               replace=True, keep_triton_config=False)
+    published = export_version(
+        models_dir,
+        NAME,
+        VERSION,
+        lambda staged: stage(staged, predictor, VERSION),
+        replace=True,
+        keep_triton_config=False,
+    )
     print(f"{NAME}: built in {time.perf_counter() - started:.0f} s")
     return published

@@ -71,11 +71,11 @@ def _anet_type() -> list[tuple]:
         return [("tag", 1), *block(n, 2), ("tag", 2), ("skip", 1), ("avg_pool", 2, 2), ("add_prev", 2), ("relu",)]
 
     layers = [("con", 32, 7, 2), ("affine",), ("relu",), ("max_pool", 3, 2)]
-    layers += ares(32) * 3                       # alevel4
-    layers += ares_down(64) + ares(64) * 3       # alevel3
-    layers += ares_down(128) + ares(128) * 2     # alevel2
-    layers += ares_down(256) + ares(256) * 2     # alevel1
-    layers += ares_down(256)                     # alevel0
+    layers += ares(32) * 3  # alevel4
+    layers += ares_down(64) + ares(64) * 3  # alevel3
+    layers += ares_down(128) + ares(128) * 2  # alevel2
+    layers += ares_down(256) + ares(256) * 2  # alevel1
+    layers += ares_down(256)  # alevel0
     return layers + [("avg_pool", 0, 1), ("fc", DESCRIPTOR_DIM)]
 
 
@@ -131,7 +131,13 @@ def _read_details(r: DlibReader) -> DlibLayer:
         filters, biases = r.alias_tensor(), r.alias_tensor()
         multipliers = [r.float() for _ in range(4)]  # learning-rate / weight-decay multipliers: training only
         w, b = _split(start, flat, filters, (biases[1],))
-        config = {"filters": num_filters, "kernel": (nr, nc), "stride": stride, "padding": pad, "multipliers": multipliers}
+        config = {
+            "filters": num_filters,
+            "kernel": (nr, nc),
+            "stride": stride,
+            "padding": pad,
+            "multipliers": multipliers,
+        }
         return DlibLayer("con", version, start, config, {"filters": w, "biases": b})
     if version == "affine_":
         flat = r.tensor().reshape(-1)
@@ -215,8 +221,9 @@ def parse_resnet(path: Path) -> list[DlibLayer]:
     nesting, records = read_network(Path(path).read_bytes())
     expected = [3] + [1 if item[0] in ("tag", "skip") else 2 for item in ANET_TYPE[1:]]
     if nesting[::-1] != expected:
-        raise DlibFormatError(f"the file's layer nesting is not anet_type's ({len(nesting)} wrappers, "
-                              f"{len(expected)} expected)")
+        raise DlibFormatError(
+            f"the file's layer nesting is not anet_type's ({len(nesting)} wrappers, {len(expected)} expected)"
+        )
     _check_records(records[1:-1])
     return records
 
@@ -424,8 +431,14 @@ def export_graph(module: nn.Module, path: Path) -> Path:
     from export.onnx_export import export_onnx
 
     example = torch.randint(0, 256, (2, CHIP_SIZE, CHIP_SIZE, 3), dtype=torch.uint8)
-    return export_onnx(module, (example,), path, input_names=["chip"], output_names=["descriptor"],
-                       dynamic_axes={"chip": {0: "batch"}, "descriptor": {0: "batch"}})
+    return export_onnx(
+        module,
+        (example,),
+        path,
+        input_names=["chip"],
+        output_names=["descriptor"],
+        dynamic_axes={"chip": {0: "batch"}, "descriptor": {0: "batch"}},
+    )
 
 
 def _dlib():
@@ -487,8 +500,12 @@ def _random_chips(rng: np.random.Generator) -> Iterator[dict[str, np.ndarray]]:
         yield {"chip": rng.integers(0, 256, (batch, CHIP_SIZE, CHIP_SIZE, 3), dtype=np.uint8)}
 
 
-def measure_parity(module: nn.Module, onnx_path: Path, chips: dict[str, np.ndarray] | None = None,
-                   reference: dict[str, np.ndarray] | None = None) -> list[Parity]:
+def measure_parity(
+    module: nn.Module,
+    onnx_path: Path,
+    chips: dict[str, np.ndarray] | None = None,
+    reference: dict[str, np.ndarray] | None = None,
+) -> list[Parity]:
     """``graph``: torch vs ONNX on random chips; ``dlib``: ONNX vs dlib-bin on ``chips`` (default
     ``parity_chips()``), one batch; both max abs diff ≤ 1e-4."""
     chips = parity_chips() if chips is None else chips
@@ -515,14 +532,25 @@ def stage(staged: Path, version: int) -> FaceCard:
         "does with the 5-point landmarks; raw 128-d descriptor, not unit length (dlib: same person when L2 < 0.6).",
         inputs=[tensor("chip", "uint8", [-1, CHIP_SIZE, CHIP_SIZE, 3], "image")],
         outputs=[tensor("descriptor", "float32", [-1, DESCRIPTOR_DIM], "embedding")],
-        image=FaceImageSpec(size=(CHIP_SIZE, CHIP_SIZE), layout="NHWC", dtype="uint8", channels="RGB",
-                            normalization="(x - [122.782, 117.001, 104.298]) / 256 inside the graph",
-                            alignment=dlib_alignment(CHIP_SIZE)),
+        image=FaceImageSpec(
+            size=(CHIP_SIZE, CHIP_SIZE),
+            layout="NHWC",
+            dtype="uint8",
+            channels="RGB",
+            normalization="(x - [122.782, 117.001, 104.298]) / 256 inside the graph",
+            alignment=dlib_alignment(CHIP_SIZE),
+        ),
         embedding=EmbeddingSpec(output="descriptor", dim=DESCRIPTOR_DIM, normalized=False),
         serving=ServingHints(max_batch_size=64),
-        provenance=ImportProvenance(**package_provenance(SOURCE), parameters=sum(r.parameter_count for r in records),
-                                    reported_accuracy="99.38% on LFW (dlib)"),
-        parity=ParitySection(reference=f"dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin "
-                                f"{metadata.version('dlib-bin')})",
-                             inputs=list(chips), checks=[p.to_dict() for p in parity]),
+        provenance=ImportProvenance(
+            **package_provenance(SOURCE),
+            parameters=sum(r.parameter_count for r in records),
+            reported_accuracy="99.38% on LFW (dlib)",
+        ),
+        parity=ParitySection(
+            reference=f"dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin "
+            f"{metadata.version('dlib-bin')})",
+            inputs=list(chips),
+            checks=[p.to_dict() for p in parity],
+        ),
     )

@@ -39,8 +39,10 @@ PACKAGE = "facenet-pytorch"
 LICENSE = "MIT"
 MODALITY = "face-detector"
 MAX_ABS_DIFF = 1e-4
-NORMALIZATION = ("none in the graph: the caller feeds RGB pixels resampled with torch's interpolate(mode='area') "
-                 "in float, then (x - 127.5) * 0.0078125, as facenet-pytorch's detect_face")
+NORMALIZATION = (
+    "none in the graph: the caller feeds RGB pixels resampled with torch's interpolate(mode='area') "
+    "in float, then (x - 127.5) * 0.0078125, as facenet-pytorch's detect_face"
+)
 
 # name → (facenet-pytorch class, weight file, crop side or None for the fully convolutional P-net, outputs)
 _NETS: dict[str, tuple[str, str, int | None, tuple[str, ...]]] = {
@@ -50,10 +52,10 @@ _NETS: dict[str, tuple[str, str, int | None, tuple[str, ...]]] = {
 }
 _DESCRIPTIONS = {
     "mtcnn-pnet": "MTCNN stage 1 (proposal net), fully convolutional: per 12x12 window at stride 2, "
-                  "face probability and box regression.",
+    "face probability and box regression.",
     "mtcnn-rnet": "MTCNN stage 2 (refine net) on 24x24 crops: face probability and box regression.",
     "mtcnn-onet": "MTCNN stage 3 (output net) on 48x48 crops: face probability, box regression and "
-                  "5 landmarks (eyes, nose, mouth corners).",
+    "5 landmarks (eyes, nose, mouth corners).",
 }
 
 
@@ -92,16 +94,24 @@ def export_graph(module, name: str, path: Path) -> Path:
     outputs = _NETS[name][3]
     image_axes = {0: "batch"} if _NETS[name][2] else {0: "batch", 2: "height", 3: "width"}
     map_axes = {0: "batch"} if _NETS[name][2] else {0: "batch", 2: "rows", 3: "columns"}
-    return export_onnx(module, (torch.rand(2, 3, side, side) * 2 - 1,), path, input_names=["image"],
-                       output_names=list(outputs),
-                       dynamic_axes={"image": image_axes, **{o: map_axes for o in outputs}})
+    return export_onnx(
+        module,
+        (torch.rand(2, 3, side, side) * 2 - 1,),
+        path,
+        input_names=["image"],
+        output_names=list(outputs),
+        dynamic_axes={"image": image_axes, **{o: map_axes for o in outputs}},
+    )
 
 
 def _parity_inputs(name: str, rng: np.random.Generator) -> list[np.ndarray]:
     """Random normalised images: several batch sizes, and for P-net several odd and even sizes."""
     side = _NETS[name][2]
-    shapes = ([(1, 12, 12), (2, 13, 17), (1, 37, 53), (3, 64, 48), (1, 161, 120)] if side is None
-              else [(1, side, side), (2, side, side), (7, side, side), (32, side, side)])
+    shapes = (
+        [(1, 12, 12), (2, 13, 17), (1, 37, 53), (3, 64, 48), (1, 161, 120)]
+        if side is None
+        else [(1, side, side), (2, side, side), (7, side, side), (32, side, side)]
+    )
     return [rng.uniform(-1, 1, (b, 3, h, w)).astype(np.float32) for b, h, w in shapes]
 
 
@@ -124,8 +134,10 @@ def measure_parity(module, name: str, candidate: Path) -> Parity:
 def _outputs(name: str) -> list[TensorSpec]:
     side = _NETS[name][2]
     widths = {"box_regression": 4, "landmarks": 10, "face_probability": 2}
-    return [tensor(o, "float32", [-1, widths[o], -1, -1] if side is None else [-1, widths[o]], o.replace("_", "-"))
-            for o in _NETS[name][3]]
+    return [
+        tensor(o, "float32", [-1, widths[o], -1, -1] if side is None else [-1, widths[o]], o.replace("_", "-"))
+        for o in _NETS[name][3]
+    ]
 
 
 def stage(version_dir: Path, version: int, name: str) -> FaceDetectorCard:
@@ -141,13 +153,24 @@ def stage(version_dir: Path, version: int, name: str) -> FaceDetectorCard:
         "NMS, box regression and landmarks run in the gateway (serving/vision/mtcnn.py).",
         inputs=[tensor("image", "float32", input_shape(name), "image")],
         outputs=_outputs(name),
-        image={"size": [-1, -1] if side is None else [side, side], "layout": "NCHW", "dtype": "float32",
-               "channels": "RGB", "normalization": NORMALIZATION},
-        provenance=ImportProvenance(package=PACKAGE, package_version=metadata.version(PACKAGE), license=LICENSE,
-                                    source_file=f"facenet_pytorch/data/{_NETS[name][1]}",
-                                    source_sha256=sha256_file(weights_path(name))),
-        parity={"reference": f"facenet_pytorch.models.mtcnn.{_NETS[name][0]} (torch, CPU), random inputs",
-                "checks": [parity.to_dict()]},
+        image={
+            "size": [-1, -1] if side is None else [side, side],
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channels": "RGB",
+            "normalization": NORMALIZATION,
+        },
+        provenance=ImportProvenance(
+            package=PACKAGE,
+            package_version=metadata.version(PACKAGE),
+            license=LICENSE,
+            source_file=f"facenet_pytorch/data/{_NETS[name][1]}",
+            source_sha256=sha256_file(weights_path(name)),
+        ),
+        parity={
+            "reference": f"facenet_pytorch.models.mtcnn.{_NETS[name][0]} (torch, CPU), random inputs",
+            "checks": [parity.to_dict()],
+        },
     )
 
 

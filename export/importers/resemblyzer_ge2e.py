@@ -89,23 +89,35 @@ def measure_parity(encoder: GE2EEncoder, onnx_path: Path, speech: Sequence[np.nd
     prepared = [x for x in prepared if len(x) >= 1600]
     mels = [audio.wav_to_mel_spectrogram(x) for x in prepared]
     # Flattened so that one cosine covers a whole spectrogram (silent frames have no direction).
-    mel_check = compare("mel", ((m.reshape(1, -1), encoder.mel(torch.from_numpy(x)[None]).detach().numpy().reshape(1, -1))
-                                for m, x in zip(mels, prepared)))
+    mel_check = compare(
+        "mel",
+        (
+            (m.reshape(1, -1), encoder.mel(torch.from_numpy(x)[None]).detach().numpy().reshape(1, -1))
+            for m, x in zip(mels, prepared)
+        ),
+    )
     windows = [np.ascontiguousarray(_pad_frames(m, 160)[None, :160]) for m in mels]
     with tempfile.TemporaryDirectory() as tmp:
-        partial_path = export_onnx(_PartialEmbedder(encoder), (torch.from_numpy(windows[0]),), Path(tmp) / "partial.onnx",
-                                   input_names=["mels"], output_names=["embedding"],
-                                   dynamic_axes={"mels": {0: "n"}, "embedding": {0: "n"}})
+        partial_path = export_onnx(
+            _PartialEmbedder(encoder),
+            (torch.from_numpy(windows[0]),),
+            Path(tmp) / "partial.onnx",
+            input_names=["mels"],
+            output_names=["embedding"],
+            dynamic_axes={"mels": {0: "n"}, "embedding": {0: "n"}},
+        )
         partial = onnx_session(partial_path)
         with torch.no_grad():
-            model_check = compare("model", ((reference(torch.from_numpy(w)).numpy(), partial.run(None, {"mels": w})[0])
-                                            for w in windows))
+            model_check = compare(
+                "model", ((reference(torch.from_numpy(w)).numpy(), partial.run(None, {"mels": w})[0]) for w in windows)
+            )
     rng = np.random.default_rng(0)
     noise = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (8000, 40000, 77777)]
     graph_check = torch_vs_onnx("graph", encoder, onnx_path, (waveform_batch([x]) for x in [*noise, *prepared]))
     session = onnx_session(onnx_path)
-    utterance_check = compare("utterance", ((reference.embed_utterance(x), session.run(None, waveform_batch([x]))[0][0])
-                                            for x in prepared))
+    utterance_check = compare(
+        "utterance", ((reference.embed_utterance(x), session.run(None, waveform_batch([x]))[0][0]) for x in prepared)
+    )
     batch = session.run(None, waveform_batch(prepared))[0]
     single = np.stack([session.run(None, waveform_batch([x]))[0][0] for x in prepared])
     padding_check = compare("padding", [(single, batch)])
@@ -133,12 +145,21 @@ def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[st
         outputs=[tensor("embedding", "float32", [-1, cfg.embedding_dim], "embedding")],
         audio={"sample_rate": cfg.sample_rate, "channels": 1},
         embedding={"output": "embedding", "dim": cfg.embedding_dim, "normalized": True, "metric": "cosine"},
-        shape_ranges={"samples": {"min": cfg.hop, "opt": 3 * cfg.sample_rate, "max": MAX_SECONDS * cfg.sample_rate},
-                      "batch": {"min": 1, "opt": 8, "max": 16}},
+        shape_ranges={
+            "samples": {"min": cfg.hop, "opt": 3 * cfg.sample_rate, "max": MAX_SECONDS * cfg.sample_rate},
+            "batch": {"min": 1, "opt": 8, "max": 16},
+        },
         serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
-        provenance=ImportProvenance(package="resemblyzer", package_version=metadata.version("resemblyzer"),
-                                    license=LICENSE, source_file="resemblyzer/pretrained.pt",
-                                    source_sha256=sha256_file(weights_path())),
-        parity=ParitySection(reference="resemblyzer.VoiceEncoder.embed_utterance (torch, CPU)", inputs=list(speech_names),
-                      checks=[p.to_dict() for p in parity]),
+        provenance=ImportProvenance(
+            package="resemblyzer",
+            package_version=metadata.version("resemblyzer"),
+            license=LICENSE,
+            source_file="resemblyzer/pretrained.pt",
+            source_sha256=sha256_file(weights_path()),
+        ),
+        parity=ParitySection(
+            reference="resemblyzer.VoiceEncoder.embed_utterance (torch, CPU)",
+            inputs=list(speech_names),
+            checks=[p.to_dict() for p in parity],
+        ),
     )

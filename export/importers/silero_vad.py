@@ -55,9 +55,14 @@ def export_graph(path: Path) -> Path:
     from export.onnx_export import export_onnx
 
     state = torch.zeros(1, 1, 128)
-    return export_onnx(load_module(), (torch.randn(8, 576) * 0.1, state, state), path,
-                       input_names=["input", "h", "c"], output_names=["speech_probs", "hn", "cn"],
-                       dynamic_axes={"input": {0: "frames"}, "speech_probs": {0: "frames"}})
+    return export_onnx(
+        load_module(),
+        (torch.randn(8, 576) * 0.1, state, state),
+        path,
+        input_names=["input", "h", "c"],
+        output_names=["speech_probs", "hn", "cn"],
+        dynamic_axes={"input": {0: "frames"}, "speech_probs": {0: "frames"}},
+    )
 
 
 def _test_blocks(rng: np.random.Generator) -> list[np.ndarray]:
@@ -86,16 +91,24 @@ def measure_parity(candidate: Path) -> list[Parity]:
             p_b, h_b, c_b = ours.run(None, {"input": block, "h": h_b, "c": c_b})
             probs.append((p_a.reshape(1, -1), p_b.reshape(1, -1)))
             states.append((np.concatenate([h_a, c_a]).reshape(1, -1), np.concatenate([h_b, c_b]).reshape(1, -1)))
-    return [require(compare("probabilities", probs), max_abs_diff=1e-4),
-            # The LSTM cell state is unbounded (|c| reaches ~100 on tones): judge it by direction.
-            require(compare("state", states), min_cosine=0.99999)]
+    return [
+        require(compare("probabilities", probs), max_abs_diff=1e-4),
+        # The LSTM cell state is unbounded (|c| reaches ~100 on tones): judge it by direction.
+        require(compare("state", states), min_cosine=0.99999),
+    ]
 
 
 def _tensors(values, role: str) -> list[TensorSpec]:
     dtypes = {1: "float32", 7: "int64"}
-    return [tensor(v.name, dtypes.get(v.type.tensor_type.elem_type, "float32"),
-                   [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim], role)
-            for v in values]
+    return [
+        tensor(
+            v.name,
+            dtypes.get(v.type.tensor_type.elem_type, "float32"),
+            [d.dim_value if d.HasField("dim_value") else -1 for d in v.type.tensor_type.shape.dim],
+            role,
+        )
+        for v in values
+    ]
 
 
 def stage(version_dir: Path, version: int) -> VadCard:
@@ -113,9 +126,19 @@ def stage(version_dir: Path, version: int) -> VadCard:
         "convolutions re-expressed as batched matrix products (same weights).",
         inputs=_tensors(graph.input, "vad-input"),
         outputs=_tensors(graph.output, "vad-output"),
-        audio={"sample_rate": 16000, "channels": 1, "chunk_samples": 512, "context_samples": 64,
-               "frames_per_call": FRAMES_PER_CALL},
-        provenance=ImportProvenance(package="silero-vad", package_version=metadata.version("silero-vad"),
-                                    license=LICENSE, source_file=SOURCE, source_sha256=sha256_file(source_path())),
+        audio={
+            "sample_rate": 16000,
+            "channels": 1,
+            "chunk_samples": 512,
+            "context_samples": 64,
+            "frames_per_call": FRAMES_PER_CALL,
+        },
+        provenance=ImportProvenance(
+            package="silero-vad",
+            package_version=metadata.version("silero-vad"),
+            license=LICENSE,
+            source_file=SOURCE,
+            source_sha256=sha256_file(source_path()),
+        ),
         parity={"reference": SOURCE, "checks": [p.to_dict() for p in parity]},
     )

@@ -27,8 +27,13 @@ import types
 import numpy as np
 import torch
 
-_MODULES = ("torchvision", "torchvision.ops", "torchvision.ops.boxes", "torchvision.transforms",
-            "torchvision.transforms.functional")
+_MODULES = (
+    "torchvision",
+    "torchvision.ops",
+    "torchvision.ops.boxes",
+    "torchvision.transforms",
+    "torchvision.transforms.functional",
+)
 
 
 def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
@@ -55,8 +60,12 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
     """NMS within each class of ``idxs`` [N]; kept indices [K] sorted by descending score."""
     if boxes.numel() == 0:
         return torch.empty((0,), dtype=torch.int64, device=boxes.device)
-    keep = torch.cat([torch.nonzero(idxs == c).flatten()[nms(boxes[idxs == c], scores[idxs == c], iou_threshold)]
-                      for c in torch.unique(idxs)])
+    keep = torch.cat(
+        [
+            torch.nonzero(idxs == c).flatten()[nms(boxes[idxs == c], scores[idxs == c], iou_threshold)]
+            for c in torch.unique(idxs)
+        ]
+    )
     return keep[torch.sort(scores[keep], stable=True, descending=True)[1]]
 
 

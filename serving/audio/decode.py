@@ -42,8 +42,15 @@ ACCEPTED_ENCODED = "WAV, FLAC, OGG/Vorbis, MP3, AIFF or another format libsndfil
 
 # Bytes per sample of the libsndfile subtypes whose size is proportional to duration.
 _SUBTYPE_WIDTH = {
-    "PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4,
-    "FLOAT": 4, "DOUBLE": 8, "ULAW": 1, "ALAW": 1,
+    "PCM_S8": 1,
+    "PCM_U8": 1,
+    "PCM_16": 2,
+    "PCM_24": 3,
+    "PCM_32": 4,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "ULAW": 1,
+    "ALAW": 1,
 }
 # A container's frame count may be an estimate (MP3); a shortfall below this is not truncation.
 _SHORTFALL_TOLERANCE_S = 0.05
@@ -86,8 +93,10 @@ def decode_encoded(
     try:
         snd = sf.SoundFile(_ClampedBytesIO(data))
     except Exception as exc:  # libsndfile's reasons are all about the bytes, never our state
-        raise InvalidInput(f"could not decode audio ({_reason(exc)}); accepted: {ACCEPTED_ENCODED}"
-                           ", or raw PCM with an explicit sample rate") from None
+        raise InvalidInput(
+            f"could not decode audio ({_reason(exc)}); accepted: {ACCEPTED_ENCODED}"
+            ", or raw PCM with an explicit sample rate"
+        ) from None
     with snd:
         kind = f"{snd.format}/{snd.subtype}"
         _check_layout(snd.samplerate, snd.channels, min_rate, max_rate, max_channels, kind)
@@ -100,8 +109,9 @@ def decode_encoded(
         try:
             frames = snd.read(frames=wanted, dtype="float32", always_2d=True)
         except Exception as exc:
-            raise InvalidInput(f"could not decode {kind} audio ({_reason(exc)}); "
-                               "the file may be truncated or corrupt") from None
+            raise InvalidInput(
+                f"could not decode {kind} audio ({_reason(exc)}); the file may be truncated or corrupt"
+            ) from None
         rate, channels, subtype = snd.samplerate, snd.channels, snd.subtype
     _check_truncated_container(data, rate, channels, subtype)
     _check_shortfall(frames.shape[0], wanted, rate, kind)
@@ -126,8 +136,7 @@ def decode_pcm(
     """
     name = fmt.strip().lower().removeprefix("pcm_")
     if name not in PCM_FORMATS:
-        raise InvalidInput(f"unsupported PCM sample format {fmt!r}; "
-                           f"accepted: {', '.join(PCM_FORMATS)}")
+        raise InvalidInput(f"unsupported PCM sample format {fmt!r}; accepted: {', '.join(PCM_FORMATS)}")
     dtype, scale = PCM_FORMATS[name]
     kind = f"pcm_{name}"
     _check_layout(sample_rate, channels, min_rate, max_rate, max_channels, kind)
@@ -138,7 +147,8 @@ def decode_pcm(
         raise InvalidInput(
             f"raw PCM body is {len(data)} bytes, not a multiple of the frame size {frame_bytes} "
             f"bytes ({name} × {channels} channel{'s' if channels > 1 else ''}); "
-            "the stream is cut mid-frame or the format/channel count is wrong")
+            "the stream is cut mid-frame or the format/channel count is wrong"
+        )
     n_frames = len(data) // frame_bytes
     if max_seconds is not None:
         _check_max_seconds(n_frames / sample_rate, max_seconds)
@@ -178,13 +188,13 @@ def _finish(frames: np.ndarray, rate: int, channels: int, kind: str) -> DecodedA
         raise InvalidInput(f"audio holds no samples (0 s of {kind}); send at least some audio")
     if not np.isfinite(frames).all():
         bad = int(np.count_nonzero(~np.isfinite(frames)))
-        raise InvalidInput(f"audio contains {bad} NaN or infinite sample(s); "
-                           "samples must be finite numbers")
+        raise InvalidInput(f"audio contains {bad} NaN or infinite sample(s); samples must be finite numbers")
     peak = float(np.max(np.abs(frames)))
     if peak > MAX_FLOAT_PEAK:
         raise InvalidInput(
             f"float samples must be in [-1, 1] (full scale); the peak is {peak:.4g} — "
-            "integer-scaled values sent as float? Use s16le/s32le for integer samples")
+            "integer-scaled values sent as float? Use s16le/s32le for integer samples"
+        )
     # Accumulate in float64: the channel mean must not round differently with channel order.
     mono = frames[:, 0] if channels == 1 else frames.mean(axis=1, dtype=np.float64)
     samples = np.ascontiguousarray(mono, dtype=np.float32)
@@ -192,14 +202,15 @@ def _finish(frames: np.ndarray, rate: int, channels: int, kind: str) -> DecodedA
     return DecodedAudio(samples, int(rate), int(channels), kind, samples.shape[0] / rate)
 
 
-def _check_layout(rate: int, channels: int, min_rate: int, max_rate: int,
-                  max_channels: int, kind: str) -> None:
+def _check_layout(rate: int, channels: int, min_rate: int, max_rate: int, max_channels: int, kind: str) -> None:
     if not min_rate <= rate <= max_rate:
-        raise InvalidInput(f"sample rate {rate} Hz of {kind} audio is not supported; "
-                           f"supported: {min_rate} to {max_rate} Hz")
+        raise InvalidInput(
+            f"sample rate {rate} Hz of {kind} audio is not supported; supported: {min_rate} to {max_rate} Hz"
+        )
     if not 1 <= channels <= max_channels:
-        raise InvalidInput(f"{channels} channels of {kind} audio is not supported; "
-                           f"supported: 1 to {max_channels} channels")
+        raise InvalidInput(
+            f"{channels} channels of {kind} audio is not supported; supported: 1 to {max_channels} channels"
+        )
 
 
 def _check_max_seconds(seconds: float, max_seconds: float) -> None:
@@ -209,15 +220,17 @@ def _check_max_seconds(seconds: float, max_seconds: float) -> None:
 
 def _check_decoded_size(frames: int, channels: int) -> None:
     if frames * channels > MAX_DECODED_SAMPLES:
-        raise Overloaded(f"audio would decode to {frames * channels} samples; "
-                         f"the limit is {MAX_DECODED_SAMPLES} (send less audio)")
+        raise Overloaded(
+            f"audio would decode to {frames * channels} samples; the limit is {MAX_DECODED_SAMPLES} (send less audio)"
+        )
 
 
 def _check_shortfall(got: int, wanted: int, rate: int, kind: str) -> None:
     """libsndfile stops early on a damaged stream whose header promised more frames."""
     if wanted - got > max(_SHORTFALL_TOLERANCE_S * rate, 0.01 * wanted):
-        raise InvalidInput(f"truncated {kind} audio: header declares {wanted / rate:.2f} s, "
-                           f"body holds {got / rate:.2f} s")
+        raise InvalidInput(
+            f"truncated {kind} audio: header declares {wanted / rate:.2f} s, body holds {got / rate:.2f} s"
+        )
 
 
 def _check_truncated_container(data: bytes, rate: int, channels: int, subtype: str) -> None:
@@ -233,10 +246,11 @@ def _check_truncated_container(data: bytes, rate: int, channels: int, subtype: s
         return
     if width:
         per_second = frame_bytes * rate
-        raise InvalidInput(f"truncated {container}: header declares {declared / per_second:.2f} s, "
-                           f"body holds {present / per_second:.2f} s")
-    raise InvalidInput(f"truncated {container}: header declares {declared} bytes of audio, "
-                       f"body holds {present}")
+        raise InvalidInput(
+            f"truncated {container}: header declares {declared / per_second:.2f} s, "
+            f"body holds {present / per_second:.2f} s"
+        )
+    raise InvalidInput(f"truncated {container}: header declares {declared} bytes of audio, body holds {present}")
 
 
 def _reason(exc: Exception) -> str:
@@ -273,18 +287,17 @@ def _declared_audio_bytes(data: bytes) -> tuple[str, int, int] | None:
     return None
 
 
-def _walk(data: bytes, endian: str, target: bytes, skip: int,
-          container: str) -> tuple[str, int, int] | None:
+def _walk(data: bytes, endian: str, target: bytes, skip: int, container: str) -> tuple[str, int, int] | None:
     """Find chunk `target` in an IFF-style file; `skip` header bytes inside it are not audio."""
     offset, ds64_size = 12, None
     for _ in range(_MAX_CHUNKS):
         if offset + 8 > len(data):
             return None
-        cid = data[offset:offset + 4]
-        (size,) = struct.unpack(endian + "I", data[offset + 4:offset + 8])
+        cid = data[offset : offset + 4]
+        (size,) = struct.unpack(endian + "I", data[offset + 4 : offset + 8])
         body = offset + 8
         if cid == b"ds64" and size >= 16 and body + 16 <= len(data):
-            (ds64_size,) = struct.unpack("<Q", data[body + 8:body + 16])  # RF64 data size
+            (ds64_size,) = struct.unpack("<Q", data[body + 8 : body + 16])  # RF64 data size
         if cid == target:
             if size == 0xFFFFFFFF and ds64_size is not None:
                 size = ds64_size

@@ -78,18 +78,25 @@ def decode_request(
     """
     if (encoded is None) == (pcm is None):
         what = "both encoded audio and raw PCM" if encoded is not None else "no audio"
-        raise InvalidInput(f"request carries {what}; set exactly one of encoded audio "
-                           "(WAV, FLAC, OGG, …) or raw PCM with its sample rate and format")
-    bounds = dict(min_rate=limits.min_sample_rate, max_rate=limits.max_sample_rate,
-                  max_channels=limits.max_channels, max_seconds=limits.max_seconds)
+        raise InvalidInput(
+            f"request carries {what}; set exactly one of encoded audio "
+            "(WAV, FLAC, OGG, …) or raw PCM with its sample rate and format"
+        )
+    bounds = dict(
+        min_rate=limits.min_sample_rate,
+        max_rate=limits.max_sample_rate,
+        max_channels=limits.max_channels,
+        max_seconds=limits.max_seconds,
+    )
     if encoded is not None:
         return decode_encoded(encoded, **bounds)
     if sample_rate <= 0:
-        raise InvalidInput(f"raw PCM needs its sample rate (got {sample_rate}); supported: "
-                           f"{limits.min_sample_rate} to {limits.max_sample_rate} Hz")
+        raise InvalidInput(
+            f"raw PCM needs its sample rate (got {sample_rate}); supported: "
+            f"{limits.min_sample_rate} to {limits.max_sample_rate} Hz"
+        )
     if not pcm_format:
-        raise InvalidInput("raw PCM needs its sample format; accepted: "
-                           + ", ".join(_decode.PCM_FORMATS))
+        raise InvalidInput("raw PCM needs its sample format; accepted: " + ", ".join(_decode.PCM_FORMATS))
     return decode_pcm(pcm, sample_rate, channels or 1, pcm_format, **bounds)
 
 
@@ -99,8 +106,13 @@ class AudioPipeline:
     vad: trims non-speech when given; None keeps the whole clip (e.g. sound models).
     """
 
-    def __init__(self, vad: SileroVad | None, target_rate: int,
-                 limits: AudioLimits = AudioLimits(), vad_params: VadParams = VadParams()) -> None:
+    def __init__(
+        self,
+        vad: SileroVad | None,
+        target_rate: int,
+        limits: AudioLimits = AudioLimits(),
+        vad_params: VadParams = VadParams(),
+    ) -> None:
         if target_rate <= 0:
             raise ValueError(f"target_rate must be positive, got {target_rate}")
         self.vad = vad
@@ -129,8 +141,9 @@ class AudioPipeline:
         speech_seconds = speech.shape[0] / self.target_rate
         need = self.limits.min_speech_seconds
         if self.vad is not None and speech_seconds < need:
-            raise InvalidInput(f"only {speech_seconds:.2f} s of speech found in {seconds:.2f} s "
-                               f"of audio; need at least {need:.2f} s")
+            raise InvalidInput(
+                f"only {speech_seconds:.2f} s of speech found in {seconds:.2f} s of audio; need at least {need:.2f} s"
+            )
         speech = np.ascontiguousarray(speech, dtype=np.float32)
         speech.flags.writeable = False
         return PreparedAudio(speech, self.target_rate, seconds, speech_seconds, segments)
@@ -141,15 +154,18 @@ class AudioPipeline:
             raise InvalidInput(f"audio is {seconds:.2f} s long; the limit is {lim.max_seconds:.2f} s")
         if seconds < lim.min_speech_seconds:
             what = "of speech" if self.vad is not None else "of audio"
-            raise InvalidInput(f"audio is only {seconds:.2f} s long; need at least "
-                               f"{lim.min_speech_seconds:.2f} s {what}")
+            raise InvalidInput(
+                f"audio is only {seconds:.2f} s long; need at least {lim.min_speech_seconds:.2f} s {what}"
+            )
 
     def _check_not_silent(self, x: np.ndarray, seconds: float) -> None:
         # Deviation from the mean, so a constant (DC) signal counts as silence too.
         peak = float(np.max(np.abs(x - x.mean(dtype=np.float64)))) if x.size else 0.0
         if peak < self.limits.silence_peak:
-            raise InvalidInput(f"audio is silent: {seconds:.2f} s with peak level {peak:.2g} "
-                               f"(below {self.limits.silence_peak:.2g} of full scale)")
+            raise InvalidInput(
+                f"audio is silent: {seconds:.2f} s with peak level {peak:.2g} "
+                f"(below {self.limits.silence_peak:.2g} of full scale)"
+            )
 
     def _speech_segments(self, vad: SileroVad, x: np.ndarray) -> tuple[tuple[int, int], ...]:
         """Silero runs at 16 kHz; segments are mapped back to sample indices of x."""
@@ -158,5 +174,6 @@ class AudioPipeline:
         x16 = resample(x, self.target_rate, VAD_RATE)
         scale = self.target_rate / VAD_RATE
         n = x.shape[0]
-        return tuple((min(round(s * scale), n), min(round(e * scale), n))
-                     for s, e in vad.speech_segments(x16, self.vad_params))
+        return tuple(
+            (min(round(s * scale), n), min(round(e * scale), n)) for s, e in vad.speech_segments(x16, self.vad_params)
+        )

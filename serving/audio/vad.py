@@ -86,11 +86,14 @@ class SileroVad:
                 opts.inter_op_num_threads = 1
                 opts.log_severity_level = 3
                 session = ort.InferenceSession(
-                    str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"])
+                    str(self.model_path), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
                 names = frozenset(i.name for i in session.get_inputs())
                 if names != SEQUENCE_INPUTS:
-                    raise ValueError(f"{self.model_path} is not Silero's sequence VAD model: inputs "
-                                     f"{sorted(names)}, expected {sorted(SEQUENCE_INPUTS)}")
+                    raise ValueError(
+                        f"{self.model_path} is not Silero's sequence VAD model: inputs "
+                        f"{sorted(names)}, expected {sorted(SEQUENCE_INPUTS)}"
+                    )
                 self._session = session
             return self._session
 
@@ -103,8 +106,7 @@ class SileroVad:
         session = self._get_session()
         return _run_sequence(session, frames)
 
-    def speech_segments(self, x16k: np.ndarray,
-                        params: VadParams = VadParams()) -> list[tuple[int, int]]:
+    def speech_segments(self, x16k: np.ndarray, params: VadParams = VadParams()) -> list[tuple[int, int]]:
         """x16k: float32 [n] at 16 kHz → speech segments [(start, end)) in samples, padded by
         params.speech_pad_ms, as ``get_speech_timestamps`` returns them."""
         probs = self.speech_probabilities(x16k)
@@ -122,7 +124,7 @@ def _frames(x: np.ndarray) -> np.ndarray:
     if n_frames == 0:
         return np.zeros((0, CONTEXT + WINDOW), dtype=np.float32)
     padded = np.zeros(CONTEXT + n_frames * WINDOW, dtype=np.float32)
-    padded[CONTEXT:CONTEXT + x.shape[0]] = x
+    padded[CONTEXT : CONTEXT + x.shape[0]] = x
     windows = np.lib.stride_tricks.sliding_window_view(padded, CONTEXT + WINDOW)[::WINDOW]
     return np.ascontiguousarray(windows)
 
@@ -133,9 +135,8 @@ def _run_sequence(session, frames: np.ndarray) -> np.ndarray:
     c = np.zeros((1, 1, 128), dtype=np.float32)
     probs = np.empty(frames.shape[0], dtype=np.float32)
     for i in range(0, frames.shape[0], MAX_FRAMES):
-        out, h, c = session.run(["speech_probs", "hn", "cn"],
-                                {"input": frames[i:i + MAX_FRAMES], "h": h, "c": c})
-        probs[i:i + MAX_FRAMES] = out.reshape(-1)
+        out, h, c = session.run(["speech_probs", "hn", "cn"], {"input": frames[i : i + MAX_FRAMES], "h": h, "c": c})
+        probs[i : i + MAX_FRAMES] = out.reshape(-1)
     return probs
 
 
@@ -146,8 +147,9 @@ def trim_to_speech(x: np.ndarray, segments: list[tuple[int, int]]) -> np.ndarray
     return np.ascontiguousarray(np.concatenate([x[s:e] for s, e in segments]), dtype=np.float32)
 
 
-def segments_from_probabilities(probs: np.ndarray, n_samples: int,
-                                params: VadParams = VadParams()) -> list[tuple[int, int]]:
+def segments_from_probabilities(
+    probs: np.ndarray, n_samples: int, params: VadParams = VadParams()
+) -> list[tuple[int, int]]:
     """Port of silero-vad 6.x ``get_speech_timestamps_from_probs`` at 16 kHz, in samples.
 
     probs: [n_frames] frame probabilities; n_samples: length of the audio they came from.
@@ -182,7 +184,9 @@ class _Segmenter:
         neg = p.neg_threshold if p.neg_threshold is not None else max(p.threshold - 0.15, 0.01)
         pad = SAMPLE_RATE * p.speech_pad_ms / 1000
         return cls(
-            params=p, neg=neg, pad=pad,
+            params=p,
+            neg=neg,
+            pad=pad,
             min_speech=SAMPLE_RATE * p.min_speech_duration_ms / 1000,
             max_speech=SAMPLE_RATE * p.max_speech_duration_s - WINDOW - 2 * pad,
             min_silence=SAMPLE_RATE * p.min_silence_duration_ms / 1000,

@@ -7,8 +7,8 @@ Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one p
 from __future__ import annotations
 
 import base64
-import builtins
 import binascii
+import builtins
 import json
 import sqlite3
 import uuid
@@ -25,8 +25,17 @@ from serving.gallery import store as st
 from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
-from serving.gallery.types import (ConsistencyReport, EnrollMode, EnrollResult, GalleryConfig, IdentityInfo, IndexInfo,
-                                   Match, Media, ModelBinding)
+from serving.gallery.types import (
+    ConsistencyReport,
+    EnrollMode,
+    EnrollResult,
+    GalleryConfig,
+    IdentityInfo,
+    IndexInfo,
+    Match,
+    Media,
+    ModelBinding,
+)
 
 _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the index search and the id lookup
 _MAX_PAGE = 10_000
@@ -48,15 +57,25 @@ class Write(Generic[R]):
 class Gallery:
     """Use :meth:`open`. Thread-safe: searches run concurrently, writes are serialised."""
 
-    def __init__(self, root: Path, modality: str, dim: int, binding: ModelBinding, store: st.Store,
-                 keeper: IndexKeeper, lock: FolderLock, config: GalleryConfig) -> None:
+    def __init__(
+        self,
+        root: Path,
+        modality: str,
+        dim: int,
+        binding: ModelBinding,
+        store: st.Store,
+        keeper: IndexKeeper,
+        lock: FolderLock,
+        config: GalleryConfig,
+    ) -> None:
         self.root, self.modality, self.dim = root, modality, dim
         self._binding, self._store, self._keeper, self._lock, self._config = binding, store, keeper, lock, config
         self._closed = False
 
     @classmethod
-    def open(cls, root: Path, *, modality: str, dim: int, model: ModelBinding | None,
-             config: GalleryConfig = GalleryConfig()) -> Gallery:
+    def open(
+        cls, root: Path, *, modality: str, dim: int, model: ModelBinding | None, config: GalleryConfig = GalleryConfig()
+    ) -> Gallery:
         """Open (creating if needed) the gallery in ``root``; load or rebuild its index.
 
         ``model`` is the binding the caller will enroll and search with. A new gallery, or one with
@@ -91,9 +110,17 @@ class Gallery:
 
     # --- writes ---------------------------------------------------------------------------------
 
-    def enroll(self, identity: str, embeddings: np.ndarray, *, model: ModelBinding,
-               mode: EnrollMode = EnrollMode.CREATE, media: Sequence[Media] = (),
-               metadata: Mapping[str, str] | None = None, actor: str = "") -> EnrollResult:
+    def enroll(
+        self,
+        identity: str,
+        embeddings: np.ndarray,
+        *,
+        model: ModelBinding,
+        mode: EnrollMode = EnrollMode.CREATE,
+        media: Sequence[Media] = (),
+        metadata: Mapping[str, str] | None = None,
+        actor: str = "",
+    ) -> EnrollResult:
         """Enroll ``embeddings`` [n, dim] (or one [dim]) for ``identity``; acknowledged once committed.
 
         The template is the L2-normalised mean of the L2-normalised samples, over all of the
@@ -108,8 +135,9 @@ class Gallery:
         unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
         items = validate.media(media, self._config.max_media_bytes)
         meta = validate.metadata(metadata, self._config.max_metadata_bytes)
-        return self.commit(lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta,
-                                                          validate.actor(actor)))
+        return self.commit(
+            lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta, validate.actor(actor))
+        )
 
     def commit(self, change: Callable[[sqlite3.Connection], Write[R]]) -> R:
         """Run ``change`` in one store transaction, then apply its rows to the index; its result.
@@ -124,14 +152,21 @@ class Gallery:
             with self._store.transaction() as conn:
                 done = change(conn)
             ids = np.array([row for row, _ in done.upserts], np.int64)
-            vectors = (np.stack([v for _, v in done.upserts]) if done.upserts
-                       else np.zeros((0, self.dim), np.float32))
+            vectors = np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
             self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
         self._keeper.after_write(deleted=bool(done.deletes))
         return done.result
 
-    def _enroll_rows(self, conn: sqlite3.Connection, external: str, unit: np.ndarray, mode: EnrollMode,
-                     items: list[Media], meta: dict[str, str] | None, actor: str) -> Write[EnrollResult]:
+    def _enroll_rows(
+        self,
+        conn: sqlite3.Connection,
+        external: str,
+        unit: np.ndarray,
+        mode: EnrollMode,
+        items: list[Media],
+        meta: dict[str, str] | None,
+        actor: str,
+    ) -> Write[EnrollResult]:
         now = st.now()
         found = st.find_identity(conn, external)
         if mode is EnrollMode.CREATE and found:
@@ -157,14 +192,26 @@ class Gallery:
         st.add_media(conn, row_id, items, now)
         st.put_template(conn, row_id, vector, self._binding, len(samples))
         sequence = st.log_change(conn, "upsert", row_id, now)
-        st.audit(conn, now, "enroll", external, actor, {"mode": mode.value, "samples_added": len(unit),
-                                                        "samples": len(samples), "media": len(items),
-                                                        "model": str(self._binding)})
+        st.audit(
+            conn,
+            now,
+            "enroll",
+            external,
+            actor,
+            {
+                "mode": mode.value,
+                "samples_added": len(unit),
+                "samples": len(samples),
+                "media": len(items),
+                "model": str(self._binding),
+            },
+        )
         result = EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE)
         return Write(result, sequence, [(row_id, vector)])
 
-    def enroll_many(self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "",
-                    batch_size: int = 10_000) -> int:
+    def enroll_many(
+        self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "", batch_size: int = 10_000
+    ) -> int:
         """Bulk CREATE: ``(identity, embeddings)`` pairs, one transaction (and index update) per batch.
 
         A batch is all or nothing: an id that exists already (AlreadyExists) or twice in the batch
@@ -210,8 +257,14 @@ class Gallery:
             st.delete_identity(conn, found[0])
             now = st.now()
             sequence = st.log_change(conn, "delete", found[0], now)
-            st.audit(conn, now, "delete", external, validate.actor(actor),
-                     {"samples": counts["samples"], "media": counts["media"]})
+            st.audit(
+                conn,
+                now,
+                "delete",
+                external,
+                validate.actor(actor),
+                {"samples": counts["samples"], "media": counts["media"]},
+            )
             return Write(None, sequence, deletes=[found[0]])
 
         self.commit(remove)
@@ -355,13 +408,20 @@ def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) 
         if not meta:
             if model is None:
                 raise InvalidInput("a new gallery needs a model binding")
-            meta = {"schema_version": str(st.SCHEMA_VERSION), "modality": modality, "dim": str(dim),
-                    "model_name": model.name, "model_version": str(model.version), "uuid": uuid.uuid4().hex}
+            meta = {
+                "schema_version": str(st.SCHEMA_VERSION),
+                "modality": modality,
+                "dim": str(dim),
+                "model_name": model.name,
+                "model_version": str(model.version),
+                "uuid": uuid.uuid4().hex,
+            }
             st.set_meta(conn, meta)
             st.audit(conn, st.now(), "create", None, "", {"modality": modality, "dim": dim, "model": str(model)})
         if int(meta["schema_version"]) > st.SCHEMA_VERSION:
-            raise Unavailable(f"gallery schema {meta['schema_version']} is newer than this server's "
-                              f"({st.SCHEMA_VERSION})")
+            raise Unavailable(
+                f"gallery schema {meta['schema_version']} is newer than this server's ({st.SCHEMA_VERSION})"
+            )
         if meta["modality"] != modality:
             raise InvalidInput(f"{store.path.parent} is a {meta['modality']} gallery, not {modality}")
         if int(meta["dim"]) != dim:
@@ -369,8 +429,10 @@ def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) 
         stored = ModelBinding(meta["model_name"], int(meta["model_version"]))
         if model is not None and model != stored:
             if st.count(conn):
-                raise ModelMismatch(f"the {modality} gallery is bound to {stored}, not {model}; "
-                                    "re-index it into a new gallery for the new model")
+                raise ModelMismatch(
+                    f"the {modality} gallery is bound to {stored}, not {model}; "
+                    "re-index it into a new gallery for the new model"
+                )
             st.set_meta(conn, {"model_name": model.name, "model_version": str(model.version)})
             st.audit(conn, st.now(), "rebind", None, "", {"from": str(stored), "to": str(model)})
             stored = model

@@ -79,8 +79,9 @@ class FlatIndex:
     def __init__(self, dim: int) -> None:
         self.dim = dim
         self._exact = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self._scan = faiss.IndexIDMap2(faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16,
-                                                                  faiss.METRIC_INNER_PRODUCT))
+        self._scan = faiss.IndexIDMap2(
+            faiss.IndexScalarQuantizer(dim, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT)
+        )
         self._ids: set[int] = set()
 
     @property
@@ -192,9 +193,9 @@ class PQRerankIndex:
             return
         capacity = max(needed, int(len(self._slot_ids) * _GROW), 1024)
         vectors = np.empty((capacity, self.dim), np.float32)
-        vectors[:self._slots] = self._vectors[:self._slots]
+        vectors[: self._slots] = self._vectors[: self._slots]
         slot_ids = np.full(capacity, -1, np.int64)
-        slot_ids[:self._slots] = self._slot_ids[:self._slots]
+        slot_ids[: self._slots] = self._slot_ids[: self._slots]
         # Swap whole arrays: a snapshot holding the old ones keeps a valid (immutable) prefix.
         self._vectors, self._slot_ids = vectors, slot_ids
 
@@ -210,14 +211,17 @@ class PQRerankIndex:
         return self._slot_ids[slots[order]], scores[order]
 
     def ids_and_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        live = np.flatnonzero(self._slot_ids[:self._slots] >= 0)
+        live = np.flatnonzero(self._slot_ids[: self._slots] >= 0)
         return self._slot_ids[live].copy(), self._vectors[live]
 
     def state(self) -> tuple[dict[str, float], dict[str, np.ndarray]]:
         """Slot ids are copied (deletes change them); the vector prefix is immutable, so it is shared."""
         codes = faiss.serialize_index(self._codes)
-        return self.params(), {"ids": self._slot_ids[:self._slots].copy(), "vectors": self._vectors[:self._slots],
-                               "codes": codes}
+        return self.params(), {
+            "ids": self._slot_ids[: self._slots].copy(),
+            "vectors": self._vectors[: self._slots],
+            "codes": codes,
+        }
 
     def params(self) -> dict[str, float]:
         return {**self._params, "rerank": self.rerank, "dead": self.dead}
@@ -238,15 +242,19 @@ class PQRerankIndex:
         return index
 
     @classmethod
-    def build(cls, dim: int, ids: np.ndarray, vectors: np.ndarray, config: GalleryConfig,
-              seed: int = 0) -> PQRerankIndex:
+    def build(
+        cls, dim: int, ids: np.ndarray, vectors: np.ndarray, config: GalleryConfig, seed: int = 0
+    ) -> PQRerankIndex:
         """Train the quantizer on (a sample of) ``vectors``, encode them all, tune ``rerank``."""
         rng = np.random.default_rng(seed)
         m = _pq_codes(dim, config.pq_dims_per_code)
         codes = faiss.IndexPQFastScan(dim, m, 4, faiss.METRIC_INNER_PRODUCT)
         codes.pq.cp.min_points_per_centroid = 1  # small galleries: train anyway, without warnings
-        sample = vectors if len(vectors) <= config.pq_train_max else vectors[
-            np.sort(rng.choice(len(vectors), config.pq_train_max, replace=False))]
+        sample = (
+            vectors
+            if len(vectors) <= config.pq_train_max
+            else vectors[np.sort(rng.choice(len(vectors), config.pq_train_max, replace=False))]
+        )
         with omp_threads(config.build_threads):
             codes.train(np.ascontiguousarray(sample, dtype=np.float32))
             params: dict[str, float] = {"pq_codes": m, "trained_on": len(sample), "built_size": len(ids)}
@@ -276,7 +284,7 @@ def _tune(index: PQRerankIndex, config: GalleryConfig, rng: np.random.Generator)
     n = len(ids)
     probes = noisy_copies(vectors[rng.choice(n, min(config.tune_probes, n), replace=False)], TUNE_COSINE, rng)
     exact = exact_top1(vectors, probes)
-    target_slots = np.flatnonzero(index._slot_ids[:index._slots] >= 0)[exact]
+    target_slots = np.flatnonzero(index._slot_ids[: index._slots] >= 0)[exact]
     fetch = min(config.rerank_max, index._slots)
     _, slots = index._codes.search(probes, fetch)
     found = slots == target_slots[:, None]
@@ -294,7 +302,7 @@ def noisy_copies(sources: np.ndarray, cosine: float, rng: np.random.Generator) -
     noise = rng.standard_normal(sources.shape).astype(np.float32)
     noise -= (noise * sources).sum(axis=1, keepdims=True) * sources
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    out = cosine * sources + np.sqrt(1.0 - cosine ** 2) * noise
+    out = cosine * sources + np.sqrt(1.0 - cosine**2) * noise
     return np.ascontiguousarray(out / np.linalg.norm(out, axis=1, keepdims=True), dtype=np.float32)
 
 
@@ -303,7 +311,7 @@ def exact_top1(vectors: np.ndarray, probes: np.ndarray, chunk: int = 65_536) -> 
     best = np.full(len(probes), -np.inf, np.float32)
     arg = np.zeros(len(probes), np.int64)
     for start in range(0, len(vectors), chunk):
-        scores = vectors[start:start + chunk] @ probes.T
+        scores = vectors[start : start + chunk] @ probes.T
         top = scores.argmax(axis=0)
         value = scores[top, np.arange(len(probes))]
         better = value > best

@@ -32,8 +32,9 @@ _SHOWN = 10  # ids listed in a consistency report
 
 
 class IndexKeeper:
-    def __init__(self, folder: Path, store: st.Store, dim: int, binding: ModelBinding, store_uuid: str,
-                 config: GalleryConfig) -> None:
+    def __init__(
+        self, folder: Path, store: st.Store, dim: int, binding: ModelBinding, store_uuid: str, config: GalleryConfig
+    ) -> None:
         self._folder, self._store, self._dim = folder, store, dim
         self._binding, self._uuid, self._config = binding, store_uuid, config
         self._index: ix.Index = ix.FlatIndex(dim)
@@ -117,7 +118,7 @@ class IndexKeeper:
             ids, vectors = np.zeros(n, np.int64), np.zeros((n, self._dim), np.float32)
             filled = 0
             for chunk_ids, chunk in st.all_templates(conn, self._dim):
-                ids[filled:filled + len(chunk_ids)], vectors[filled:filled + len(chunk_ids)] = chunk_ids, chunk
+                ids[filled : filled + len(chunk_ids)], vectors[filled : filled + len(chunk_ids)] = chunk_ids, chunk
                 filled += len(chunk_ids)
         current = self._index.kind
         return ix.build(ix.choose_kind(n, current, self._config), self._dim, ids, vectors, self._config), sequence
@@ -140,8 +141,7 @@ class IndexKeeper:
         with self._mutex, self._rw.write():
             yield
 
-    def apply(self, sequence: int, upsert_ids: np.ndarray, upsert_vectors: np.ndarray,
-              remove_ids: np.ndarray) -> None:
+    def apply(self, sequence: int, upsert_ids: np.ndarray, upsert_vectors: np.ndarray, remove_ids: np.ndarray) -> None:
         """Apply committed changes up to ``sequence`` (caller holds ``writing()``)."""
         changes = len(upsert_ids) + len(remove_ids)
         try:
@@ -151,8 +151,9 @@ class IndexKeeper:
                 self._sequence = sequence
         except Exception:
             # The store has committed; never fail the caller for the derived copy. Rebuild it.
-            log.exception("gallery index %s: applying change %d failed; rebuilding from the store",
-                          self._folder, sequence)
+            log.exception(
+                "gallery index %s: applying change %d failed; rebuilding from the store", self._folder, sequence
+            )
             self._stale = True
         self._since_snapshot += changes
 
@@ -172,8 +173,14 @@ class IndexKeeper:
 
     def info(self) -> IndexInfo:
         with self._rw.read():
-            return IndexInfo(self._index.kind, self._index.size, self._sequence, self._index.params(),
-                             self.loaded_from, self.last_error)
+            return IndexInfo(
+                self._index.kind,
+                self._index.size,
+                self._sequence,
+                self._index.params(),
+                self.loaded_from,
+                self.last_error,
+            )
 
     # --- snapshots and rebuilds -----------------------------------------------------------------
 
@@ -189,9 +196,16 @@ class IndexKeeper:
                     return  # the snapshot on disk is this very index at this very sequence
                 params, sections = index.state()
                 self._since_snapshot = 0
-            manifest = {"sequence": sequence, "kind": index.kind, "dim": self._dim, "count": index.size,
-                        "model": {"name": self._binding.name, "version": self._binding.version},
-                        "store_uuid": self._uuid, "params": params, "created_at": time.time()}
+            manifest = {
+                "sequence": sequence,
+                "kind": index.kind,
+                "dim": self._dim,
+                "count": index.size,
+                "model": {"name": self._binding.name, "version": self._binding.version},
+                "store_uuid": self._uuid,
+                "params": params,
+                "created_at": time.time(),
+            }
             try:
                 snap.write(self._folder, manifest, sections)
             except BaseException:
@@ -214,8 +228,7 @@ class IndexKeeper:
                 with self._mutex:
                     ids, vectors = self._index.ids_and_vectors()
                     since, current = self._sequence, self._index.kind
-                fresh = ix.build(ix.choose_kind(len(ids), current, self._config), self._dim, ids, vectors,
-                                 self._config)
+                fresh = ix.build(ix.choose_kind(len(ids), current, self._config), self._dim, ids, vectors, self._config)
                 del ids, vectors
             with self._mutex:
                 with self._store.read_snapshot() as conn:
@@ -223,8 +236,13 @@ class IndexKeeper:
                 with self._rw.write():
                     self._index, self._sequence, self._stale = fresh, sequence, False
                     self._generation += 1
-            log.info("gallery index %s: rebuilt as %s (%d vectors) in %.1f s", self._folder, fresh.kind, fresh.size,
-                     time.perf_counter() - started)
+            log.info(
+                "gallery index %s: rebuilt as %s (%d vectors) in %.1f s",
+                self._folder,
+                fresh.kind,
+                fresh.size,
+                time.perf_counter() - started,
+            )
         self.snapshot()
 
     # --- background worker ----------------------------------------------------------------------
@@ -240,8 +258,9 @@ class IndexKeeper:
                 return
             self._pending |= tasks
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=f"gallery-{self._folder.parent.name}",
-                                                daemon=True)
+                self._thread = threading.Thread(
+                    target=self._loop, name=f"gallery-{self._folder.parent.name}", daemon=True
+                )
                 self._thread.start()
             self._cond.notify_all()
 
@@ -305,8 +324,12 @@ class IndexKeeper:
                 mismatched.extend(chunk_ids[found][diff > 1e-6][:_SHOWN].tolist())
             names = st.external_ids(conn, missing[:_SHOWN] + mismatched[:_SHOWN])
             return ConsistencyReport(
-                store_count=store_count, index_count=len(ids),
+                store_count=store_count,
+                index_count=len(ids),
                 missing_from_index=tuple(names[i] for i in missing[:_SHOWN]),
                 extra_in_index=tuple(ids[~seen][:_SHOWN].tolist()),
                 mismatched=tuple(names[i] for i in mismatched[:_SHOWN]),
-                store_sequence=st.max_sequence(conn), index_sequence=index_sequence, index_kind=kind)
+                store_sequence=st.max_sequence(conn),
+                index_sequence=index_sequence,
+                index_kind=kind,
+            )

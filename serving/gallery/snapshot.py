@@ -39,7 +39,7 @@ def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> P
                 array = np.ascontiguousarray(array)
                 view = memoryview(array.reshape(-1).view(np.uint8))
                 for start in range(0, len(view), _CHUNK):
-                    part = view[start:start + _CHUNK]
+                    part = view[start : start + _CHUNK]
                     f.write(part)
                     crc = zlib.crc32(part, crc)
                 layout[key] = {"offset": offset, "dtype": array.dtype.str, "shape": list(array.shape)}
@@ -47,8 +47,10 @@ def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> P
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / name)
-        _write_json(directory / MANIFEST, {**manifest, "format": FORMAT, "file": name, "size": offset,
-                                           "crc32": crc, "sections": layout})
+        _write_json(
+            directory / MANIFEST,
+            {**manifest, "format": FORMAT, "file": name, "size": offset, "crc32": crc, "sections": layout},
+        )
     finally:
         tmp.unlink(missing_ok=True)
     for old in directory.glob("index-*.bin*"):

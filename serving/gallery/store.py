@@ -174,16 +174,20 @@ class Store:
 
 # --- meta -------------------------------------------------------------------------------------
 
+
 def get_meta(conn: sqlite3.Connection) -> dict[str, str]:
     return dict(conn.execute("SELECT key, value FROM meta").fetchall())
 
 
 def set_meta(conn: sqlite3.Connection, values: dict[str, str]) -> None:
-    conn.executemany("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                     sorted(values.items()))
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        sorted(values.items()),
+    )
 
 
 # --- identities, templates, samples, media -------------------------------------------------------
+
 
 def find_identity(conn: sqlite3.Connection, external: str) -> tuple[int, str] | None:
     """(row id, metadata JSON) of an identity, or None."""
@@ -191,8 +195,10 @@ def find_identity(conn: sqlite3.Connection, external: str) -> tuple[int, str] | 
 
 
 def insert_identity(conn: sqlite3.Connection, external: str, now: float, metadata: dict[str, str] | None) -> int:
-    cur = conn.execute("INSERT INTO identities(external_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
-                       (external, now, now, json.dumps(metadata or {}, sort_keys=True)))
+    cur = conn.execute(
+        "INSERT INTO identities(external_id, created_at, updated_at, metadata) VALUES (?, ?, ?, ?)",
+        (external, now, now, json.dumps(metadata or {}, sort_keys=True)),
+    )
     assert cur.lastrowid is not None  # set by every INSERT
     return cur.lastrowid
 
@@ -201,27 +207,35 @@ def touch_identity(conn: sqlite3.Connection, row_id: int, now: float, metadata: 
     if metadata is None:
         conn.execute("UPDATE identities SET updated_at = ? WHERE id = ?", (now, row_id))
     else:
-        conn.execute("UPDATE identities SET updated_at = ?, metadata = ? WHERE id = ?",
-                     (now, json.dumps(metadata, sort_keys=True), row_id))
+        conn.execute(
+            "UPDATE identities SET updated_at = ?, metadata = ? WHERE id = ?",
+            (now, json.dumps(metadata, sort_keys=True), row_id),
+        )
 
 
 def put_template(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model: ModelBinding, n: int) -> None:
-    conn.execute("INSERT INTO templates(identity_id, vector, model_name, model_version, num_samples) "
-                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT(identity_id) DO UPDATE SET vector = excluded.vector, "
-                 "model_name = excluded.model_name, model_version = excluded.model_version, "
-                 "num_samples = excluded.num_samples",
-                 (row_id, _blob(vector), model.name, model.version, n))
+    conn.execute(
+        "INSERT INTO templates(identity_id, vector, model_name, model_version, num_samples) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(identity_id) DO UPDATE SET vector = excluded.vector, "
+        "model_name = excluded.model_name, model_version = excluded.model_version, "
+        "num_samples = excluded.num_samples",
+        (row_id, _blob(vector), model.name, model.version, n),
+    )
 
 
 def add_samples(conn: sqlite3.Connection, row_id: int, vectors: np.ndarray, model: ModelBinding, now: float) -> None:
-    conn.executemany("INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)", [(row_id, _blob(v), model.name, model.version, now) for v in vectors])
+    conn.executemany(
+        "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(row_id, _blob(v), model.name, model.version, now) for v in vectors],
+    )
 
 
 def add_sample(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model: ModelBinding, now: float) -> int:
     """One sample of an identity; returns its row id (for rows that refer to it, such as a track's)."""
-    cursor = conn.execute("INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) "
-                          "VALUES (?, ?, ?, ?, ?)", (row_id, _blob(vector), model.name, model.version, now))
+    cursor = conn.execute(
+        "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
+        (row_id, _blob(vector), model.name, model.version, now),
+    )
     return int(cursor.lastrowid)
 
 
@@ -241,8 +255,10 @@ def samples(conn: sqlite3.Connection, row_id: int, dim: int) -> np.ndarray:
 
 
 def add_media(conn: sqlite3.Connection, row_id: int, items: Sequence[Media], now: float) -> None:
-    conn.executemany("INSERT INTO media(identity_id, format, data, created_at) VALUES (?, ?, ?, ?)",
-                     [(row_id, m.format, m.data, now) for m in items])
+    conn.executemany(
+        "INSERT INTO media(identity_id, format, data, created_at) VALUES (?, ?, ?, ?)",
+        [(row_id, m.format, m.data, now) for m in items],
+    )
 
 
 def media(conn: sqlite3.Connection, row_id: int) -> list[Media]:
@@ -263,28 +279,42 @@ def delete_identity(conn: sqlite3.Connection, row_id: int) -> None:
     conn.execute("DELETE FROM identities WHERE id = ?", (row_id,))
 
 
-def bulk_create(conn: sqlite3.Connection, items: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                model: ModelBinding, now: float, actor: str) -> tuple[int, dict[str, int]]:
+def bulk_create(
+    conn: sqlite3.Connection,
+    items: Sequence[tuple[str, np.ndarray, np.ndarray]],
+    model: ModelBinding,
+    now: float,
+    actor: str,
+) -> tuple[int, dict[str, int]]:
     """Insert new identities (external id, unit samples [n, dim], template) in the caller's transaction.
 
     Returns the sequence number of the last change-log row and each identity's row id. Ids must
     be new (the UNIQUE constraint raises otherwise, and the caller's transaction rolls back).
     """
     before = conn.execute("SELECT COALESCE(MAX(id), 0) FROM identities").fetchone()[0]
-    conn.executemany("INSERT INTO identities(external_id, created_at, updated_at, metadata) VALUES (?, ?, ?, '{}')",
-                     [(ext, now, now) for ext, _, _ in items])
+    conn.executemany(
+        "INSERT INTO identities(external_id, created_at, updated_at, metadata) VALUES (?, ?, ?, '{}')",
+        [(ext, now, now) for ext, _, _ in items],
+    )
     row_of = dict(conn.execute("SELECT external_id, id FROM identities WHERE id > ?", (before,)).fetchall())
-    conn.executemany("INSERT INTO templates(identity_id, vector, model_name, model_version, num_samples) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     [(row_of[ext], _blob(t), model.name, model.version, len(s)) for ext, s, t in items])
-    conn.executemany("INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) "
-                     "VALUES (?, ?, ?, ?, ?)",
-                     [(row_of[ext], _blob(v), model.name, model.version, now) for ext, s, _ in items for v in s])
-    conn.executemany("INSERT INTO changes(op, identity_id, at) VALUES ('upsert', ?, ?)",
-                     [(row_of[ext], now) for ext, _, _ in items])
-    conn.executemany("INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, 'enroll', ?, ?, ?)",
-                     [(now, ext, actor, json.dumps({"mode": "create", "samples": len(s), "model": str(model),
-                                                    "bulk": True})) for ext, s, _ in items])
+    conn.executemany(
+        "INSERT INTO templates(identity_id, vector, model_name, model_version, num_samples) VALUES (?, ?, ?, ?, ?)",
+        [(row_of[ext], _blob(t), model.name, model.version, len(s)) for ext, s, t in items],
+    )
+    conn.executemany(
+        "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(row_of[ext], _blob(v), model.name, model.version, now) for ext, s, _ in items for v in s],
+    )
+    conn.executemany(
+        "INSERT INTO changes(op, identity_id, at) VALUES ('upsert', ?, ?)", [(row_of[ext], now) for ext, _, _ in items]
+    )
+    conn.executemany(
+        "INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, 'enroll', ?, ?, ?)",
+        [
+            (now, ext, actor, json.dumps({"mode": "create", "samples": len(s), "model": str(model), "bulk": True}))
+            for ext, s, _ in items
+        ],
+    )
     return max_sequence(conn), row_of
 
 
@@ -292,14 +322,16 @@ def existing(conn: sqlite3.Connection, externals: Sequence[str]) -> set[str]:
     """Those of ``externals`` that are enrolled."""
     found: set[str] = set()
     for start in range(0, len(externals), 500):
-        chunk = list(externals[start:start + 500])
+        chunk = list(externals[start : start + 500])
         marks = ",".join("?" * len(chunk))
-        found.update(r[0] for r in conn.execute(f"SELECT external_id FROM identities WHERE external_id IN ({marks})",
-                                                chunk))
+        found.update(
+            r[0] for r in conn.execute(f"SELECT external_id FROM identities WHERE external_id IN ({marks})", chunk)
+        )
     return found
 
 
 # --- change log and audit -----------------------------------------------------------------------
+
 
 def log_change(conn: sqlite3.Connection, op: str, row_id: int, now: float) -> int:
     cur = conn.execute("INSERT INTO changes(op, identity_id, at) VALUES (?, ?, ?)", (op, row_id, now))
@@ -316,11 +348,14 @@ def changed_since(conn: sqlite3.Connection, seq: int) -> list[int]:
     return [r[0] for r in conn.execute("SELECT DISTINCT identity_id FROM changes WHERE seq > ?", (seq,))]
 
 
-def audit(conn: sqlite3.Connection, now: float, action: str, external: str | None, actor: str,
-          detail: dict[str, object]) -> None:
+def audit(
+    conn: sqlite3.Connection, now: float, action: str, external: str | None, actor: str, detail: dict[str, object]
+) -> None:
     """An audit row. ``detail`` holds counts and names only, never biometric data."""
-    conn.execute("INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, ?, ?, ?, ?)",
-                 (now, action, external, actor, json.dumps(detail, sort_keys=True)))
+    conn.execute(
+        "INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, ?, ?, ?, ?)",
+        (now, action, external, actor, json.dumps(detail, sort_keys=True)),
+    )
 
 
 def audit_log(conn: sqlite3.Connection, external: str | None = None, limit: int = 1000) -> list[dict[str, object]]:
@@ -329,15 +364,19 @@ def audit_log(conn: sqlite3.Connection, external: str | None = None, limit: int 
     if external is not None:
         sql, args = sql + " WHERE identity = ?", (external,)
     rows = conn.execute(sql + " ORDER BY id DESC LIMIT ?", (*args, limit)).fetchall()
-    return [{"at": at, "action": action, "identity": ident, "actor": actor, "detail": json.loads(detail)}
-            for at, action, ident, actor, detail in rows]
+    return [
+        {"at": at, "action": action, "identity": ident, "actor": actor, "detail": json.loads(detail)}
+        for at, action, ident, actor, detail in rows
+    ]
 
 
 # --- reads for search, verification and listing ---------------------------------------------------
 
-_INFO = ("SELECT i.external_id, t.num_samples, i.created_at, i.updated_at, t.model_name, t.model_version, "
-         "EXISTS(SELECT 1 FROM media m WHERE m.identity_id = i.id), i.metadata "
-         "FROM identities i JOIN templates t ON t.identity_id = i.id ")
+_INFO = (
+    "SELECT i.external_id, t.num_samples, i.created_at, i.updated_at, t.model_name, t.model_version, "
+    "EXISTS(SELECT 1 FROM media m WHERE m.identity_id = i.id), i.metadata "
+    "FROM identities i JOIN templates t ON t.identity_id = i.id "
+)
 
 
 def info(conn: sqlite3.Connection, external: str) -> IdentityInfo | None:
@@ -353,13 +392,22 @@ def page(conn: sqlite3.Connection, after: str, limit: int) -> list[IdentityInfo]
 
 def _info(row: tuple) -> IdentityInfo:
     ext, n, created, updated, name, version, has_media, metadata = row
-    return IdentityInfo(ext, int(n), float(created), float(updated), ModelBinding(name, int(version)),
-                        bool(has_media), json.loads(metadata))
+    return IdentityInfo(
+        ext,
+        int(n),
+        float(created),
+        float(updated),
+        ModelBinding(name, int(version)),
+        bool(has_media),
+        json.loads(metadata),
+    )
 
 
 def template(conn: sqlite3.Connection, external: str, dim: int) -> np.ndarray | None:
-    row = conn.execute("SELECT t.vector FROM identities i JOIN templates t ON t.identity_id = i.id "
-                       "WHERE i.external_id = ?", (external,)).fetchone()
+    row = conn.execute(
+        "SELECT t.vector FROM identities i JOIN templates t ON t.identity_id = i.id WHERE i.external_id = ?",
+        (external,),
+    ).fetchone()
     return _vectors([row[0]], dim)[0] if row else None
 
 
@@ -375,10 +423,11 @@ def templates_for(conn: sqlite3.Connection, row_ids: Sequence[int], dim: int) ->
     """(row ids [m], templates [m, dim]) of those of ``row_ids`` that still exist."""
     ids, blobs = [], []
     for start in range(0, len(row_ids), 500):
-        chunk = [int(i) for i in row_ids[start:start + 500]]
+        chunk = [int(i) for i in row_ids[start : start + 500]]
         marks = ",".join("?" * len(chunk))
-        for row_id, blob in conn.execute(f"SELECT identity_id, vector FROM templates WHERE identity_id IN ({marks})",
-                                         chunk):
+        for row_id, blob in conn.execute(
+            f"SELECT identity_id, vector FROM templates WHERE identity_id IN ({marks})", chunk
+        ):
             ids.append(row_id)
             blobs.append(blob)
     return np.asarray(ids, dtype=np.int64), _vectors(blobs, dim)
@@ -388,8 +437,10 @@ def all_templates(conn: sqlite3.Connection, dim: int, chunk: int = 50_000) -> It
     """Every template in row-id order, as (row ids, vectors) chunks."""
     last = 0
     while True:
-        rows = conn.execute("SELECT identity_id, vector FROM templates WHERE identity_id > ? "
-                            "ORDER BY identity_id LIMIT ?", (last, chunk)).fetchall()
+        rows = conn.execute(
+            "SELECT identity_id, vector FROM templates WHERE identity_id > ? ORDER BY identity_id LIMIT ?",
+            (last, chunk),
+        ).fetchall()
         if not rows:
             return
         last = rows[-1][0]

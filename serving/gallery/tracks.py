@@ -30,9 +30,17 @@ class TrackLedger:
     def __init__(self, gallery: Gallery) -> None:
         self.gallery = gallery
 
-    def enroll(self, identity: str, track_id: str, embedding: np.ndarray, *, model: ModelBinding,
-               media: Sequence[Media] = (), metadata: Mapping[str, str] | None = None,
-               actor: str = "") -> TrackEnrollResult:
+    def enroll(
+        self,
+        identity: str,
+        track_id: str,
+        embedding: np.ndarray,
+        *,
+        model: ModelBinding,
+        media: Sequence[Media] = (),
+        metadata: Mapping[str, str] | None = None,
+        actor: str = "",
+    ) -> TrackEnrollResult:
         """Commit one track's template ``embedding`` [dim] as the sample owned by ``track_id``.
 
         Idempotent by track id: the track's previous sample (if any) is removed in the same
@@ -55,8 +63,16 @@ class TrackLedger:
             found = _find(conn, track)
             return st.external_id(conn, found[0]) if found else None
 
-    def _rows(self, conn: sqlite3.Connection, external: str, track: str, unit: np.ndarray, items: list[Media],
-              meta: dict[str, str] | None, actor: str) -> Write[TrackEnrollResult]:
+    def _rows(
+        self,
+        conn: sqlite3.Connection,
+        external: str,
+        track: str,
+        unit: np.ndarray,
+        items: list[Media],
+        meta: dict[str, str] | None,
+        actor: str,
+    ) -> Write[TrackEnrollResult]:
         g, now = self.gallery, st.now()
         previous = _find(conn, track)
         found = st.find_identity(conn, external)
@@ -71,8 +87,10 @@ class TrackLedger:
             row_id = found[0]
             st.touch_identity(conn, row_id, now, {**json.loads(found[1]), **meta} if meta else None)
         sample_id = st.add_sample(conn, row_id, unit, g.binding, now)
-        conn.execute("INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
-                     (track, row_id, sample_id, now))
+        conn.execute(
+            "INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
+            (track, row_id, sample_id, now),
+        )
         st.add_media(conn, row_id, items, now)
         samples = st.samples(conn, row_id, g.dim)
         if len(samples) > g.config.max_samples:
@@ -81,14 +99,27 @@ class TrackLedger:
         st.put_template(conn, row_id, vector, g.binding, len(samples))
         sequence = st.log_change(conn, "upsert", row_id, now)
         upserts.append((row_id, vector))
-        st.audit(conn, now, "enroll_track", external, actor,
-                 {"track": track, "replaced": previous is not None, "moved_from": moved_from,
-                  "samples": len(samples), "media": len(items), "model": str(g.binding)})
+        st.audit(
+            conn,
+            now,
+            "enroll_track",
+            external,
+            actor,
+            {
+                "track": track,
+                "replaced": previous is not None,
+                "moved_from": moved_from,
+                "samples": len(samples),
+                "media": len(items),
+                "model": str(g.binding),
+            },
+        )
         result = TrackEnrollResult(external, len(samples), sequence, found is None, previous is not None, moved_from)
         return Write(result, sequence, upserts, deletes)
 
-    def _release(self, conn: sqlite3.Connection, old_row: int, old_sample: int, new_row: int | None, now: float
-                 ) -> tuple[str | None, list[tuple[int, np.ndarray]], list[int]]:
+    def _release(
+        self, conn: sqlite3.Connection, old_row: int, old_sample: int, new_row: int | None, now: float
+    ) -> tuple[str | None, list[tuple[int, np.ndarray]], list[int]]:
         """Drop a track's previous sample; when the track changes identity, re-average (or delete,
         if it has no sample left) the one it leaves. Returns (moved_from, upserts, deletes)."""
         g = self.gallery

@@ -83,8 +83,13 @@ class ConsistencyReport:
 
     @property
     def ok(self) -> bool:
-        return (not self.missing_from_index and not self.extra_in_index and not self.mismatched
-                and self.store_count == self.index_count and self.store_sequence == self.index_sequence)
+        return (
+            not self.missing_from_index
+            and not self.extra_in_index
+            and not self.mismatched
+            and self.store_count == self.index_count
+            and self.store_sequence == self.index_sequence
+        )
 
 
 @dataclass(frozen=True)
@@ -130,9 +135,20 @@ class GalleryConfig:
     background: bool = True  # snapshots and index rebuilds in a worker thread (False: inline, for tests)
 
     def __post_init__(self) -> None:
-        positive = ("pq_dims_per_code", "pq_train_max", "rerank_min", "rerank_max", "tune_probes", "snapshot_every",
-                    "search_threads", "build_threads", "max_k", "max_samples", "max_media_bytes",
-                    "max_metadata_bytes")
+        positive = (
+            "pq_dims_per_code",
+            "pq_train_max",
+            "rerank_min",
+            "rerank_max",
+            "tune_probes",
+            "snapshot_every",
+            "search_threads",
+            "build_threads",
+            "max_k",
+            "max_samples",
+            "max_media_bytes",
+            "max_metadata_bytes",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"gallery.{name} must be at least 1")

@@ -36,8 +36,10 @@ def binding(gallery: ModelBinding, given: ModelBinding, modality: str) -> None:
     if not isinstance(given, ModelBinding):
         raise InvalidInput("the embeddings' model must be given as a ModelBinding(name, version)")
     if given != gallery:
-        raise ModelMismatch(f"embeddings come from {given} but the {modality} gallery is bound to {gallery}; "
-                            "re-embed with the bound model or re-index the gallery")
+        raise ModelMismatch(
+            f"embeddings come from {given} but the {modality} gallery is bound to {gallery}; "
+            "re-embed with the bound model or re-index the gallery"
+        )
 
 
 def embeddings(value: object, dim: int, max_rows: int) -> np.ndarray:

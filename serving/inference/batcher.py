@@ -42,8 +42,13 @@ class _Item:
 class MicroBatcher:
     """``submit`` blocks the calling (gRPC worker) thread until its row of the batch is ready."""
 
-    def __init__(self, name: str, run: RunBatch, config: BatchingConfig = BatchingConfig(),
-                 on_batch: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        run: RunBatch,
+        config: BatchingConfig = BatchingConfig(),
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> None:
         self.name, self._run, self.config = name, run, config
         self._queue: queue.Queue[_Item | None] = queue.Queue(maxsize=config.queue_size)
         self._on_batch = on_batch or (lambda size, depth: None)

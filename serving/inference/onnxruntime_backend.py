@@ -8,8 +8,8 @@ from collections.abc import Mapping
 import numpy as np
 import onnxruntime as ort
 
-from serving.errors import InvalidInput, Unavailable
 from contracts.card import CardError
+from serving.errors import InvalidInput, Unavailable
 from serving.models.repository import ModelVersion
 
 _NP_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "uint8": np.uint8, "float16": np.float16}
@@ -35,8 +35,10 @@ class OnnxRuntimeBackend:
         graph_outputs = {o.name for o in session.get_outputs()}
         declared = {t.name for t in model.card.inputs}
         if declared != graph_inputs or model.card.embedding_output not in graph_outputs:
-            raise CardError(f"{model.directory}: card declares inputs {sorted(declared)} / output "
-                            f"{model.card.embedding_output!r}, graph has {sorted(graph_inputs)} / {sorted(graph_outputs)}")
+            raise CardError(
+                f"{model.directory}: card declares inputs {sorted(declared)} / output "
+                f"{model.card.embedding_output!r}, graph has {sorted(graph_inputs)} / {sorted(graph_outputs)}"
+            )
         with self._lock:
             self._sessions[key] = (session, model)
 
@@ -54,8 +56,10 @@ class OnnxRuntimeBackend:
                 raise InvalidInput(f"missing input {spec.name!r} for model {key!r}")
             array = np.asarray(inputs[spec.name])
             if array.dtype != _NP_DTYPES[spec.dtype] or array.ndim != len(spec.shape):
-                raise InvalidInput(f"input {spec.name!r} must be {spec.dtype} with {len(spec.shape)} dims, "
-                                   f"got {array.dtype} with shape {array.shape}")
+                raise InvalidInput(
+                    f"input {spec.name!r} must be {spec.dtype} with {len(spec.shape)} dims, "
+                    f"got {array.dtype} with shape {array.shape}"
+                )
             feeds[spec.name] = array
         (output,) = session.run([model.card.embedding_output], feeds)
         return output

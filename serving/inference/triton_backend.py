@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, ToitsuError, Unavailable
 from contracts.card import CardError
+from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, ToitsuError, Unavailable
 from serving.models.repository import ModelVersion
 
 _NP_DTYPES = {"float32": np.float32, "int64": np.int64, "int32": np.int32, "uint8": np.uint8, "float16": np.float16}
@@ -43,8 +43,10 @@ def _tritonclient() -> tuple[Any, type[Exception]]:
         import tritonclient.grpc as grpcclient
         from tritonclient.utils import InferenceServerException
     except ImportError as exc:  # pragma: no cover - depends on the installed extras
-        raise ImportError("the Triton backend needs tritonclient: install the `triton` extra "
-                          "(pip install 'toitsu[triton]', or `make venv`)") from exc
+        raise ImportError(
+            "the Triton backend needs tritonclient: install the `triton` extra "
+            "(pip install 'toitsu[triton]', or `make venv`)"
+        ) from exc
     return grpcclient, InferenceServerException
 
 
@@ -60,19 +62,33 @@ class _Served:
 class TritonBackend:
     """Models run by the Triton server at ``url``; keys map to (card name, card version)."""
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0, probe_timeout_s: float = 2.0, retries: int = 2,
-                 retry_backoff_s: float = 0.05, reconnect_backoff_ms: int = 500, ssl: bool = False,
-                 root_certificates: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 10.0,
+        probe_timeout_s: float = 2.0,
+        retries: int = 2,
+        retry_backoff_s: float = 0.05,
+        reconnect_backoff_ms: int = 500,
+        ssl: bool = False,
+        root_certificates: str | None = None,
+        client: Any = None,
+    ) -> None:
         grpcclient, self._error_type = _tritonclient()
         self.url, self._timeout, self._probe = url, timeout_s, probe_timeout_s
         self._retries, self._backoff = max(0, retries), retry_backoff_s
-        channel_args = [("grpc.max_send_message_length", _INT32_MAX), ("grpc.max_receive_message_length", _INT32_MAX),
-                        ("grpc.initial_reconnect_backoff_ms", min(100, reconnect_backoff_ms)),
-                        ("grpc.min_reconnect_backoff_ms", min(100, reconnect_backoff_ms)),
-                        ("grpc.max_reconnect_backoff_ms", reconnect_backoff_ms)]
+        channel_args = [
+            ("grpc.max_send_message_length", _INT32_MAX),
+            ("grpc.max_receive_message_length", _INT32_MAX),
+            ("grpc.initial_reconnect_backoff_ms", min(100, reconnect_backoff_ms)),
+            ("grpc.min_reconnect_backoff_ms", min(100, reconnect_backoff_ms)),
+            ("grpc.max_reconnect_backoff_ms", reconnect_backoff_ms),
+        ]
         self._grpc = grpcclient
         self._client = client or grpcclient.InferenceServerClient(
-            url, ssl=ssl, root_certificates=root_certificates or None, channel_args=channel_args)
+            url, ssl=ssl, root_certificates=root_certificates or None, channel_args=channel_args
+        )
         self._served: dict[str, _Served] = {}
         self._lock = threading.Lock()
 
@@ -81,8 +97,10 @@ class TritonBackend:
         name, version = model.card.name, str(model.card.version)
         try:
             if not self._client.is_model_ready(name, version, client_timeout=self._probe):
-                raise Unavailable(f"Triton at {self.url} has no ready version {version} of {name!r} (is it in Triton's "
-                                  "model repository, and does its version_policy serve that version?)")
+                raise Unavailable(
+                    f"Triton at {self.url} has no ready version {version} of {name!r} (is it in Triton's "
+                    "model repository, and does its version_policy serve that version?)"
+                )
             config = self._client.get_model_config(name, version, as_json=True, client_timeout=self._probe)["config"]
         except self._error_type as exc:
             raise self._translate(exc, f"{name} v{version}") from None
@@ -106,8 +124,10 @@ class TritonBackend:
         arrays = self._validate(served, inputs)
         rows = len(next(iter(arrays.values())))
         step = served.max_batch or rows
-        parts = [self._embed_part(served, {k: v[start:start + step] for k, v in arrays.items()})
-                 for start in range(0, rows, step)]
+        parts = [
+            self._embed_part(served, {k: v[start : start + step] for k, v in arrays.items()})
+            for start in range(0, rows, step)
+        ]
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def close(self) -> None:
@@ -123,12 +143,15 @@ class TritonBackend:
                 raise InvalidInput(f"missing input {spec.name!r} for model {served.name!r}")
             array = np.asarray(inputs[spec.name])
             if array.dtype != _NP_DTYPES[spec.dtype] or array.ndim != len(spec.shape):
-                raise InvalidInput(f"input {spec.name!r} must be {spec.dtype} with {len(spec.shape)} dims, "
-                                   f"got {array.dtype} with shape {array.shape}")
+                raise InvalidInput(
+                    f"input {spec.name!r} must be {spec.dtype} with {len(spec.shape)} dims, "
+                    f"got {array.dtype} with shape {array.shape}"
+                )
             arrays[spec.name] = array
         if served.max_batch and len({a.shape[0] for a in arrays.values()}) != 1:
-            raise InvalidInput(f"inputs of {served.name!r} disagree on the batch size: "
-                               f"{ {k: a.shape for k, a in arrays.items()} }")
+            raise InvalidInput(
+                f"inputs of {served.name!r} disagree on the batch size: { {k: a.shape for k, a in arrays.items()} }"
+            )
         return arrays
 
     def _embed_part(self, served: _Served, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -143,8 +166,10 @@ class TritonBackend:
         array = result.as_numpy(output)
         rows = len(next(iter(arrays.values())))
         if array is None or array.ndim != 2 or array.shape[0] != rows:
-            raise Unavailable(f"Triton returned {None if array is None else array.shape} for {output!r} of "
-                              f"{served.name} v{served.version}, expected [{rows}, {served.model.card.embedding_dim}]")
+            raise Unavailable(
+                f"Triton returned {None if array is None else array.shape} for {output!r} of "
+                f"{served.name} v{served.version}, expected [{rows}, {served.model.card.embedding_dim}]"
+            )
         return array.astype(np.float32, copy=False)
 
     def _infer(self, served: _Served, request: list, outputs: list) -> Any:
@@ -155,10 +180,11 @@ class TritonBackend:
             if remaining <= 0:
                 raise DeadlineExceeded(f"Triton at {self.url} did not answer for {what} within {self._timeout:g} s")
             try:
-                return self._client.infer(served.name, request, model_version=served.version, outputs=outputs,
-                                          client_timeout=remaining)
+                return self._client.infer(
+                    served.name, request, model_version=served.version, outputs=outputs, client_timeout=remaining
+                )
             except self._error_type as exc:
-                pause = self._backoff * (2 ** attempt)
+                pause = self._backoff * (2**attempt)
                 if _status(exc) != "UNAVAILABLE" or attempt == self._retries or time.monotonic() + pause >= deadline:
                     raise self._translate(exc, what) from None
                 time.sleep(pause)
@@ -209,6 +235,9 @@ def _check_config(model: ModelVersion, config: Mapping[str, Any]) -> frozenset[s
     if int(config.get("max_batch_size", 0)) < 1 <= card.max_batch_size:
         problems.append("Triton's config does not batch, the card does")
     if problems:
-        raise CardError(f"Triton's config of {card.name} v{card.version} disagrees with {model.directory}/card.json: "
-                        + "; ".join(problems) + " (regenerate the Triton repository from the model repository)")
+        raise CardError(
+            f"Triton's config of {card.name} v{card.version} disagrees with {model.directory}/card.json: "
+            + "; ".join(problems)
+            + " (regenerate the Triton repository from the model repository)"
+        )
     return frozenset(expand)

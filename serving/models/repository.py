@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.errors import NotFound
 from contracts.card import AnyCard, CardError, load_card
+from serving.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -40,8 +40,11 @@ class ModelRepository:
         """A version (the newest when ``version`` is None); NotFound names what exists."""
         available = self.versions(name)
         if not available:
-            raise NotFound(f"model {name!r} is not in the model repository {self.root} (have: {', '.join(self.names()) or 'none'}); "
-                           "run `make models` to build the default pack")
+            raise NotFound(
+                f"model {name!r} is not in the model repository {self.root} "
+                f"(have: {', '.join(self.names()) or 'none'}); "
+                "run `make models` to build the default pack"
+            )
         chosen = available[-1] if version is None else version
         if chosen not in available:
             raise NotFound(f"model {name!r} has no version {chosen} (have: {', '.join(map(str, available))})")

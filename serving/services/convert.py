@@ -29,8 +29,12 @@ def audio_fields(audio: common_pb2.Audio) -> dict[str, object]:
         return {"encoded": audio.encoded}
     if source == "pcm":
         pcm = audio.pcm
-        return {"pcm": pcm.data, "sample_rate": pcm.sample_rate, "channels": pcm.channels,
-                "pcm_format": _PCM_FORMATS.get(pcm.format, "")}
+        return {
+            "pcm": pcm.data,
+            "sample_rate": pcm.sample_rate,
+            "channels": pcm.channels,
+            "pcm_format": _PCM_FORMATS.get(pcm.format, ""),
+        }
     return {}
 
 
@@ -55,8 +59,9 @@ def model_ref(binding: ModelBinding) -> common_pb2.ModelRef:
 
 
 def audio_info(prepared: PreparedAudio, input_rate: int) -> common_pb2.AudioInfo:
-    return common_pb2.AudioInfo(input_seconds=prepared.input_seconds, speech_seconds=prepared.speech_seconds,
-                                input_sample_rate=input_rate)
+    return common_pb2.AudioInfo(
+        input_seconds=prepared.input_seconds, speech_seconds=prepared.speech_seconds, input_sample_rate=input_rate
+    )
 
 
 def embedding_probe(message: common_pb2.Embedding, dim: int) -> tuple[np.ndarray, ModelBinding]:
@@ -70,6 +75,12 @@ def embedding_probe(message: common_pb2.Embedding, dim: int) -> tuple[np.ndarray
 
 
 def identity_info(info: IdentityInfo) -> common_pb2.IdentityInfo:
-    return common_pb2.IdentityInfo(id=info.identity, num_samples=info.num_samples, created_at=info.created_at,
-                                   updated_at=info.updated_at, model=model_ref(info.model), has_media=info.has_media,
-                                   metadata=dict(info.metadata))
+    return common_pb2.IdentityInfo(
+        id=info.identity,
+        num_samples=info.num_samples,
+        created_at=info.created_at,
+        updated_at=info.updated_at,
+        model=model_ref(info.model),
+        has_media=info.has_media,
+        metadata=dict(info.metadata),
+    )

@@ -58,8 +58,11 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
         image = rt.decode(request.image)
         found = [d for d in rt.pipeline.detect(image) if d.probability >= request.min_probability]
         faces = [rt.pipeline.aligned(image, d) for d in found]  # aligned only for the chip's sharpness
-        return face_pb2.DetectFacesResponse(faces=[detected_face(f) for f in faces],
-                                            image_info=image_info(image, len(faces)), detector=model_ref(rt.detector))
+        return face_pb2.DetectFacesResponse(
+            faces=[detected_face(f) for f in faces],
+            image_info=image_info(image, len(faces)),
+            detector=model_ref(rt.detector),
+        )
 
     def Embed(self, request, context):
         rt = self._runtime()
@@ -71,9 +74,12 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
         vectors = rt.embed(faces, remaining(context, self._default_deadline))
         ref = model_ref(rt.binding)
         return face_pb2.EmbedFacesResponse(
-            faces=[face_pb2.FaceEmbedding(face=detected_face(f), embedding={"values": v.tolist(), "model": ref})
-                   for f, v in zip(faces, vectors)],
-            image_info=image_info(image, len(faces)))
+            faces=[
+                face_pb2.FaceEmbedding(face=detected_face(f), embedding={"values": v.tolist(), "model": ref})
+                for f, v in zip(faces, vectors)
+            ],
+            image_info=image_info(image, len(faces)),
+        )
 
     def Enroll(self, request, context):
         rt = self._runtime()
@@ -90,18 +96,32 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
         vectors = rt.embed(faces, remaining(context, self._default_deadline))
         store_media = request.store_media or self._store_media
         media = [Media(bytes(m.encoded), "encoded") for m in request.images if m.WhichOneof("source") == "encoded"]
-        result = rt.gallery.enroll(request.person_id, vectors, model=rt.binding, mode=enroll_mode(request.mode),
-                                   media=media if store_media else (), metadata=dict(request.metadata),
-                                   actor=context.peer())
-        return face_pb2.EnrollFaceResponse(person_id=result.identity, num_samples=result.num_samples,
-                                           created=result.created, model=model_ref(rt.binding),
-                                           sequence=result.sequence)
+        result = rt.gallery.enroll(
+            request.person_id,
+            vectors,
+            model=rt.binding,
+            mode=enroll_mode(request.mode),
+            media=media if store_media else (),
+            metadata=dict(request.metadata),
+            actor=context.peer(),
+        )
+        return face_pb2.EnrollFaceResponse(
+            person_id=result.identity,
+            num_samples=result.num_samples,
+            created=result.created,
+            model=model_ref(rt.binding),
+            sequence=result.sequence,
+        )
 
     def EnrollTracks(self, request_iterator, context):
         rt = self._runtime()
-        session = TrackSession(rt, store_media=self._store_media, actor=context.peer(),
-                               timeout=lambda: remaining(context, self._default_deadline),
-                               workers=min(4, os.cpu_count() or 1))
+        session = TrackSession(
+            rt,
+            store_media=self._store_media,
+            actor=context.peer(),
+            timeout=lambda: remaining(context, self._default_deadline),
+            workers=min(4, os.cpu_count() or 1),
+        )
         try:
             for request in request_iterator:
                 yield from session.feed(request)
@@ -116,18 +136,30 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
         vector, model, face = face_probe(rt, request, remaining(context, self._default_deadline))
         decision = decide(rt.gallery.score(request.person_id, vector, model=model), rt.card, request.target_far)
         return face_pb2.VerifyFaceResponse(
-            person_id=request.person_id, model=model_ref(rt.binding), face=face,
-            decision={"score": decision.score, "accepted": decision.accepted, "threshold": decision.threshold,
-                      "target_far": decision.target_far})
+            person_id=request.person_id,
+            model=model_ref(rt.binding),
+            face=face,
+            decision={
+                "score": decision.score,
+                "accepted": decision.accepted,
+                "threshold": decision.threshold,
+                "target_far": decision.target_far,
+            },
+        )
 
     def Identify(self, request, context):
         rt = self._runtime()
         found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=face_probe)
         return face_pb2.IdentifyFaceResponse(
-            candidates=ops.candidates(found), identified=found.known,
-            best_id=found.matches[0].identity if found.known else "", threshold=found.threshold,
-            target_far=found.target_far, model=model_ref(rt.binding), face=found.info,
-            gallery_size=len(rt.gallery))
+            candidates=ops.candidates(found),
+            identified=found.known,
+            best_id=found.matches[0].identity if found.known else "",
+            threshold=found.threshold,
+            target_far=found.target_far,
+            model=model_ref(rt.binding),
+            face=found.info,
+            gallery_size=len(rt.gallery),
+        )
 
     def Delete(self, request, context):
         self._runtime().gallery.delete(request.person_id, actor=context.peer())
@@ -135,5 +167,4 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
 
     def List(self, request, context):
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
-        return face_pb2.ListFacesResponse(people=[identity_info(i) for i in infos], next_page_token=token,
-                                          total=total)
+        return face_pb2.ListFacesResponse(people=[identity_info(i) for i in infos], next_page_token=token, total=total)

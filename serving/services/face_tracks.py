@@ -47,10 +47,12 @@ class TrackOptions:
 
     @classmethod
     def from_message(cls, message: face_pb2.TrackOptions) -> TrackOptions:
-        options = cls(best_frames=message.best_frames or cls.best_frames,
-                      min_quality=message.min_quality or cls.min_quality,
-                      min_frames=message.min_frames or cls.min_frames,
-                      progress_every=message.progress_every or cls.progress_every)
+        options = cls(
+            best_frames=message.best_frames or cls.best_frames,
+            min_quality=message.min_quality or cls.min_quality,
+            min_frames=message.min_frames or cls.min_frames,
+            progress_every=message.progress_every or cls.progress_every,
+        )
         if options.best_frames > MAX_BEST_FRAMES:
             raise InvalidInput(f"best_frames {options.best_frames} is above the limit of {MAX_BEST_FRAMES}")
         if not 0.0 <= options.min_quality <= 1.0:
@@ -79,8 +81,9 @@ class OpenTrack:
 class TrackSession:
     """One EnrollTracks stream. ``feed`` each request, then ``finish``; both yield responses."""
 
-    def __init__(self, rt: FaceModality, *, store_media: bool, actor: str,
-                 timeout: Callable[[], float | None], workers: int = 2) -> None:
+    def __init__(
+        self, rt: FaceModality, *, store_media: bool, actor: str, timeout: Callable[[], float | None], workers: int = 2
+    ) -> None:
         self._rt, self._store_media, self._actor, self._timeout = rt, store_media, actor, timeout
         self._ledger = TrackLedger(rt.gallery)
         self._options: TrackOptions | None = None
@@ -135,8 +138,7 @@ class TrackSession:
             track = OpenTrack(track_id, gallery_validate.identity(request.person_id), dict(request.metadata))
             self._open[track_id] = track
         elif request.person_id and request.person_id != track.person_id:
-            raise InvalidInput(f"track {track_id!r} started as person {track.person_id!r}, "
-                               f"not {request.person_id!r}")
+            raise InvalidInput(f"track {track_id!r} started as person {track.person_id!r}, not {request.person_id!r}")
         return track
 
     def _read_frame(self, frame: face_pb2.Frame) -> tuple[str, object]:
@@ -187,29 +189,61 @@ class TrackSession:
         vectors = self._rt.embed(faces, self._timeout())
         template = vectors.mean(axis=0)
         media = [Media(_png(f.chip), "png/aligned-chip") for f in faces] if self._store_media else ()
-        committed = self._ledger.enroll(track.person_id, track.track_id, template, model=self._rt.binding,
-                                        media=media, metadata=track.metadata or None, actor=self._actor)
+        committed = self._ledger.enroll(
+            track.person_id,
+            track.track_id,
+            template,
+            model=self._rt.binding,
+            media=media,
+            metadata=track.metadata or None,
+            actor=self._actor,
+        )
         note = f"moved from person {committed.moved_from!r}" if committed.moved_from else ""
         if track.unreadable:
             note = "; ".join(filter(None, [note, f"{track.unreadable} frame(s) could not be read"]))
-        return self._result(track, accepted=True, reason=note, used=faces, replaced=committed.replaced,
-                            sequence=committed.sequence)
+        return self._result(
+            track, accepted=True, reason=note, used=faces, replaced=committed.replaced, sequence=committed.sequence
+        )
 
-    def _result(self, track: OpenTrack, *, accepted: bool, reason: str, used: list[AlignedFace] = (),
-                replaced: bool = False, sequence: int = 0) -> face_pb2.TrackResult:
+    def _result(
+        self,
+        track: OpenTrack,
+        *,
+        accepted: bool,
+        reason: str,
+        used: list[AlignedFace] = (),
+        replaced: bool = False,
+        sequence: int = 0,
+    ) -> face_pb2.TrackResult:
         scores = [f.quality.score for f in used]
         quality = face_pb2.TrackQuality(
-            mean_used=float(np.mean(scores)) if scores else 0.0, min_used=min(scores) if scores else 0.0,
-            max_all=track.best_seen, mean_all=track.quality_sum / track.with_face if track.with_face else 0.0)
-        return face_pb2.TrackResult(track_id=track.track_id, person_id=track.person_id, accepted=accepted,
-                                    reason=reason, frames_received=track.received, frames_with_face=track.with_face,
-                                    frames_used=len(used), quality=quality, replaced=replaced, sequence=sequence,
-                                    model=model_ref(self._rt.binding))
+            mean_used=float(np.mean(scores)) if scores else 0.0,
+            min_used=min(scores) if scores else 0.0,
+            max_all=track.best_seen,
+            mean_all=track.quality_sum / track.with_face if track.with_face else 0.0,
+        )
+        return face_pb2.TrackResult(
+            track_id=track.track_id,
+            person_id=track.person_id,
+            accepted=accepted,
+            reason=reason,
+            frames_received=track.received,
+            frames_with_face=track.with_face,
+            frames_used=len(used),
+            quality=quality,
+            replaced=replaced,
+            sequence=sequence,
+            model=model_ref(self._rt.binding),
+        )
 
     def _progress(self, track: OpenTrack) -> face_pb2.TrackProgress:
-        return face_pb2.TrackProgress(track_id=track.track_id, frames_received=track.received,
-                                      frames_with_face=track.with_face, tracks_done=self.tracks_done,
-                                      frames_total=self.frames_total)
+        return face_pb2.TrackProgress(
+            track_id=track.track_id,
+            frames_received=track.received,
+            frames_with_face=track.with_face,
+            tracks_done=self.tracks_done,
+            frames_total=self.frames_total,
+        )
 
 
 def _continuing(detections: list[FaceDetection], previous: np.ndarray | None) -> FaceDetection:
@@ -236,8 +270,10 @@ def _rejection(track: OpenTrack, usable: int, options: TrackOptions) -> str:
     if track.with_face == 0:
         unread = f" ({track.unreadable} could not be read)" if track.unreadable else ""
         return f"no face found in any of its {track.received} frames{unread}"
-    return (f"{usable} usable frame(s) with quality ≥ {options.min_quality:g} "
-            f"(best {track.best_seen:.2f}); at least {options.min_frames} needed")
+    return (
+        f"{usable} usable frame(s) with quality ≥ {options.min_quality:g} "
+        f"(best {track.best_seen:.2f}); at least {options.min_frames} needed"
+    )
 
 
 def _png(chip: np.ndarray) -> bytes:

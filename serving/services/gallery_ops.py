@@ -29,9 +29,18 @@ class Nouns:
     clip: str  # "utterance", "clip"
 
 
-def enroll(rt: AudioModality, identity: str, clips: Sequence[common_pb2.Audio], *, mode_value: int,
-           store_media: bool, metadata: Mapping[str, str], context: grpc.ServicerContext, timeout: float,
-           nouns: Nouns) -> tuple[EnrollResult, list[common_pb2.AudioInfo]]:
+def enroll(
+    rt: AudioModality,
+    identity: str,
+    clips: Sequence[common_pb2.Audio],
+    *,
+    mode_value: int,
+    store_media: bool,
+    metadata: Mapping[str, str],
+    context: grpc.ServicerContext,
+    timeout: float,
+    nouns: Nouns,
+) -> tuple[EnrollResult, list[common_pb2.AudioInfo]]:
     """Validate, embed every clip, and commit one enrollment (atomic: all clips or nothing)."""
     if not clips:
         raise InvalidInput(f"enrollment needs at least one {nouns.clip}")
@@ -44,9 +53,15 @@ def enroll(rt: AudioModality, identity: str, clips: Sequence[common_pb2.Audio], 
     if not exists and mode is not EnrollMode.CREATE:
         raise NotFound(f"{nouns.thing} {identity!r} is not enrolled; {mode.name} needs an existing {nouns.thing}")
     vectors, prepared = rt.embed(clips, timeout)
-    result = rt.gallery.enroll(identity, vectors, model=rt.binding, mode=mode,
-                               media=[audio_media(a) for a in clips] if store_media else (),
-                               metadata=dict(metadata), actor=context.peer())
+    result = rt.gallery.enroll(
+        identity,
+        vectors,
+        model=rt.binding,
+        mode=mode,
+        media=[audio_media(a) for a in clips] if store_media else (),
+        metadata=dict(metadata),
+        actor=context.peer(),
+    )
     return result, [audio_info(*p) for p in prepared]
 
 

@@ -50,8 +50,11 @@ def modality_service(pb2: ModuleType, pb2_grpc: ModuleType, service: str, servic
         raise KeyError(f"{pb2.__name__} defines no service {service!r}")
 
     def make(runtime: Runtime) -> Any:
-        return servicer(lambda: runtime.modality(modality), runtime.config.server.default_deadline_seconds,
-                        getattr(runtime.config, modality).store_media)
+        return servicer(
+            lambda: runtime.modality(modality),
+            runtime.config.server.default_deadline_seconds,
+            getattr(runtime.config, modality).store_media,
+        )
 
     return Service(descriptor.full_name, getattr(pb2_grpc, f"add_{service}Servicer_to_server"), make, (modality,))
 

@@ -28,25 +28,45 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
     def Embed(self, request, context):
         rt = self._runtime()
         vectors, prepared = rt.embed([request.audio], remaining(context, self._default_deadline))
-        return sound_pb2.EmbedSoundResponse(embedding={"values": vectors[0].tolist(), "model": model_ref(rt.binding)},
-                                            audio_info=audio_info(*prepared[0]))
+        return sound_pb2.EmbedSoundResponse(
+            embedding={"values": vectors[0].tolist(), "model": model_ref(rt.binding)},
+            audio_info=audio_info(*prepared[0]),
+        )
 
     def EnrollClass(self, request, context):
         rt = self._runtime()
-        result, _ = ops.enroll(rt, request.label, request.audio, mode_value=request.mode,
-                               store_media=request.store_media or self._store_media, metadata=request.metadata,
-                               context=context, timeout=remaining(context, self._default_deadline), nouns=NOUNS)
-        return sound_pb2.EnrollClassResponse(label=result.identity, num_samples=result.num_samples,
-                                             created=result.created, model=model_ref(rt.binding),
-                                             sequence=result.sequence)
+        result, _ = ops.enroll(
+            rt,
+            request.label,
+            request.audio,
+            mode_value=request.mode,
+            store_media=request.store_media or self._store_media,
+            metadata=request.metadata,
+            context=context,
+            timeout=remaining(context, self._default_deadline),
+            nouns=NOUNS,
+        )
+        return sound_pb2.EnrollClassResponse(
+            label=result.identity,
+            num_samples=result.num_samples,
+            created=result.created,
+            model=model_ref(rt.binding),
+            sequence=result.sequence,
+        )
 
     def Classify(self, request, context):
         rt = self._runtime()
         found = ops.search(rt, request, remaining(context, self._default_deadline))
         return sound_pb2.ClassifySoundResponse(
-            candidates=ops.candidates(found), known=found.known, label=found.matches[0].identity if found.known else "",
-            threshold=found.threshold, target_far=found.target_far, model=model_ref(rt.binding),
-            audio_info=found.info, classes=len(rt.gallery))
+            candidates=ops.candidates(found),
+            known=found.known,
+            label=found.matches[0].identity if found.known else "",
+            threshold=found.threshold,
+            target_far=found.target_far,
+            model=model_ref(rt.binding),
+            audio_info=found.info,
+            classes=len(rt.gallery),
+        )
 
     def DeleteClass(self, request, context):
         self._runtime().gallery.delete(request.label, actor=context.peer())
@@ -54,5 +74,6 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
 
     def ListClasses(self, request, context):
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
-        return sound_pb2.ListClassesResponse(classes=[identity_info(i) for i in infos], next_page_token=token,
-                                             total=total)
+        return sound_pb2.ListClassesResponse(
+            classes=[identity_info(i) for i in infos], next_page_token=token, total=total
+        )

@@ -25,16 +25,30 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
         vectors, prepared = rt.embed([request.audio], remaining(context, self._default_deadline))
         return speaker_pb2.EmbedSpeakerResponse(
             embedding={"values": vectors[0].tolist(), "model": model_ref(rt.binding)},
-            audio_info=audio_info(*prepared[0]))
+            audio_info=audio_info(*prepared[0]),
+        )
 
     def Enroll(self, request, context):
         rt = self._runtime()
-        result, infos = ops.enroll(rt, request.speaker_id, request.audio, mode_value=request.mode,
-                                   store_media=request.store_media or self._store_media, metadata=request.metadata,
-                                   context=context, timeout=remaining(context, self._default_deadline), nouns=NOUNS)
+        result, infos = ops.enroll(
+            rt,
+            request.speaker_id,
+            request.audio,
+            mode_value=request.mode,
+            store_media=request.store_media or self._store_media,
+            metadata=request.metadata,
+            context=context,
+            timeout=remaining(context, self._default_deadline),
+            nouns=NOUNS,
+        )
         return speaker_pb2.EnrollSpeakerResponse(
-            speaker_id=result.identity, num_samples=result.num_samples, created=result.created,
-            model=model_ref(rt.binding), sequence=result.sequence, audio_info=infos)
+            speaker_id=result.identity,
+            num_samples=result.num_samples,
+            created=result.created,
+            model=model_ref(rt.binding),
+            sequence=result.sequence,
+            audio_info=infos,
+        )
 
     def Verify(self, request, context):
         rt = self._runtime()
@@ -43,18 +57,30 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
         vector, model, info = ops.probe(rt, request, remaining(context, self._default_deadline))
         decision = decide(rt.gallery.score(request.speaker_id, vector, model=model), rt.card, request.target_far)
         return speaker_pb2.VerifySpeakerResponse(
-            speaker_id=request.speaker_id, model=model_ref(rt.binding), audio_info=info,
-            decision={"score": decision.score, "accepted": decision.accepted, "threshold": decision.threshold,
-                      "target_far": decision.target_far})
+            speaker_id=request.speaker_id,
+            model=model_ref(rt.binding),
+            audio_info=info,
+            decision={
+                "score": decision.score,
+                "accepted": decision.accepted,
+                "threshold": decision.threshold,
+                "target_far": decision.target_far,
+            },
+        )
 
     def Identify(self, request, context):
         rt = self._runtime()
         found = ops.search(rt, request, remaining(context, self._default_deadline))
         return speaker_pb2.IdentifySpeakerResponse(
-            candidates=ops.candidates(found), identified=found.known,
-            best_id=found.matches[0].identity if found.known else "", threshold=found.threshold,
-            target_far=found.target_far, model=model_ref(rt.binding), audio_info=found.info,
-            gallery_size=len(rt.gallery))
+            candidates=ops.candidates(found),
+            identified=found.known,
+            best_id=found.matches[0].identity if found.known else "",
+            threshold=found.threshold,
+            target_far=found.target_far,
+            model=model_ref(rt.binding),
+            audio_info=found.info,
+            gallery_size=len(rt.gallery),
+        )
 
     def Delete(self, request, context):
         self._runtime().gallery.delete(request.speaker_id, actor=context.peer())
@@ -62,5 +88,6 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
 
     def List(self, request, context):
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
-        return speaker_pb2.ListSpeakersResponse(speakers=[identity_info(i) for i in infos], next_page_token=token,
-                                                total=total)
+        return speaker_pb2.ListSpeakersResponse(
+            speakers=[identity_info(i) for i in infos], next_page_token=token, total=total
+        )

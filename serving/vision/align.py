@@ -36,22 +36,116 @@ DLIB_TEMPLATE_5 = np.array(DLIB_TEMPLATE_5_POINTS)  # [5, 2]; the card's image.a
 # dlib's 68-point mean face (get_face_chip_details, points 17…67 on the same unit square), from
 # which MTCNN's points are placed: eye centres = mean of points 36–41 (image-left eye) and 42–47,
 # nose tip = 30, mouth corners = 48 and 54.
-_MEAN_FACE_X = np.array([
-    0.000213256, 0.0752622, 0.18113, 0.29077, 0.393397, 0.586856, 0.689483, 0.799124,
-    0.904991, 0.98004, 0.490127, 0.490127, 0.490127, 0.490127, 0.36688, 0.426036,
-    0.490127, 0.554217, 0.613373, 0.121737, 0.187122, 0.265825, 0.334606, 0.260918,
-    0.182743, 0.645647, 0.714428, 0.793132, 0.858516, 0.79751, 0.719335, 0.254149,
-    0.340985, 0.428858, 0.490127, 0.551395, 0.639268, 0.726104, 0.642159, 0.556721,
-    0.490127, 0.423532, 0.338094, 0.290379, 0.428096, 0.490127, 0.552157, 0.689874,
-    0.553364, 0.490127, 0.42689])
-_MEAN_FACE_Y = np.array([
-    0.106454, 0.038915, 0.0187482, 0.0344891, 0.0773906, 0.0773906, 0.0344891,
-    0.0187482, 0.038915, 0.106454, 0.203352, 0.307009, 0.409805, 0.515625, 0.587326,
-    0.609345, 0.628106, 0.609345, 0.587326, 0.216423, 0.178758, 0.179852, 0.231733,
-    0.245099, 0.244077, 0.231733, 0.179852, 0.178758, 0.216423, 0.244077, 0.245099,
-    0.780233, 0.745405, 0.727388, 0.742578, 0.727388, 0.745405, 0.780233, 0.864805,
-    0.902192, 0.909281, 0.902192, 0.864805, 0.784792, 0.778746, 0.785343, 0.778746,
-    0.784792, 0.824182, 0.831803, 0.824182])
+_MEAN_FACE_X = np.array(
+    [
+        0.000213256,
+        0.0752622,
+        0.18113,
+        0.29077,
+        0.393397,
+        0.586856,
+        0.689483,
+        0.799124,
+        0.904991,
+        0.98004,
+        0.490127,
+        0.490127,
+        0.490127,
+        0.490127,
+        0.36688,
+        0.426036,
+        0.490127,
+        0.554217,
+        0.613373,
+        0.121737,
+        0.187122,
+        0.265825,
+        0.334606,
+        0.260918,
+        0.182743,
+        0.645647,
+        0.714428,
+        0.793132,
+        0.858516,
+        0.79751,
+        0.719335,
+        0.254149,
+        0.340985,
+        0.428858,
+        0.490127,
+        0.551395,
+        0.639268,
+        0.726104,
+        0.642159,
+        0.556721,
+        0.490127,
+        0.423532,
+        0.338094,
+        0.290379,
+        0.428096,
+        0.490127,
+        0.552157,
+        0.689874,
+        0.553364,
+        0.490127,
+        0.42689,
+    ]
+)
+_MEAN_FACE_Y = np.array(
+    [
+        0.106454,
+        0.038915,
+        0.0187482,
+        0.0344891,
+        0.0773906,
+        0.0773906,
+        0.0344891,
+        0.0187482,
+        0.038915,
+        0.106454,
+        0.203352,
+        0.307009,
+        0.409805,
+        0.515625,
+        0.587326,
+        0.609345,
+        0.628106,
+        0.609345,
+        0.587326,
+        0.216423,
+        0.178758,
+        0.179852,
+        0.231733,
+        0.245099,
+        0.244077,
+        0.231733,
+        0.179852,
+        0.178758,
+        0.216423,
+        0.244077,
+        0.245099,
+        0.780233,
+        0.745405,
+        0.727388,
+        0.742578,
+        0.727388,
+        0.745405,
+        0.780233,
+        0.864805,
+        0.902192,
+        0.909281,
+        0.902192,
+        0.864805,
+        0.784792,
+        0.778746,
+        0.785343,
+        0.778746,
+        0.784792,
+        0.824182,
+        0.831803,
+        0.824182,
+    ]
+)
 
 
 def _mean_face(indices: range | list[int]) -> np.ndarray:
@@ -60,8 +154,9 @@ def _mean_face(indices: range | list[int]) -> np.ndarray:
 
 
 # MTCNN's order: image-left eye centre, image-right eye centre, nose tip, mouth-left, mouth-right.
-MTCNN_TEMPLATE_5 = np.stack([_mean_face(range(36, 42)), _mean_face(range(42, 48)), _mean_face([30]),
-                             _mean_face([48]), _mean_face([54])])
+MTCNN_TEMPLATE_5 = np.stack(
+    [_mean_face(range(36, 42)), _mean_face(range(42, 48)), _mean_face([30]), _mean_face([48]), _mean_face([54])]
+)
 
 
 @dataclass(frozen=True)
@@ -98,8 +193,9 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, 
     return m, mean_dst - m @ mean_src
 
 
-def chip_details(image_points: np.ndarray, unit_template: np.ndarray, size: int = CHIP_SIZE,
-                 padding: float = CHIP_PADDING) -> ChipDetails:
+def chip_details(
+    image_points: np.ndarray, unit_template: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING
+) -> ChipDetails:
     """dlib's ``chip_details(chip_points, img_points, chip_dims(size, size))`` for a template given
     on the unit face square ([P, 2]); ``image_points`` [P, 2] in the same order."""
     chip_points = (padding + np.asarray(unit_template, dtype=np.float64)) / (2 * padding + 1) * size
@@ -123,6 +219,7 @@ def chip_transform(points5: np.ndarray, size: int = CHIP_SIZE, padding: float = 
 
 
 # --------------------------------------------------------------------------- dlib's sampling
+
 
 def _area(rect: np.ndarray) -> float:
     left, top, right, bottom = rect
@@ -234,7 +331,9 @@ def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
     center = np.array([(rect[0] + rect[2]) / 2.0, (rect[1] + rect[3]) / 2.0])
     rotated = _rotate(center, _corners(rect), angle)
     grown = np.concatenate([rotated.min(0) - grow, rotated.max(0) + grow])
-    clipped = np.array([max(grown[0], 0.0), max(grown[1], 0.0), min(grown[2], width - 1.0), min(grown[3], height - 1.0)])
+    clipped = np.array(
+        [max(grown[0], 0.0), max(grown[1], 0.0), min(grown[2], width - 1.0), min(grown[3], height - 1.0)]
+    )
     box = _round_rect(clipped)
     if box[0] > box[2] or box[1] > box[3]:
         return np.zeros((size, size, 3), np.uint8)  # the chip lies entirely outside the image
@@ -256,8 +355,13 @@ def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
     return _bilinear(source, x, y).reshape(size, size, 3)
 
 
-def face_chip(image: np.ndarray, points5: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING,
-              template: np.ndarray = DLIB_TEMPLATE_5) -> np.ndarray:
+def face_chip(
+    image: np.ndarray,
+    points5: np.ndarray,
+    size: int = CHIP_SIZE,
+    padding: float = CHIP_PADDING,
+    template: np.ndarray = DLIB_TEMPLATE_5,
+) -> np.ndarray:
     """``dlib.get_face_chip(image, det, size, padding)`` from dlib's 5 landmarks [5, 2] (x, y).
 
     ``image``: RGB uint8 [H, W, 3]; ``template`` [5, 2]: the points' places on the unit face
@@ -266,8 +370,9 @@ def face_chip(image: np.ndarray, points5: np.ndarray, size: int = CHIP_SIZE, pad
     return extract_chip(image, chip_details(points5, template, size, padding))
 
 
-def fallback_chip_from_mtcnn(image: np.ndarray, mtcnn_landmarks: np.ndarray, size: int = CHIP_SIZE,
-                             padding: float = CHIP_PADDING) -> np.ndarray:
+def fallback_chip_from_mtcnn(
+    image: np.ndarray, mtcnn_landmarks: np.ndarray, size: int = CHIP_SIZE, padding: float = CHIP_PADDING
+) -> np.ndarray:
     """A chip from MTCNN's own 5 points [5, 2] (eye centres, nose tip, mouth corners), fitted by
     similarity to dlib's mean face; same sampling as :func:`face_chip`. Less faithful to dlib's
     alignment (notes: descriptor L2 0.12–0.17 from dlib's own chips), hence only a fallback."""

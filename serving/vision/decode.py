@@ -48,8 +48,9 @@ def decode_encoded(data: bytes, limits: ImageLimits = ImageLimits()) -> np.ndarr
     return np.ascontiguousarray(rgb)
 
 
-def decode_raw(data: bytes, width: int, height: int, pixel_format: str,
-               limits: ImageLimits = ImageLimits()) -> np.ndarray:
+def decode_raw(
+    data: bytes, width: int, height: int, pixel_format: str, limits: ImageLimits = ImageLimits()
+) -> np.ndarray:
     """Raw row-major pixels → RGB uint8 [H, W, 3]; ``pixel_format`` in ``RAW_FORMATS``."""
     channels = RAW_FORMATS.get(pixel_format)
     if channels is None:
@@ -59,8 +60,9 @@ def decode_raw(data: bytes, width: int, height: int, pixel_format: str,
     _check_size(width, height, limits)
     expected = width * height * channels
     if len(data) != expected:
-        raise InvalidInput(f"raw {pixel_format.upper()} image of {width}×{height} needs {expected} bytes, "
-                           f"got {len(data)}")
+        raise InvalidInput(
+            f"raw {pixel_format.upper()} image of {width}×{height} needs {expected} bytes, got {len(data)}"
+        )
     pixels = np.frombuffer(data, dtype=np.uint8).reshape(height, width, channels)
     if pixel_format == "gray8":
         pixels = np.repeat(pixels, 3, axis=2)
@@ -71,7 +73,9 @@ def decode_raw(data: bytes, width: int, height: int, pixel_format: str,
 
 def _check_size(width: int, height: int, limits: ImageLimits) -> None:
     if width * height > limits.max_pixels:
-        raise Overloaded(f"the image is {width}×{height} = {width * height / 1e6:.1f} MP; "
-                         f"the limit is {limits.max_pixels / 1e6:.1f} MP")
+        raise Overloaded(
+            f"the image is {width}×{height} = {width * height / 1e6:.1f} MP; "
+            f"the limit is {limits.max_pixels / 1e6:.1f} MP"
+        )
     if min(width, height) < limits.min_side:
         raise InvalidInput(f"the image is {width}×{height}; both sides must be at least {limits.min_side} px")

@@ -30,7 +30,6 @@ import numpy as np
 from contracts.landmarks_npz import read_landmarks_npz
 
 
-
 def _similarity_m(src_centered: np.ndarray, dst: np.ndarray) -> np.ndarray:
     """The 2×2 part (c·R) of the least-squares similarity src → dst ([P, 2] each) in float64.
 
@@ -87,8 +86,13 @@ class ShapePredictor5:
         c, t, s, _ = self.split_idx.shape
         f = self.anchor_idx.shape[1]
         p = self.initial_shape.shape[0]
-        expected = {"anchor_idx": (c, f), "deltas": (c, f, 2), "split_thresh": (c, t, s),
-                    "leaf_values": (c, t, s + 1, p, 2), "initial_shape": (p, 2)}
+        expected = {
+            "anchor_idx": (c, f),
+            "deltas": (c, f, 2),
+            "split_thresh": (c, t, s),
+            "leaf_values": (c, t, s + 1, p, 2),
+            "initial_shape": (p, 2),
+        }
         for name, shape in expected.items():
             if getattr(self, name).shape != shape:
                 raise ValueError(f"{name} has shape {getattr(self, name).shape}, expected {shape}")
@@ -97,11 +101,13 @@ class ShapePredictor5:
         if self.split_idx.min() < 0 or self.split_idx.max() >= f or self.anchor_idx.max() >= p:
             raise ValueError("split or anchor index out of range")
         # Contiguous per-cascade views for predict(): gathers from strided arrays cost 2× more.
-        flat = {"_idx1": np.ascontiguousarray(self.split_idx[..., 0].reshape(c, -1), dtype=np.intp),
-                "_idx2": np.ascontiguousarray(self.split_idx[..., 1].reshape(c, -1), dtype=np.intp),
-                "_thresh": np.ascontiguousarray(self.split_thresh.reshape(c, -1)),
-                "_leaves": np.ascontiguousarray(self.leaf_values.reshape(c, t * (s + 1), p, 2)),
-                "_init_centered": self.initial_shape.astype(np.float64) - self.initial_shape.astype(np.float64).mean(0)}
+        flat = {
+            "_idx1": np.ascontiguousarray(self.split_idx[..., 0].reshape(c, -1), dtype=np.intp),
+            "_idx2": np.ascontiguousarray(self.split_idx[..., 1].reshape(c, -1), dtype=np.intp),
+            "_thresh": np.ascontiguousarray(self.split_thresh.reshape(c, -1)),
+            "_leaves": np.ascontiguousarray(self.leaf_values.reshape(c, t * (s + 1), p, 2)),
+            "_init_centered": self.initial_shape.astype(np.float64) - self.initial_shape.astype(np.float64).mean(0),
+        }
         for name, value in flat.items():
             object.__setattr__(self, name, value)
 
@@ -165,7 +171,7 @@ class ShapePredictor5:
         unit = self.initial_shape.astype(np.float64)
         pts = np.asarray(points, dtype=np.float64)
         du, dp = unit - unit.mean(0), pts - pts.mean(0)
-        scale = float((du * dp).sum() / (du ** 2).sum())
+        scale = float((du * dp).sum() / (du**2).sum())
         left, top = pts.mean(0) - scale * unit.mean(0)
         return np.round(np.array([left, top, left + scale, top + scale])).astype(np.float32)
 

@@ -77,8 +77,9 @@ def _average(sums: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray
     return (sums.astype(_F32) / kh / kw).transpose(0, 3, 1, 2)
 
 
-def area_resize(table: np.ndarray, top: np.ndarray, left: np.ndarray, height: np.ndarray, width: np.ndarray,
-                size: tuple[int, int]) -> np.ndarray:
+def area_resize(
+    table: np.ndarray, top: np.ndarray, left: np.ndarray, height: np.ndarray, width: np.ndarray, size: tuple[int, int]
+) -> np.ndarray:
     """torch ``interpolate(mode="area")`` of K image regions, from the image's integral ``table``.
 
     Region k is rows ``top[k] : top[k] + height[k]``, columns ``left[k] : left[k] + width[k]``
@@ -91,8 +92,12 @@ def area_resize(table: np.ndarray, top: np.ndarray, left: np.ndarray, height: np
     pixels = table.reshape(-1, table.shape[2])
     rows0, rows1 = (r0 * table.shape[1])[:, :, None], (r1 * table.shape[1])[:, :, None]
     cols0, cols1 = c0[:, None, :], c1[:, None, :]
-    sums = (np.take(pixels, rows1 + cols1, axis=0) - np.take(pixels, rows0 + cols1, axis=0)
-            - np.take(pixels, rows1 + cols0, axis=0) + np.take(pixels, rows0 + cols0, axis=0))
+    sums = (
+        np.take(pixels, rows1 + cols1, axis=0)
+        - np.take(pixels, rows0 + cols1, axis=0)
+        - np.take(pixels, rows1 + cols0, axis=0)
+        + np.take(pixels, rows0 + cols0, axis=0)
+    )
     return _average(sums, r1 - r0, c1 - c0)
 
 
@@ -139,8 +144,15 @@ def regress(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """``bbreg``: shift corners by ``offsets`` [N, 4] times the +1-convention width/height (in place)."""
     w = boxes[:, 2] - boxes[:, 0] + 1
     h = boxes[:, 3] - boxes[:, 1] + 1
-    shifted = np.stack([boxes[:, 0] + offsets[:, 0] * w, boxes[:, 1] + offsets[:, 1] * h,
-                        boxes[:, 2] + offsets[:, 2] * w, boxes[:, 3] + offsets[:, 3] * h], axis=1)
+    shifted = np.stack(
+        [
+            boxes[:, 0] + offsets[:, 0] * w,
+            boxes[:, 1] + offsets[:, 1] * h,
+            boxes[:, 2] + offsets[:, 2] * w,
+            boxes[:, 3] + offsets[:, 3] * h,
+        ],
+        axis=1,
+    )
     boxes[:, :4] = shifted
     return boxes
 
@@ -167,8 +179,17 @@ def _session(path: Path, threads: int) -> ort.InferenceSession:
 class MtcnnDetector:
     """Faces in one RGB image: boxes, 5 landmarks and probabilities, as facenet-pytorch's MTCNN."""
 
-    def __init__(self, pnet: Path, rnet: Path, onet: Path, *, threads: int = 1, min_face_size: int = 20,
-                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), factor: float = 0.709) -> None:
+    def __init__(
+        self,
+        pnet: Path,
+        rnet: Path,
+        onet: Path,
+        *,
+        threads: int = 1,
+        min_face_size: int = 20,
+        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+        factor: float = 0.709,
+    ) -> None:
         self.pnet, self.rnet, self.onet = (_session(p, threads) for p in (pnet, rnet, onet))
         self.min_face_size = min_face_size
         self.thresholds = thresholds
@@ -204,8 +225,10 @@ class MtcnnDetector:
             return []
         boxes, points = self._output(table, boxes, height, width)
         order = np.argsort(-boxes[:, 4], kind="stable")
-        return [FaceDetection(box=boxes[i, :4].copy(), landmarks=points[i].copy(), probability=float(boxes[i, 4]))
-                for i in order]
+        return [
+            FaceDetection(box=boxes[i, :4].copy(), landmarks=points[i].copy(), probability=float(boxes[i, 4]))
+            for i in order
+        ]
 
     def _proposals(self, table: np.ndarray, height: int, width: int, scales: list[float]) -> np.ndarray:
         """Stage 1: P-net over the pyramid → squared candidate boxes [N, 5] (x1, y1, x2, y2, score)."""
@@ -220,12 +243,21 @@ class MtcnnDetector:
         windows = windows[nms_iou(windows[:, :4], windows[:, 4], 0.7)]
         w = windows[:, 2] - windows[:, 0]
         h = windows[:, 3] - windows[:, 1]
-        boxes = np.stack([windows[:, 0] + windows[:, 5] * w, windows[:, 1] + windows[:, 6] * h,
-                          windows[:, 2] + windows[:, 7] * w, windows[:, 3] + windows[:, 8] * h, windows[:, 4]], axis=1)
+        boxes = np.stack(
+            [
+                windows[:, 0] + windows[:, 5] * w,
+                windows[:, 1] + windows[:, 6] * h,
+                windows[:, 2] + windows[:, 7] * w,
+                windows[:, 3] + windows[:, 8] * h,
+                windows[:, 4],
+            ],
+            axis=1,
+        )
         return square(boxes)
 
-    def _crops(self, table: np.ndarray, boxes: np.ndarray, height: int, width: int,
-               size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _crops(
+        self, table: np.ndarray, boxes: np.ndarray, height: int, width: int, size: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Normalised [K, 3, size, size] resamplings of the boxes' clipped windows, and which boxes had one.
 
         The reference crops ``image[y − 1 : ey, x − 1 : ex]`` (no padding outside the image); a box
@@ -249,8 +281,7 @@ class MtcnnDetector:
         keep = nms_iou(boxes[:, :4], boxes[:, 4], 0.7)
         return square(regress(boxes[keep], regression[passed][keep]))
 
-    def _output(self, table: np.ndarray, boxes: np.ndarray, height: int,
-                width: int) -> tuple[np.ndarray, np.ndarray]:
+    def _output(self, table: np.ndarray, boxes: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Stage 3: O-net on 48×48 crops → final boxes [N, 5] and landmarks [N, 5, 2]."""
         crops, valid = self._crops(table, boxes, height, width, 48)
         boxes = boxes[valid]

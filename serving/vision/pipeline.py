@@ -29,8 +29,13 @@ class FacePipeline:
     """Detect and align faces for one embedder's chip geometry (its card's ``image.alignment``:
     chip size S, padding and the 5-point template)."""
 
-    def __init__(self, detector: MtcnnDetector, landmarks: ShapePredictor5 | None, alignment: Alignment,
-                 quality: QualityConfig = QualityConfig()) -> None:
+    def __init__(
+        self,
+        detector: MtcnnDetector,
+        landmarks: ShapePredictor5 | None,
+        alignment: Alignment,
+        quality: QualityConfig = QualityConfig(),
+    ) -> None:
         self.detector, self.landmarks, self.quality = detector, landmarks, quality
         self.chip_size, self.padding = alignment.chip_size, alignment.padding
         self.template = np.asarray(alignment.template, dtype=np.float64)
@@ -69,8 +74,10 @@ class FacePipeline:
     def client_crop(self, image: np.ndarray) -> AlignedFace:
         """A crop the client aligned itself: it must already have the model's chip size."""
         if image.shape[:2] != (self.chip_size, self.chip_size):
-            raise InvalidInput(f"an aligned crop must be {self.chip_size}×{self.chip_size} RGB for this model, "
-                               f"got {image.shape[1]}×{image.shape[0]}")
+            raise InvalidInput(
+                f"an aligned crop must be {self.chip_size}×{self.chip_size} RGB for this model, "
+                f"got {image.shape[1]}×{image.shape[0]}"
+            )
         return AlignedFace(None, image, frame_quality(None, image, self.quality))
 
     def main_face(self, image: np.ndarray) -> AlignedFace:

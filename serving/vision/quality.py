@@ -35,14 +35,19 @@ class FrameQuality:
     frontal: float  # 1 frontal … 0 profile
 
     def as_dict(self) -> dict[str, float]:
-        return {"score": self.score, "probability": self.probability, "size": self.size,
-                "sharpness": self.sharpness, "frontal": self.frontal}
+        return {
+            "score": self.score,
+            "probability": self.probability,
+            "size": self.size,
+            "sharpness": self.sharpness,
+            "frontal": self.frontal,
+        }
 
 
 def laplacian_variance(chip: np.ndarray) -> float:
     """Variance of the 4-neighbour Laplacian of an RGB uint8 chip [S, S, 3] in grey levels."""
     grey = chip.astype(np.float32) @ _GREY
-    lap = (grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4.0 * grey[1:-1, 1:-1])
+    lap = grey[1:-1, :-2] + grey[1:-1, 2:] + grey[:-2, 1:-1] + grey[2:, 1:-1] - 4.0 * grey[1:-1, 1:-1]
     return float(lap.var())
 
 
@@ -53,12 +58,13 @@ def frontal_factor(landmarks: np.ndarray, profile_offset: float = 0.5) -> float:
     distance = float(np.hypot(*axis))
     if distance < 1e-6:
         return 0.0
-    offset = abs(float(np.dot(nose - (left + right) / 2, axis)) / distance ** 2)
+    offset = abs(float(np.dot(nose - (left + right) / 2, axis)) / distance**2)
     return float(np.clip(1.0 - offset / profile_offset, 0.0, 1.0))
 
 
-def frame_quality(detection: FaceDetection | None, chip: np.ndarray,
-                  config: QualityConfig = QualityConfig()) -> FrameQuality:
+def frame_quality(
+    detection: FaceDetection | None, chip: np.ndarray, config: QualityConfig = QualityConfig()
+) -> FrameQuality:
     """Quality of one aligned face. ``detection`` is None for a client-aligned crop (sharpness only)."""
     sharpness = laplacian_variance(chip)
     sharp = sharpness / (sharpness + config.half_sharpness)

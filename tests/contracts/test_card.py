@@ -28,8 +28,9 @@ def speaker_raw(models_dir: Path) -> dict:
 
 
 def test_committed_schema_matches_the_types() -> None:
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), \
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
         "contracts/card.schema.json drifted from contracts/card.py: run `python -m contracts.schema`"
+    )
 
 
 def test_every_card_of_the_pack_validates_both_ways(models_dir: Path) -> None:
@@ -108,9 +109,11 @@ def test_write_card_refuses_an_invalid_assignment_and_writes_atomically(speaker_
 
 
 def test_contracts_import_without_torch_grpc_or_onnxruntime() -> None:
-    code = ("import sys, contracts.card, contracts.schema, contracts.trials, contracts.waveforms, "
-            "contracts.landmarks_npz, contracts.atomic, contracts.face_geometry; "
-            "print(sorted(m for m in ('torch', 'grpc', 'onnxruntime', 'serving', 'training', 'export') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, contracts.card, contracts.schema, contracts.trials, contracts.waveforms, "
+        "contracts.landmarks_npz, contracts.atomic, contracts.face_geometry; "
+        "print(sorted(m for m in ('torch', 'grpc', 'onnxruntime', 'serving', 'training', 'export') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -25,9 +25,14 @@ def test_trial_lines_round_trip_and_bad_lines_name_where(tmp_path: Path) -> None
 def _arrays() -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     c, t, s, p, f = 2, 3, 7, 5, 4
-    return {"initial_shape": rng.random((p, 2)), "anchor_idx": rng.integers(0, p, (c, f)),
-            "deltas": rng.random((c, f, 2)), "split_idx": rng.integers(0, f, (c, t, s, 2)),
-            "split_thresh": rng.random((c, t, s)), "leaf_values": rng.random((c, t, s + 1, p, 2))}
+    return {
+        "initial_shape": rng.random((p, 2)),
+        "anchor_idx": rng.integers(0, p, (c, f)),
+        "deltas": rng.random((c, f, 2)),
+        "split_idx": rng.integers(0, f, (c, t, s, 2)),
+        "split_thresh": rng.random((c, t, s)),
+        "leaf_values": rng.random((c, t, s + 1, p, 2)),
+    }
 
 
 def test_landmark_npz_round_trips_with_its_dtypes(tmp_path: Path) -> None:

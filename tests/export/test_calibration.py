@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contracts.trials import DevTrials, Trial
 from export.calibration import calibrate, trial_scores
 from training.data.manifest import ManifestRecord, write_manifest
-from contracts.trials import DevTrials, Trial
 
 
 def _dev(tmp_path: Path, n_speakers: int = 40) -> tuple[DevTrials, dict[Path, np.ndarray]]:
@@ -45,8 +45,9 @@ def test_scores_are_cosines_of_mean_templates_and_refused_files_are_left_out(tmp
 
 def test_calibration_section_has_thresholds_eer_and_a_det_plot(tmp_path):
     dev, vectors = _dev(tmp_path)
-    section = card_json_section(calibrate(lambda paths: np.stack([vectors[p] for p in paths]), dev, tmp_path,
-                                          plot=tmp_path / "det.png"))
+    section = card_json_section(
+        calibrate(lambda paths: np.stack([vectors[p] for p in paths]), dev, tmp_path, plot=tmp_path / "det.png")
+    )
     assert section["dev_trials"] == "toy-dev" and section["n_target"] == 40 and section["n_nontarget"] == 1560
     assert [t["far"] for t in section["thresholds"]] == [0.01, 0.001]  # 0.0001 needs 10,000 non-targets
     assert 0 <= section["eer"] < 0.5 and section["eer_by_group"]["by"] == "test_channel"

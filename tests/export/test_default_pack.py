@@ -19,8 +19,12 @@ from serving.models.repository import ModelRepository
 
 DETECTORS = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 
-TOLERANCES = {"model": ("max_abs_diff", 1e-4), "graph": ("max_abs_diff", 1e-4),
-              "utterance": ("min_cosine", 0.999), "padding": ("max_abs_diff", 1e-5)}
+TOLERANCES = {
+    "model": ("max_abs_diff", 1e-4),
+    "graph": ("max_abs_diff", 1e-4),
+    "utterance": ("min_cosine", 0.999),
+    "padding": ("max_abs_diff", 1e-5),
+}
 
 
 def test_speaker_card_records_parity_and_calibration(models_dir):
@@ -90,6 +94,7 @@ def test_detector_serves_from_the_pack(detector_pack):
     # The gateway's own loader and pipeline on the built nets find the face facenet-pytorch finds
     # (the full comparison, with its tolerances, is tests/serving/vision/test_mtcnn.py).
     from skimage import data as skimage_data  # the `models` extra: a missing install must fail, not skip
+
     from export.importers.torchvision_stub import ensure_torchvision
     from serving.vision.mtcnn import MtcnnDetector
 

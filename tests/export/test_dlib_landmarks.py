@@ -9,12 +9,12 @@ import math
 import numpy as np
 import pytest
 
+from contracts.card import load_card
+from contracts.landmarks_npz import write_landmarks_npz
 from export.card import sha256_file
 from export.importers import dlib_landmarks
 from export.importers.dlib_format import DlibFormatError
 from export.parity import ParityError
-from contracts.card import load_card
-from contracts.landmarks_npz import write_landmarks_npz
 from serving.offline import landmark_predictor
 from serving.vision.landmarks import ShapePredictor5
 
@@ -73,9 +73,11 @@ def test_landmarks_match_dlib_on_unseen_variants(published, reference):
     rng = np.random.default_rng(3)
     faces = dlib_landmarks.real_faces()
     hopper = Image.fromarray(faces["grace_hopper"])
-    images = {"hopper-rot30": np.asarray(hopper.rotate(30, Image.BILINEAR, expand=True)),
-              "hopper-x0.45": np.asarray(hopper.resize((round(hopper.width * 0.45), round(hopper.height * 0.45)))),
-              "astronaut-crop": faces["astronaut"][40:260, 120:330].copy()}
+    images = {
+        "hopper-rot30": np.asarray(hopper.rotate(30, Image.BILINEAR, expand=True)),
+        "hopper-x0.45": np.asarray(hopper.resize((round(hopper.width * 0.45), round(hopper.height * 0.45)))),
+        "astronaut-crop": faces["astronaut"][40:260, 120:330].copy(),
+    }
     worst, cases = 0.0, 0
     for name, image in images.items():
         rects = dlib.get_frontal_face_detector()(image, 1)
@@ -95,10 +97,21 @@ def test_landmarks_match_dlib_on_unseen_variants(published, reference):
 def test_a_wrong_model_fails_parity(published, tmp_path):
     """Parity can fail: thresholds off by one grey level move points by a pixel or more somewhere."""
     model = ShapePredictor5.load(published / "model.npz")
-    broken = ShapePredictor5(model.initial_shape, model.anchor_idx, model.deltas, model.split_idx,
-                             model.split_thresh + 1.0, model.leaf_values)
-    path = write_landmarks_npz(tmp_path / "broken.npz", {name: getattr(broken, name) for name in (
-        "initial_shape", "anchor_idx", "deltas", "split_idx", "split_thresh", "leaf_values")})
+    broken = ShapePredictor5(
+        model.initial_shape,
+        model.anchor_idx,
+        model.deltas,
+        model.split_idx,
+        model.split_thresh + 1.0,
+        model.leaf_values,
+    )
+    path = write_landmarks_npz(
+        tmp_path / "broken.npz",
+        {
+            name: getattr(broken, name)
+            for name in ("initial_shape", "anchor_idx", "deltas", "split_idx", "split_thresh", "leaf_values")
+        },
+    )
     with pytest.raises(ParityError, match="landmarks_px"):
         dlib_landmarks.measure_parity(path, landmark_predictor, {"astronaut": dlib_landmarks.real_faces()["astronaut"]})
 
@@ -113,6 +126,7 @@ def test_sub_pixel_points_round_to_dlibs(published, reference):
 
 
 # --------------------------------------------------------------------------- a tiny model of our own
+
 
 def _int(value: int) -> bytes:
     """dlib's integer: control byte (byte count, 0x80 if negative), little-endian magnitude; zero
@@ -135,22 +149,29 @@ def _vector(items: list[bytes]) -> bytes:
     return _int(len(items)) + b"".join(items)
 
 
-def tiny_predictor(rng: np.random.Generator, cascades: int = 3, trees: int = 4, depth: int = 2,
-                   features: int = 12) -> bytes:
+def tiny_predictor(
+    rng: np.random.Generator, cascades: int = 3, trees: int = 4, depth: int = 2, features: int = 12
+) -> bytes:
     """A random but well-formed ``dlib::shape_predictor``, serialized as dlib does."""
     mean_face = np.array([0.78, 0.35, 0.62, 0.35, 0.23, 0.35, 0.38, 0.35, 0.5, 0.66])
     splits, leaves = 2**depth - 1, 2**depth
 
     def tree() -> bytes:
-        split_bytes = [_int(int(rng.integers(features))) + _int(int(rng.integers(features)))
-                       + _float(rng.uniform(-40, 40)) for _ in range(splits)]
+        split_bytes = [
+            _int(int(rng.integers(features))) + _int(int(rng.integers(features))) + _float(rng.uniform(-40, 40))
+            for _ in range(splits)
+        ]
         leaf_bytes = [_column(rng.normal(0, 0.02, 10)) for _ in range(leaves)]
         return _vector(split_bytes) + _vector(leaf_bytes)
 
     forests = _vector([_vector([tree() for _ in range(trees)]) for _ in range(cascades)])
     anchors = _vector([_vector([_int(int(rng.integers(5))) for _ in range(features)]) for _ in range(cascades)])
-    deltas = _vector([_vector([_float(rng.uniform(-0.3, 0.3)) + _float(rng.uniform(-0.3, 0.3))
-                               for _ in range(features)]) for _ in range(cascades)])
+    deltas = _vector(
+        [
+            _vector([_float(rng.uniform(-0.3, 0.3)) + _float(rng.uniform(-0.3, 0.3)) for _ in range(features)])
+            for _ in range(cascades)
+        ]
+    )
     return _int(1) + _column(mean_face) + forests + anchors + deltas
 
 

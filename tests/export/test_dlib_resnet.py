@@ -21,22 +21,32 @@ from export.parity import ParityError, compare, onnx_session, require
 # The reader, on hand-made bytes
 
 
-@pytest.mark.parametrize("data, value", [("0102", 2), ("811c", -28), ("00", 0), ("0100", 0), ("020001", 256),
-                                         ("0400000080", 2**31), ("88ffffffffffffff7f", -(2**63 - 1))])
+@pytest.mark.parametrize(
+    "data, value",
+    [
+        ("0102", 2),
+        ("811c", -28),
+        ("00", 0),
+        ("0100", 0),
+        ("020001", 256),
+        ("0400000080", 2**31),
+        ("88ffffffffffffff7f", -(2**63 - 1)),
+    ],
+)
 def test_integers(data, value):
     r = DlibReader(bytes.fromhex(data))
     assert r.int() == value and r.at_end()
 
 
 def test_float_example_from_the_notes():
-    r = DlibReader(bytes.fromhex("030ad7a3811c" "030ad7a3811c"))
+    r = DlibReader(bytes.fromhex("030ad7a3811c030ad7a3811c"))
     assert r.float() == 10737418 * 2.0**-28 and abs(10737418 * 2.0**-28 - 0.04) < 1e-8
     assert r.float32() == np.float32(0.04) and r.at_end()
 
 
 def test_float_specials_and_zero():
     # mantissa 0 with exponents 32000 / 32001 / 32002 (0x7d00.. little endian) and dlib's 0.0 as a double.
-    r = DlibReader(bytes.fromhex("0100" "02007d" "0100" "02017d" "0100" "02027d" "0100" "010b"))
+    r = DlibReader(bytes.fromhex("010002007d010002017d010002027d0100010b"))
     assert r.float() == math.inf and r.float() == -math.inf and math.isnan(r.float()) and r.float() == 0.0
 
 
@@ -47,7 +57,11 @@ def test_string_bool_vector():
 
 
 def test_tensor_and_alias_tensor():
-    data = bytes.fromhex("0102 0101 0102 0101 0101") + struct.pack("<2f", 1.5, -2.0) + bytes.fromhex("0101 0101 0120 0101 0101")
+    data = (
+        bytes.fromhex("0102 0101 0102 0101 0101")
+        + struct.pack("<2f", 1.5, -2.0)
+        + bytes.fromhex("0101 0101 0120 0101 0101")
+    )
     r = DlibReader(data)
     t = r.tensor()
     assert t.shape == (1, 2, 1, 1) and t.dtype == np.float32 and t.ravel().tolist() == [1.5, -2.0]
@@ -62,14 +76,17 @@ def test_matrix_new_and_old_format():
     assert old.matrix().shape == (2, 1)
 
 
-@pytest.mark.parametrize("data, call, message", [
-    ("0102 69", "int", "byte 2 (0x2): not an integer control byte: 0x69"),
-    ("0102 02ff", "int", "byte 2"),                        # 2 magnitude bytes announced, 1 left
-    ("0102 0a41", "string", "byte 2"),                     # 10 characters announced, 1 left
-    ("0102 78", "bool", "byte 2"),
-    ("0102 0102 0101 0102 0101 0101 0000", "tensor", "byte 2"),  # 2 floats announced, 2 bytes left
-    ("0102 0103", "tensor", "byte 2 (0x2): tensor version 2 expected, found 3"),
-])
+@pytest.mark.parametrize(
+    "data, call, message",
+    [
+        ("0102 69", "int", "byte 2 (0x2): not an integer control byte: 0x69"),
+        ("0102 02ff", "int", "byte 2"),  # 2 magnitude bytes announced, 1 left
+        ("0102 0a41", "string", "byte 2"),  # 10 characters announced, 1 left
+        ("0102 78", "bool", "byte 2"),
+        ("0102 0102 0101 0102 0101 0101 0000", "tensor", "byte 2"),  # 2 floats announced, 2 bytes left
+        ("0102 0103", "tensor", "byte 2 (0x2): tensor version 2 expected, found 3"),
+    ],
+)
 def test_errors_name_the_byte_offset(data, call, message):
     r = DlibReader(bytes.fromhex(data))
     assert r.int() == 2  # something read before, so that the offset is not 0
@@ -79,6 +96,7 @@ def test_errors_name_the_byte_offset(data, call, message):
 
 # --------------------------------------------------------------------------------------------
 # The real file
+
 
 @pytest.fixture(scope="module")
 def records():
@@ -109,8 +127,17 @@ def anet_parameters() -> int:
 
 def test_parse_finds_anet_types_layers(records):
     counts = Counter(r.kind for r in records)
-    assert counts == {"input": 1, "con": 29, "affine": 29, "relu": 29, "add_prev": 14, "avg_pool": 5,
-                      "max_pool": 1, "fc": 1, "loss_metric": 1}
+    assert counts == {
+        "input": 1,
+        "con": 29,
+        "affine": 29,
+        "relu": 29,
+        "add_prev": 14,
+        "avg_pool": 5,
+        "max_pool": 1,
+        "fc": 1,
+        "loss_metric": 1,
+    }
     assert sum(r.parameter_count for r in records) == anet_parameters()  # exact: every tensor read once
     first, last = records[0], records[-1]
     assert np.allclose(first.config["mean_rgb"], [122.782, 117.001, 104.298], atol=1e-4)
@@ -134,12 +161,22 @@ def test_parse_refuses_truncated_or_padded_files(records):
 # --------------------------------------------------------------------------------------------
 # Against dlib-bin
 
+
 @pytest.fixture(scope="module")
 def chips(records) -> dict[str, np.ndarray]:
     pytest.importorskip("dlib")
     every = dlib_resnet.parity_chips()
-    return {n: every[n] for n in ("astronaut", "grace_hopper", "astronaut/mirror", "grace_hopper/noise",
-                                  "astronaut/crop", "uniform_noise")}
+    return {
+        n: every[n]
+        for n in (
+            "astronaut",
+            "grace_hopper",
+            "astronaut/mirror",
+            "grace_hopper/noise",
+            "astronaut/crop",
+            "uniform_noise",
+        )
+    }
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
+from contracts.card import card_json, load_card
 from export.card import sha256_file
 from export.importers import mtcnn
 from export.importers.torchvision_stub import batched_nms, ensure_torchvision, nms
 from export.parity import ParityError, onnx_session
-from contracts.card import card_json, load_card
 from serving.models.repository import ModelRepository
 from serving.vision.mtcnn import MODEL_NAMES
 
@@ -50,12 +50,18 @@ def test_graphs_take_any_batch_and_pnet_any_size(models):
     pnet, rnet, onet = (onnx_session(models / name / "1" / "model.onnx", threads=1) for name in mtcnn.NAMES)
     rng = np.random.default_rng(1)
     for batch, height, width in [(1, 12, 12), (3, 50, 31), (2, 128, 97)]:
-        regression, probability = pnet.run(None, {"image": rng.uniform(-1, 1, (batch, 3, height, width)).astype(np.float32)})
+        regression, probability = pnet.run(
+            None, {"image": rng.uniform(-1, 1, (batch, 3, height, width)).astype(np.float32)}
+        )
         cells = (-(-(height - 2) // 2) - 4, -(-(width - 2) // 2) - 4)  # 3x3 conv, 2x2 ceil pool, two 3x3 convs
         assert regression.shape == (batch, 4, *cells) and probability.shape == (batch, 2, *cells)
         np.testing.assert_allclose(probability.sum(1), 1, atol=1e-5)
     assert [o.shape for o in rnet.run(None, {"image": np.zeros((5, 3, 24, 24), np.float32)})] == [(5, 4), (5, 2)]
-    assert [o.shape for o in onet.run(None, {"image": np.zeros((2, 3, 48, 48), np.float32)})] == [(2, 4), (2, 10), (2, 2)]
+    assert [o.shape for o in onet.run(None, {"image": np.zeros((2, 3, 48, 48), np.float32)})] == [
+        (2, 4),
+        (2, 10),
+        (2, 2),
+    ]
 
 
 def test_existing_versions_are_kept_unless_forced(models, capsys):

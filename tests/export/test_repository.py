@@ -8,21 +8,30 @@ from contracts.card import CardError, SpeakerCard, card_json, parse_card, write_
 from contracts.card_sections import TrainingProvenance, tensor
 from export.repository import next_version, publish, staging_dir, versions
 from export.triton_config import config_pbtxt
-from serving.models.repository import ModelRepository
 from serving.errors import InvalidInput, NotFound
+from serving.models.repository import ModelRepository
 from serving.scoring import decide
 
 
 def _card(version: int) -> SpeakerCard:
     return SpeakerCard(
-        name="toy", version=version, provenance=TrainingProvenance(run="runs/toy", step=1, recipe="kind: speaker"),
+        name="toy",
+        version=version,
+        provenance=TrainingProvenance(run="runs/toy", step=1, recipe="kind: speaker"),
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, 8], "embedding")],
         audio={"sample_rate": 16000, "channels": 1},
         embedding={"output": "embedding", "dim": 8, "normalized": True, "metric": "cosine"},
         serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8], "max_queue_delay_us": 1500},
-        calibration={"dev_trials": "dev", "eer": 0.1, "eer_threshold": 0.5, "n_target": 10, "n_nontarget": 1000,
-                     "thresholds": [{"far": 0.01, "threshold": 0.7, "frr": 0.2}, {"far": 0.001, "threshold": 0.8, "frr": 0.4}]})
+        calibration={
+            "dev_trials": "dev",
+            "eer": 0.1,
+            "eer_threshold": 0.5,
+            "n_target": 10,
+            "n_nontarget": 1000,
+            "thresholds": [{"far": 0.01, "threshold": 0.7, "frr": 0.2}, {"far": 0.001, "threshold": 0.8, "frr": 0.4}],
+        },
+    )
 
 
 def _publish(root, version):

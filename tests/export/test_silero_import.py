@@ -57,6 +57,8 @@ def test_the_re_expression_costs_less_cpu_than_the_wheels_graph(tmp_path):
 
     ours = best_cpu_seconds(SileroVad(silero_vad.export_graph(tmp_path / "model.onnx"), threads=1))
     wheel = best_cpu_seconds(SileroVad(silero_vad.source_path(), threads=1))
-    print(f"VAD CPU per second of audio: wheel {wheel / 30 * 1e3:.2f} ms, re-expressed {ours / 30 * 1e3:.2f} ms, "
-          f"{wheel / ours:.2f}×")
+    print(
+        f"VAD CPU per second of audio: wheel {wheel / 30 * 1e3:.2f} ms, re-expressed {ours / 30 * 1e3:.2f} ms, "
+        f"{wheel / ours:.2f}×"
+    )
     assert wheel / ours >= 1.5

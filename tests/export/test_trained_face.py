@@ -41,8 +41,9 @@ def test_export_publishes_a_face_version_within_tolerance(run_dir, tmp_path):
     assert version_dir == tmp_path / "models/tiny-face/1" and (tmp_path / "models/tiny-face/config.pbtxt").exists()
     card = json.loads((version_dir / "card.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
-    assert card["modality"] == "face" and card["inputs"] == [{"name": "chip", "dtype": "uint8",
-                                                              "shape": [-1, 112, 112, 3], "role": "image"}]
+    assert card["modality"] == "face" and card["inputs"] == [
+        {"name": "chip", "dtype": "uint8", "shape": [-1, 112, 112, 3], "role": "image"}
+    ]
     assert card["image"]["size"] == [112, 112] and card["image"]["layout"] == "NHWC"
     assert (card["image"]["dtype"], card["image"]["channels"]) == ("uint8", "RGB")
     assert card["embedding"] == {"output": "embedding", "dim": 16, "normalized": True, "metric": "cosine"}
@@ -72,8 +73,9 @@ def test_a_graph_that_differs_from_the_module_is_refused(run_dir, tmp_path):
 def test_toitsu_export_dispatches_a_face_run(run_dir, tmp_path, capsys):
     from toitsu.commands.train import export
 
-    args = argparse.Namespace(run_dir=run_dir, models=tmp_path / "models", work=tmp_path, name="cli-face",
-                              format="onnx")
+    args = argparse.Namespace(
+        run_dir=run_dir, models=tmp_path / "models", work=tmp_path, name="cli-face", format="onnx"
+    )
     assert export(args) == 0
     assert f"published {tmp_path / 'models' / 'cli-face' / '1'}" in capsys.readouterr().out
     assert json.loads((tmp_path / "models/cli-face/1/card.json").read_text())["modality"] == "face"

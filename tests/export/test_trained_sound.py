@@ -17,12 +17,27 @@ from export.trained_speaker import export_encoder
 from training.recipes.config import build_recipe
 from training.recipes.sound import SoundRecipe, load_trained_sound_encoder, train_sound_recipe
 
-TINY = {"kind": "sound", "export_name": "tiny-sound",
-        "model": {"name": "sound_cnn", "n_mels": 24, "channels": [4, 8, 8, 16], "embedding_dim": 16,
-                  "frontend": {"n_mels": 24}},
-        "data": {"formula": {"dataset": "d3"}, "clip_seconds": 0.5, "batch_size": 8, "eval_batches": 1},
-        "trainer": {"steps": 3, "steps_per_epoch": 3, "log_every": 1, "checkpoint_every": 0, "num_workers": 0,
-                    "progress": False, "tensorboard": False}}
+TINY = {
+    "kind": "sound",
+    "export_name": "tiny-sound",
+    "model": {
+        "name": "sound_cnn",
+        "n_mels": 24,
+        "channels": [4, 8, 8, 16],
+        "embedding_dim": 16,
+        "frontend": {"n_mels": 24},
+    },
+    "data": {"formula": {"dataset": "d3"}, "clip_seconds": 0.5, "batch_size": 8, "eval_batches": 1},
+    "trainer": {
+        "steps": 3,
+        "steps_per_epoch": 3,
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "num_workers": 0,
+        "progress": False,
+        "tensorboard": False,
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +61,12 @@ def test_export_publishes_a_sound_version_within_tolerance(run_dir, work_dir, tm
     assert version_dir == models / "tiny-sound" / "1" and (models / "tiny-sound" / "config.pbtxt").exists()
     card = json.loads((version_dir / "card.json").read_text())
     run = json.loads((run_dir / "run.json").read_text())
-    assert card["modality"] == "sound" and card["embedding"] == {"output": "embedding", "dim": 16,
-                                                                 "normalized": True, "metric": "cosine"}
+    assert card["modality"] == "sound" and card["embedding"] == {
+        "output": "embedding",
+        "dim": 16,
+        "normalized": True,
+        "metric": "cosine",
+    }
     assert card["audio"] == {"sample_rate": 16000, "channels": 1} and "calibration" not in card
     assert card["provenance"]["config_hash"] == run["recipe_hash"] and card["provenance"]["formula"] == "d3"
     assert card["provenance"]["step"] == 3 and card["provenance"]["eval"]["accuracy"] == run["eval"]["accuracy"]
@@ -58,15 +77,22 @@ def test_export_publishes_a_sound_version_within_tolerance(run_dir, work_dir, tm
     assert served.modality == "sound" and served.embedding_dim == 16 and served.calibration is None
 
     clips, _ = corpus_clips(work_dir, 16000)
-    out = onnx_session(version_dir / "model.onnx").run(None, {
-        "waveform": np.stack(clips[:2]), "lengths": np.array([len(c) for c in clips[:2]], dtype=np.int64)})[0]
+    out = onnx_session(version_dir / "model.onnx").run(
+        None, {"waveform": np.stack(clips[:2]), "lengths": np.array([len(c) for c in clips[:2]], dtype=np.int64)}
+    )[0]
     assert out.shape == (2, 16) and np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
 
 
 def test_calibration_hook_and_later_calibration(run_dir, work_dir, tmp_path):
     models = tmp_path / "models"
-    calibration = Calibration(dev_trials="sound-dev", n_target=3, n_nontarget=30, eer=0.1, eer_threshold=0.5,
-                              thresholds=[{"far": 0.01, "threshold": 0.7, "frr": 0.3}])
+    calibration = Calibration(
+        dev_trials="sound-dev",
+        n_target=3,
+        n_nontarget=30,
+        eer=0.1,
+        eer_threshold=0.5,
+        thresholds=[{"far": 0.01, "threshold": 0.7, "frr": 0.3}],
+    )
     written = card_json(SoundCard.model_construct(calibration=calibration))["calibration"]
     seen = {}
 
@@ -98,8 +124,9 @@ def test_toitsu_export_dispatches_a_sound_run(run_dir, work_dir, tmp_path, capsy
 
     from toitsu.commands.train import export
 
-    args = argparse.Namespace(run_dir=run_dir, models=tmp_path / "models", work=work_dir, name="cli-sound",
-                              format="onnx")
+    args = argparse.Namespace(
+        run_dir=run_dir, models=tmp_path / "models", work=work_dir, name="cli-sound", format="onnx"
+    )
     assert export(args) == 0
     assert f"published {tmp_path / 'models' / 'cli-sound' / '1'}" in capsys.readouterr().out
     assert json.loads((tmp_path / "models/cli-sound/1/card.json").read_text())["modality"] == "sound"

@@ -10,9 +10,18 @@ from export.parity import ParityError
 from export.trained_speaker import NormalizedEncoder, export_encoder, measure_parity
 from training.models import build_speaker_encoder
 
-SMALL = {"ecapa_tdnn": dict(channels=16, mfa_channels=48, attention_channels=8, se_channels=8, embedding_dim=32,
-                            n_mels=24, frontend={"n_mels": 24}),
-         "resnet34": dict(base_channels=4, embedding_dim=32, n_mels=24, frontend={"n_mels": 24})}
+SMALL = {
+    "ecapa_tdnn": dict(
+        channels=16,
+        mfa_channels=48,
+        attention_channels=8,
+        se_channels=8,
+        embedding_dim=32,
+        n_mels=24,
+        frontend={"n_mels": 24},
+    ),
+    "resnet34": dict(base_channels=4, embedding_dim=32, n_mels=24, frontend={"n_mels": 24}),
+}
 
 
 def _speech() -> list[np.ndarray]:

@@ -10,11 +10,11 @@ import shutil
 import numpy as np
 import pytest
 
+from contracts.card import AnyCard, card_json, parse_card
 from export import tensorrt
 from export.triton_config import config_pbtxt
 from export.triton_python_backend import MODEL_PY, write_triton_repository
-from export.triton_python_model import check_request, merge, plan_groups, split_rows, RequestError
-from contracts.card import AnyCard, card_json, parse_card
+from export.triton_python_model import RequestError, check_request, merge, plan_groups, split_rows
 from tests.export.test_repository import _card, _publish
 
 
@@ -33,8 +33,10 @@ def test_onnxruntime_variant_cpu():
 
 
 def test_onnxruntime_variant_gpu_with_tensorrt_fp16_profiles_from_the_card():
-    card = _with(_card(1), shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000},
-                                         "batch": {"min": 1, "opt": 8, "max": 32}})
+    card = _with(
+        _card(1),
+        shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000}, "batch": {"min": 1, "opt": 8, "max": 32}},
+    )
     text = config_pbtxt(card, kind="KIND_GPU", tensorrt_fp16=True, version_policy="specific:1,3")
     assert "instance_group [ { count: 1 kind: KIND_GPU } ]" in text
     assert "version_policy: { specific: { versions: [ 1, 3 ] } }" in text
@@ -60,13 +62,15 @@ def test_python_variant_allows_ragged_waveforms_and_passes_parameters():
 
 def test_tensorrt_variant_and_refused_combinations():
     assert 'platform: "tensorrt_plan"' in config_pbtxt(_card(1), variant="tensorrt", kind="KIND_GPU")
-    for options, message in [({"variant": "python", "kind": "KIND_GPU"}, "CPU"),
-                             ({"variant": "tensorrt"}, "GPU"),
-                             ({"tensorrt_fp16": True}, "KIND_GPU only"),
-                             ({"variant": "tensorflow"}, "unknown Triton variant"),
-                             ({"kind": "KIND_TPU"}, "unknown instance kind"),
-                             ({"instances": 0}, "at least 1"),
-                             ({"version_policy": "newest"}, "latest:N")]:
+    for options, message in [
+        ({"variant": "python", "kind": "KIND_GPU"}, "CPU"),
+        ({"variant": "tensorrt"}, "GPU"),
+        ({"tensorrt_fp16": True}, "KIND_GPU only"),
+        ({"variant": "tensorflow"}, "unknown Triton variant"),
+        ({"kind": "KIND_TPU"}, "unknown instance kind"),
+        ({"instances": 0}, "at least 1"),
+        ({"version_policy": "newest"}, "latest:N"),
+    ]:
         with pytest.raises(ValueError, match=message):
             config_pbtxt(_card(1), **options)
 
@@ -87,7 +91,9 @@ def test_the_generated_triton_repository_links_models_and_copies_model_py(tmp_pa
     assert (written / "config.pbtxt").read_text() == config_pbtxt(_card(2), variant="python")
     for version in ("1", "2"):
         folder = written / version
-        assert (folder / "model.onnx").is_symlink() and (folder / "model.onnx").resolve() == (models / "toy" / version / "model.onnx").resolve()
+        assert (folder / "model.onnx").is_symlink() and (folder / "model.onnx").resolve() == (
+            models / "toy" / version / "model.onnx"
+        ).resolve()
         assert (folder / "model.py").read_bytes() == MODEL_PY.read_bytes()
     assert (models / "toy" / "config.pbtxt").read_text() == config_pbtxt(_card(2))  # models/ is untouched
     copied = write_triton_repository(models, tmp_path / "shipped", variant="onnxruntime", copy=True)[0]
@@ -133,17 +139,23 @@ def test_equal_shapes_group_without_a_waveform_and_bad_requests_are_refused():
     assert plan_groups(feeds, None, 1.5) == [[0, 2], [1]]
     assert check_request(_request(10, rows=3), "waveform", "lengths") == 3
     with pytest.raises(RequestError, match="disagree"):
-        check_request({"waveform": np.zeros((2, 10), np.float32), "lengths": np.ones(3, np.int64)}, "waveform", "lengths")
+        check_request(
+            {"waveform": np.zeros((2, 10), np.float32), "lengths": np.ones(3, np.int64)}, "waveform", "lengths"
+        )
     with pytest.raises(RequestError, match=r"\[1, 10\]"):
         check_request({"waveform": np.zeros((1, 10), np.float32), "lengths": np.array([11])}, "waveform", "lengths")
 
 
 # -- TensorRT -----------------------------------------------------------------------------------------
 def test_profile_shapes_come_from_the_card_and_missing_ranges_are_errors():
-    card = _with(_card(1), shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000},
-                                         "batch": {"min": 1, "opt": 8, "max": 16}})
-    assert tensorrt.profile_shapes(card) == {"waveform": ((1, 160), (8, 48000), (16, 960000)),
-                                             "lengths": ((1,), (8,), (16,))}
+    card = _with(
+        _card(1),
+        shape_ranges={"samples": {"min": 160, "opt": 48000, "max": 960000}, "batch": {"min": 1, "opt": 8, "max": 16}},
+    )
+    assert tensorrt.profile_shapes(card) == {
+        "waveform": ((1, 160), (8, 48000), (16, 960000)),
+        "lengths": ((1,), (8,), (16,)),
+    }
     with pytest.raises(ValueError, match="no 'samples' range"):
         tensorrt.profile_shapes(_with(card, shape_ranges={"batch": card_json(card)["shape_ranges"]["batch"]}))
 
@@ -170,7 +182,9 @@ def test_a_plan_built_from_the_default_pack_matches_onnxruntime(models_dir, tmp_
     rng = np.random.default_rng(0)
     waveform = (0.1 * rng.standard_normal((3, 48000))).astype(np.float32)
     lengths = np.array([48000, 40000, 20000], np.int64)
-    expected = ort.InferenceSession(str(version / "model.onnx")).run(None, {"waveform": waveform, "lengths": lengths})[0]
+    expected = ort.InferenceSession(str(version / "model.onnx")).run(None, {"waveform": waveform, "lengths": lengths})[
+        0
+    ]
     engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(result.path.read_bytes())
     context = engine.create_execution_context()
     buffers = {"waveform": torch.from_numpy(waveform).cuda(), "lengths": torch.from_numpy(lengths).cuda()}

@@ -22,9 +22,30 @@ SOUND = "toitsu-sound-formula"
 
 
 def build_defaults(models: Path, work: Path, log: Path, *extra: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "toitsu", "models", "build-defaults", "--models", str(models),
-                             "--work", str(work), "--log", str(log), "--part", "sound", "--background", "sound",
-                             *extra], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "models",
+            "build-defaults",
+            "--models",
+            str(models),
+            "--work",
+            str(work),
+            "--log",
+            str(log),
+            "--part",
+            "sound",
+            "--background",
+            "sound",
+            *extra,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -77,9 +98,25 @@ def test_a_foreground_build_waits_for_the_running_one(tmp_path):
     lock = BuildLock(models, "sound", [SOUND], log="/elsewhere.log")
     assert lock.acquire(wait=False)
     lock.write("running")
-    child = subprocess.Popen([sys.executable, "-m", "toitsu", "models", "build-defaults", "--models", str(models),
-                              "--work", str(work), "--part", "sound"], cwd=REPO, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "models",
+            "build-defaults",
+            "--models",
+            str(models),
+            "--work",
+            str(work),
+            "--part",
+            "sound",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         first = child.stdout.readline()
         assert first.strip() == f"sound: waiting for the build in pid {os.getpid()} (log: /elsewhere.log)"
@@ -95,8 +132,23 @@ def test_a_foreground_build_waits_for_the_running_one(tmp_path):
 
 
 def test_an_unknown_part_is_refused_by_name(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "toitsu", "models", "build-defaults", "--models", str(tmp_path),
-                             "--background", "sounds"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "toitsu",
+            "models",
+            "build-defaults",
+            "--models",
+            str(tmp_path),
+            "--background",
+            "sounds",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "unknown part(s) sounds (known: speaker, face, sound)" in result.stderr
     assert not (tmp_path / ".building").exists()

@@ -28,9 +28,25 @@ class Server:
     def __init__(self, models: Path, var: Path, log: Path) -> None:
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0",
-             "--models", str(models), "--var", str(var)],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "toitsu",
+                "serve",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--models",
+                str(models),
+                "--var",
+                str(var),
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, f"server did not start: {line!r}; see {log}"
         self.target = line.strip().rsplit(" ", 1)[-1]
@@ -46,8 +62,13 @@ class Server:
 
 
 def cli(target: str, *args: str) -> dict:
-    result = subprocess.run([sys.executable, "-m", "toitsu", *args, "--target", target, "--json"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "toitsu", *args, "--target", target, "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, f"toitsu {' '.join(args)} failed: {result.stdout} {result.stderr}"
     return json.loads(result.stdout)
 
@@ -78,8 +99,9 @@ def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, t
 
     from serving.gallery import Gallery, ModelBinding
 
-    gallery = Gallery.open(var / "galleries" / "speaker", modality="speaker", dim=256,
-                           model=ModelBinding("resemblyzer-ge2e", 1))
+    gallery = Gallery.open(
+        var / "galleries" / "speaker", modality="speaker", dim=256, model=ModelBinding("resemblyzer-ge2e", 1)
+    )
     report = gallery.verify_consistency()
     assert report.ok, report
     assert len(gallery) == len(listed)
@@ -125,7 +147,8 @@ def _index_agrees_with_store(target: str, listed: set[str]) -> None:
     probe = common_pb2.Embedding(values=[1.0] * 256, model=common_pb2.ModelRef(name="resemblyzer-ge2e", version=1))
     with grpc.insecure_channel(target) as channel:
         reply = speaker_pb2_grpc.SpeakerServiceStub(channel).Identify(
-            speaker_pb2.IdentifySpeakerRequest(embedding=probe, top_k=len(listed)), timeout=30)
+            speaker_pb2.IdentifySpeakerRequest(embedding=probe, top_k=len(listed)), timeout=30
+        )
     ids = [c.id for c in reply.candidates]
     assert reply.gallery_size == len(listed) and len(ids) == len(set(ids)) and set(ids) == listed
 
@@ -134,8 +157,16 @@ def test_sound_cli_enrolls_and_classifies(models_dir, tmp_path):
     from training.data.manifest import read_manifest
     from training.data.sound_corpus import build_sound_corpus
 
-    manifest = build_sound_corpus(tmp_path / "sounds", clips_per_class=4, clip_seconds=3.0, sample_rate=16000,
-                                  n_folds=2, seed=9, progress=False, classes=("siren", "clock_tick"))
+    manifest = build_sound_corpus(
+        tmp_path / "sounds",
+        clips_per_class=4,
+        clip_seconds=3.0,
+        sample_rate=16000,
+        n_folds=2,
+        seed=9,
+        progress=False,
+        classes=("siren", "clock_tick"),
+    )
     clips: dict[str, list[str]] = {}
     for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
         clips.setdefault(str(record.identity), []).append(str(record.path))
@@ -155,8 +186,11 @@ def test_face_cli_detects_enrolls_tracks_and_identifies(models_dir, tmp_path):
     from training.data.face_scenes import encode, frames, photo
 
     root = tmp_path / "tracks"
-    layout = {"eileen/cam1": frames("astronaut", 5, seed=1), "eileen/cam2": frames("astronaut", 4, seed=2),
-              "grace": frames("grace-hopper", 4, seed=3)}
+    layout = {
+        "eileen/cam1": frames("astronaut", 5, seed=1),
+        "eileen/cam2": frames("astronaut", 4, seed=2),
+        "grace": frames("grace-hopper", 4, seed=3),
+    }
     for folder, data in layout.items():
         (root / folder).mkdir(parents=True)
         for n, jpeg in enumerate(data):
@@ -167,8 +201,13 @@ def test_face_cli_detects_enrolls_tracks_and_identifies(models_dir, tmp_path):
     try:
         detected = cli(server.target, "face", "detect", str(probe))
         assert len(detected["faces"]) == 1 and detected["faces"][0]["probability"] > 0.99
-        human = subprocess.run([sys.executable, "-m", "toitsu", "face", "enroll-tracks", str(root),
-                                "--target", server.target], cwd=REPO, capture_output=True, text=True, timeout=120)
+        human = subprocess.run(
+            [sys.executable, "-m", "toitsu", "face", "enroll-tracks", str(root), "--target", server.target],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert human.returncode == 0, human.stderr
         assert "3 of 3 tracks enrolled" in human.stdout and "eileen.cam1" in human.stdout
         assert "13/13" in human.stderr  # the progress bar reached every frame

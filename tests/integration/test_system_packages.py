@@ -21,26 +21,40 @@ FAKES = {
     "present": "#!/bin/sh\nexit 0\n",
     # Reports every package installed except those named in $FAKE_DPKG_MISSING.
     "dpkg-query": '#!/bin/sh\nfor p; do :; done\ncase " $FAKE_DPKG_MISSING " in *" $p "*) echo not-installed;; '
-                  '*) echo installed;; esac\n',
+    "*) echo installed;; esac\n",
     "id": '#!/bin/sh\necho "$FAKE_UID"\n',
     "apt-get": '#!/bin/sh\necho "apt-get $*" >> "$FAKE_LOG"\n',
     # `sudo -n true` answers $FAKE_SUDO_RC (0: passwordless); anything else runs, logged.
     "sudo": '#!/bin/sh\nif [ "$1" = -n ]; then exit "$FAKE_SUDO_RC"; fi\necho sudo >> "$FAKE_LOG"\nexec "$@"\n',
     # The three questions the script asks a python; $FAKE_PY_MISSING holds "venv" and/or "dev".
     "python": '#!/bin/sh\ncase "$2" in\n  *version_info*) echo python3.11 ;;\n'
-              '  *ensurepip*) case "$FAKE_PY_MISSING" in *venv*) exit 1;; esac ;;\n'
-              '  *Python.h*) case "$FAKE_PY_MISSING" in *dev*) exit 1;; esac ;;\nesac\n',
+    '  *ensurepip*) case "$FAKE_PY_MISSING" in *venv*) exit 1;; esac ;;\n'
+    '  *Python.h*) case "$FAKE_PY_MISSING" in *dev*) exit 1;; esac ;;\nesac\n',
 }
 TOOLS = ("espeak-ng", "sox", "cc", "c++", "make")
 
 
-def run(tmp_path: Path, *, absent: tuple[str, ...] = (), uid: int = 1000, apt: bool = True, sudo: int | None = None,
-        dpkg_missing: str = "", py_missing: str = "", python: str | None = None, **env: str):
+def run(
+    tmp_path: Path,
+    *,
+    absent: tuple[str, ...] = (),
+    uid: int = 1000,
+    apt: bool = True,
+    sudo: int | None = None,
+    dpkg_missing: str = "",
+    py_missing: str = "",
+    python: str | None = None,
+    **env: str,
+):
     """The script on a PATH of fakes; returns (exit status, stdout, stderr, apt-get/sudo calls)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    wanted = {**{t: FAKES["present"] for t in TOOLS if t not in absent},
-              "dpkg-query": FAKES["dpkg-query"], "id": FAKES["id"], "python": FAKES["python"]}
+    wanted = {
+        **{t: FAKES["present"] for t in TOOLS if t not in absent},
+        "dpkg-query": FAKES["dpkg-query"],
+        "id": FAKES["id"],
+        "python": FAKES["python"],
+    }
     if apt:
         wanted["apt-get"] = FAKES["apt-get"]
     if sudo is not None:
@@ -51,10 +65,22 @@ def run(tmp_path: Path, *, absent: tuple[str, ...] = (), uid: int = 1000, apt: b
     (bin_dir / "env").symlink_to("/usr/bin/env")
     log = tmp_path / "calls.log"
     result = subprocess.run(
-        ["/bin/bash", str(SCRIPT)], capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30,
-        env={"PATH": str(bin_dir), "FAKE_UID": str(uid), "FAKE_LOG": str(log), "FAKE_SUDO_RC": str(sudo or 0),
-             "FAKE_DPKG_MISSING": dpkg_missing, "FAKE_PY_MISSING": py_missing,
-             "PYTHON": python or str(bin_dir / "python"), **env})
+        ["/bin/bash", str(SCRIPT)],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=30,
+        env={
+            "PATH": str(bin_dir),
+            "FAKE_UID": str(uid),
+            "FAKE_LOG": str(log),
+            "FAKE_SUDO_RC": str(sudo or 0),
+            "FAKE_DPKG_MISSING": dpkg_missing,
+            "FAKE_PY_MISSING": py_missing,
+            "PYTHON": python or str(bin_dir / "python"),
+            **env,
+        },
+    )
     calls = log.read_text().splitlines() if log.exists() else []
     return result.returncode, result.stdout, result.stderr, calls
 
@@ -85,11 +111,14 @@ def test_passwordless_sudo_is_used_when_not_root(tmp_path):
     assert rc == 0 and calls == ["sudo", "apt-get update -qq", "sudo", f"{INSTALL} espeak-ng"]
 
 
-@pytest.mark.parametrize(("kwargs", "reason"), [
-    ({"uid": 1000}, "not root and no sudo"),
-    ({"uid": 1000, "sudo": 1}, "not root and no sudo"),  # sudo wants a password and there is no terminal
-    ({"uid": 0, "apt": False}, "no apt-get on this machine"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"uid": 1000}, "not root and no sudo"),
+        ({"uid": 1000, "sudo": 1}, "not root and no sudo"),  # sudo wants a password and there is no terminal
+        ({"uid": 0, "apt": False}, "no apt-get on this machine"),
+    ],
+)
 def test_one_clear_line_and_a_stop_when_it_cannot_install(tmp_path, kwargs, reason):
     rc, out, err, calls = run(tmp_path, absent=("espeak-ng", "sox"), **kwargs)
     assert rc == 1 and out == "" and calls == []

@@ -33,8 +33,9 @@ export_name: tiny-ecapa
 
 
 def _toitsu(*argv: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "toitsu", *argv], cwd=REPO, capture_output=True, text=True,
-                            timeout=600)
+    result = subprocess.run(
+        [sys.executable, "-m", "toitsu", *argv], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, f"toitsu {' '.join(argv)}:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -56,24 +57,46 @@ def test_train_export_and_serve_a_new_model(models_dir, voices, tmp_path):
     assert all(c["max_abs_diff"] <= 1e-4 for c in card["parity"]["checks"])
     assert {t["far"] for t in card["calibration"]["thresholds"]} >= {0.01, 0.001}
 
-    gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
-                                             "paths.models": str(models), "paths.var": str(tmp_path / "var"),
-                                             "speaker.model": "tiny-ecapa", "sound.enabled": "false", "face.enabled": "false"}))
+    gateway = Gateway(
+        load_config(
+            overrides={
+                "server.port": "0",
+                "server.metrics_port": "0",
+                "paths.models": str(models),
+                "paths.var": str(tmp_path / "var"),
+                "speaker.model": "tiny-ecapa",
+                "sound.enabled": "false",
+                "face.enabled": "false",
+            }
+        )
+    )
     port = gateway.start(background_load=False)
     try:
         assert gateway.wait_loaded(30)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = speaker_pb2_grpc.SpeakerServiceStub(channel)
-            enrolled = stub.Enroll(speaker_pb2.EnrollSpeakerRequest(
-                speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, k)) for k in (0, 1)]), timeout=60)
+            enrolled = stub.Enroll(
+                speaker_pb2.EnrollSpeakerRequest(
+                    speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, k)) for k in (0, 1)]
+                ),
+                timeout=60,
+            )
             assert enrolled.model.name == "tiny-ecapa" and enrolled.model.version == 1
-            verdict = stub.Verify(speaker_pb2.VerifySpeakerRequest(
-                speaker_id="ann", audio=common_pb2.Audio(encoded=voices.clip(0, 2))), timeout=60)
+            verdict = stub.Verify(
+                speaker_pb2.VerifySpeakerRequest(speaker_id="ann", audio=common_pb2.Audio(encoded=voices.clip(0, 2))),
+                timeout=60,
+            )
             thresholds = {t["far"]: t["threshold"] for t in card["calibration"]["thresholds"]}
             assert verdict.decision.threshold == pytest.approx(thresholds[0.01], abs=1e-6)
             assert verdict.decision.accepted == (verdict.decision.score >= verdict.decision.threshold)
-            assert len(stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=common_pb2.Audio(
-                encoded=voices.clip(1, 0))), timeout=60).embedding.values) == 32
+            assert (
+                len(
+                    stub.Embed(
+                        speaker_pb2.EmbedSpeakerRequest(audio=common_pb2.Audio(encoded=voices.clip(1, 0))), timeout=60
+                    ).embedding.values
+                )
+                == 32
+            )
     finally:
         gateway.stop(grace=1)
 
@@ -98,22 +121,47 @@ def test_train_export_and_serve_a_face_model(models_dir, tmp_path):
 
     from protos.v1 import face_pb2, face_pb2_grpc
 
-    gateway = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0",
-                                             "paths.models": str(models), "paths.var": str(tmp_path / "var"),
-                                             "face.model": "tiny-face", "speaker.enabled": "false",
-                                             "sound.enabled": "false"}))
+    gateway = Gateway(
+        load_config(
+            overrides={
+                "server.port": "0",
+                "server.metrics_port": "0",
+                "paths.models": str(models),
+                "paths.var": str(tmp_path / "var"),
+                "face.model": "tiny-face",
+                "speaker.enabled": "false",
+                "sound.enabled": "false",
+            }
+        )
+    )
     port = gateway.start(background_load=False)
     try:
         assert gateway.wait_loaded(30)
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = face_pb2_grpc.FaceServiceStub(channel)
-            enrolled = stub.Enroll(face_pb2.EnrollFaceRequest(
-                person_id="eileen", images=[face_pb2.Image(encoded=encode(photo("astronaut")))]), timeout=60)
+            enrolled = stub.Enroll(
+                face_pb2.EnrollFaceRequest(
+                    person_id="eileen", images=[face_pb2.Image(encoded=encode(photo("astronaut")))]
+                ),
+                timeout=60,
+            )
             assert enrolled.model.name == "tiny-face" and enrolled.model.version == 1
-            verdict = stub.Verify(face_pb2.VerifyFaceRequest(
-                person_id="eileen", image=face_pb2.Image(encoded=frames("astronaut", 1, seed=4)[0])), timeout=60)
+            verdict = stub.Verify(
+                face_pb2.VerifyFaceRequest(
+                    person_id="eileen", image=face_pb2.Image(encoded=frames("astronaut", 1, seed=4)[0])
+                ),
+                timeout=60,
+            )
             assert verdict.model.name == "tiny-face" and -1 <= verdict.decision.score <= 1
-            assert len(stub.Embed(face_pb2.EmbedFacesRequest(
-                image=face_pb2.Image(encoded=encode(photo("astronaut")))), timeout=60).faces[0].embedding.values) == 16
+            assert (
+                len(
+                    stub.Embed(
+                        face_pb2.EmbedFacesRequest(image=face_pb2.Image(encoded=encode(photo("astronaut")))), timeout=60
+                    )
+                    .faces[0]
+                    .embedding.values
+                )
+                == 16
+            )
     finally:
         gateway.stop(grace=1)

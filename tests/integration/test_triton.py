@@ -43,18 +43,55 @@ class Stack:
         self.triton = LocalTriton(root / "repo", port=free_port(), work=root / "triton")
         self.log = open(root / "gateway.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0", "--models", str(models),
-             "--var", str(root / "var-triton"), "--set", "speaker.backend=triton", "--set", f"triton.url={self.triton.url}",
-             "--set", "server.load_retry_seconds=0.5", "--set", "server.health_interval_seconds=0.25",
-             "--set", "triton.timeout_seconds=20", "--set", "sound.enabled=false", "--set", "face.enabled=false"],
-            cwd=REPO, stdout=subprocess.PIPE, stderr=self.log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            [
+                sys.executable,
+                "-m",
+                "toitsu",
+                "serve",
+                "--port",
+                "0",
+                "--metrics-port",
+                "0",
+                "--models",
+                str(models),
+                "--var",
+                str(root / "var-triton"),
+                "--set",
+                "speaker.backend=triton",
+                "--set",
+                f"triton.url={self.triton.url}",
+                "--set",
+                "server.load_retry_seconds=0.5",
+                "--set",
+                "server.health_interval_seconds=0.25",
+                "--set",
+                "triton.timeout_seconds=20",
+                "--set",
+                "sound.enabled=false",
+                "--set",
+                "face.enabled=false",
+            ],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         line = self.proc.stdout.readline().decode()
         assert "listening on" in line, f"gateway did not start: {line!r}; see {root / 'gateway.log'}"
         self.channel = grpc.insecure_channel(line.strip().rsplit(" ", 1)[-1])
         self.stub = speaker_pb2_grpc.SpeakerServiceStub(self.channel)
-        self.embedded = Gateway(load_config(overrides={
-            "server.port": "0", "server.metrics_port": "0", "paths.models": str(models),
-            "paths.var": str(root / "var-embedded"), "sound.enabled": "false", "face.enabled": "false"}))
+        self.embedded = Gateway(
+            load_config(
+                overrides={
+                    "server.port": "0",
+                    "server.metrics_port": "0",
+                    "paths.models": str(models),
+                    "paths.var": str(root / "var-embedded"),
+                    "sound.enabled": "false",
+                    "face.enabled": "false",
+                }
+            )
+        )
         self.embedded.start(background_load=False)
         self.embedded_channel = grpc.insecure_channel(f"127.0.0.1:{self.embedded.port}")
         self.embedded_stub = speaker_pb2_grpc.SpeakerServiceStub(self.embedded_channel)
@@ -105,8 +142,10 @@ def _verify_error(stub, clip: common_pb2.Audio) -> tuple[str, str]:
 
 
 def _embed(stub, clip: bytes) -> np.ndarray:
-    return np.array(stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=common_pb2.Audio(encoded=clip)), timeout=60)
-                    .embedding.values, dtype=np.float32)
+    return np.array(
+        stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=common_pb2.Audio(encoded=clip)), timeout=60).embedding.values,
+        dtype=np.float32,
+    )
 
 
 def test_the_gateway_waits_not_serving_until_triton_is_up(stack):
@@ -116,31 +155,43 @@ def test_the_gateway_waits_not_serving_until_triton_is_up(stack):
 
 
 def test_enroll_verify_identify_through_triton_match_the_embedded_backend(stack, voices):
-    diffs = [np.abs(_embed(stack.stub, voices.clip(s, k)) - _embed(stack.embedded_stub, voices.clip(s, k))).max()
-             for s in range(3) for k in (0, 2)]
+    diffs = [
+        np.abs(_embed(stack.stub, voices.clip(s, k)) - _embed(stack.embedded_stub, voices.clip(s, k))).max()
+        for s in range(3)
+        for k in (0, 2)
+    ]
     assert max(diffs) <= 1e-5, diffs
     for stub in (stack.stub, stack.embedded_stub):
         for speaker in range(4):
             clips = [common_pb2.Audio(encoded=voices.clip(speaker, k)) for k in (0, 1)]
-            assert stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id=f"spk{speaker}", audio=clips), timeout=60).created
+            assert stub.Enroll(
+                speaker_pb2.EnrollSpeakerRequest(speaker_id=f"spk{speaker}", audio=clips), timeout=60
+            ).created
     scores = {}
     for name, stub in (("triton", stack.stub), ("embedded", stack.embedded_stub)):
-        genuine = stub.Verify(speaker_pb2.VerifySpeakerRequest(
-            speaker_id="spk0", audio=common_pb2.Audio(encoded=voices.clip(0, 2))), timeout=60)
-        impostor = stub.Verify(speaker_pb2.VerifySpeakerRequest(
-            speaker_id="spk0", audio=common_pb2.Audio(encoded=voices.clip(1, 2))), timeout=60)
+        genuine = stub.Verify(
+            speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=common_pb2.Audio(encoded=voices.clip(0, 2))),
+            timeout=60,
+        )
+        impostor = stub.Verify(
+            speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=common_pb2.Audio(encoded=voices.clip(1, 2))),
+            timeout=60,
+        )
         assert genuine.decision.accepted and not impostor.decision.accepted
         assert genuine.model.name == "resemblyzer-ge2e" and genuine.model.version == 1
-        found = stub.Identify(speaker_pb2.IdentifySpeakerRequest(
-            audio=common_pb2.Audio(encoded=voices.clip(2, 3)), top_k=3), timeout=60)
+        found = stub.Identify(
+            speaker_pb2.IdentifySpeakerRequest(audio=common_pb2.Audio(encoded=voices.clip(2, 3)), top_k=3), timeout=60
+        )
         assert found.identified and found.best_id == "spk2"
         scores[name] = [genuine.decision.score, impostor.decision.score, *(c.score for c in found.candidates)]
     assert np.abs(np.array(scores["triton"]) - np.array(scores["embedded"])).max() <= 1e-5, scores
 
 
 def test_triton_killed_mid_stream_gives_unavailable_and_the_gateway_recovers(stack, voices):
-    stack.stub.Enroll(speaker_pb2.EnrollSpeakerRequest(
-        speaker_id="stream", audio=[common_pb2.Audio(encoded=voices.clip(3, 0))]), timeout=60)
+    stack.stub.Enroll(
+        speaker_pb2.EnrollSpeakerRequest(speaker_id="stream", audio=[common_pb2.Audio(encoded=voices.clip(3, 0))]),
+        timeout=60,
+    )
     request = speaker_pb2.VerifySpeakerRequest(speaker_id="stream", audio=common_pb2.Audio(encoded=voices.clip(3, 1)))
     expected = stack.stub.Verify(request, timeout=60).decision.score
     outcomes: list[str] = []
@@ -194,9 +245,14 @@ def _wait_for(condition, what: str, timeout: float = WAIT_S) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("variant, options", [("onnxruntime", {}),
-                                              ("onnxruntime", {"kind": "KIND_GPU", "instances": 2, "tensorrt_fp16": True}),
-                                              ("tensorrt", {"kind": "KIND_GPU"})])
+@pytest.mark.parametrize(
+    "variant, options",
+    [
+        ("onnxruntime", {}),
+        ("onnxruntime", {"kind": "KIND_GPU", "instances": 2, "tensorrt_fp16": True}),
+        ("tensorrt", {"kind": "KIND_GPU"}),
+    ],
+)
 def test_configs_for_other_tritons_parse_in_the_real_server(models_dir, tmp_path, variant, options):
     """This Triton has the python backend only, so these variants cannot load here, but it must get
     as far as looking for their backend: the generated text parsed and passed Triton's checks."""

@@ -10,8 +10,21 @@ from tests.conftest import REPO
 
 def test_generated_code_matches_the_proto_files(tmp_path):
     protos = sorted(p.relative_to(REPO).as_posix() for p in (REPO / "protos" / "v1").glob("*.proto"))
-    subprocess.run([sys.executable, "-m", "grpc_tools.protoc", "-I", ".", f"--python_out={tmp_path}",
-                    f"--grpc_python_out={tmp_path}", f"--pyi_out={tmp_path}", *protos], cwd=REPO, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "grpc_tools.protoc",
+            "-I",
+            ".",
+            f"--python_out={tmp_path}",
+            f"--grpc_python_out={tmp_path}",
+            f"--pyi_out={tmp_path}",
+            *protos,
+        ],
+        cwd=REPO,
+        check=True,
+    )
     generated = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.py*"))
     assert generated, "protoc produced nothing"
     stale = [str(rel) for rel in generated if (REPO / rel).read_bytes() != (tmp_path / rel).read_bytes()]

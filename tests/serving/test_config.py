@@ -10,21 +10,27 @@ from serving.config import ConfigError, load_config
 def test_layers_override_in_order(tmp_path):
     path = tmp_path / "toitsu.toml"
     path.write_text('[server]\nport = 6000\nhost = "0.0.0.0"\n[batching]\nmax_batch = 4\n[audio]\nmax_seconds = 30\n')
-    config = load_config(path, {"TOITSU_SERVER__PORT": "7000", "TOITSU_SPEAKER__USE_VAD": "false", "HOME": "/x"},
-                         {"server.port": "8000", "gallery.snapshot_every": "7"})
+    config = load_config(
+        path,
+        {"TOITSU_SERVER__PORT": "7000", "TOITSU_SPEAKER__USE_VAD": "false", "HOME": "/x"},
+        {"server.port": "8000", "gallery.snapshot_every": "7"},
+    )
     assert config.server.port == 8000 and config.server.host == "0.0.0.0"
     assert config.batching.max_batch == 4 and config.audio.max_seconds == 30.0
     assert config.speaker.use_vad is False and config.gallery.snapshot_every == 7
     assert load_config().server.port == 50051
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"server.prot": "1"}, "unknown key server.prot"),
-    ({"sever.port": "1"}, "unknown config section 'sever'"),
-    ({"server.port": "fifty"}, "server.port"),
-    ({"speaker.use_vad": "maybe"}, "not a boolean"),
-    ({"port": "1"}, "section.key"),
-])
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"server.prot": "1"}, "unknown key server.prot"),
+        ({"sever.port": "1"}, "unknown config section 'sever'"),
+        ({"server.port": "fifty"}, "server.port"),
+        ({"speaker.use_vad": "maybe"}, "not a boolean"),
+        ({"port": "1"}, "section.key"),
+    ],
+)
 def test_mistakes_are_named(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(overrides=overrides)

@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from serving.errors import InvalidInput, Unavailable
 from contracts.card import SpeakerCard
 from contracts.card_sections import Calibration, TrainingProvenance, tensor
+from serving.errors import InvalidInput, Unavailable
 from serving.scoring import decide, normalize
-
-import numpy as np
 
 
 def _card(calibration: Calibration | None) -> SpeakerCard:
-    return SpeakerCard(name="m", version=1, inputs=[tensor("waveform", "float32", [-1, -1], "waveform")],
-                       outputs=[tensor("embedding", "float32", [-1, 4], "embedding")], audio={"sample_rate": 16000},
-                       embedding={"output": "embedding", "dim": 4, "normalized": True},
-                       provenance=TrainingProvenance(run="r", step=1, recipe=""), calibration=calibration)
+    return SpeakerCard(
+        name="m",
+        version=1,
+        inputs=[tensor("waveform", "float32", [-1, -1], "waveform")],
+        outputs=[tensor("embedding", "float32", [-1, 4], "embedding")],
+        audio={"sample_rate": 16000},
+        embedding={"output": "embedding", "dim": 4, "normalized": True},
+        provenance=TrainingProvenance(run="r", step=1, recipe=""),
+        calibration=calibration,
+    )
 
 
 def _cal(thresholds: dict[float, float]) -> Calibration:
-    return Calibration(dev_trials="dev", n_target=1, n_nontarget=1, eer=0.1, eer_threshold=0.5,
-                       thresholds=[{"far": f, "threshold": t, "frr": 0.5} for f, t in thresholds.items()])
+    return Calibration(
+        dev_trials="dev",
+        n_target=1,
+        n_nontarget=1,
+        eer=0.1,
+        eer_threshold=0.5,
+        thresholds=[{"far": f, "threshold": t, "frr": 0.5} for f, t in thresholds.items()],
+    )
 
 
 def test_decision_uses_the_threshold_for_the_requested_far():

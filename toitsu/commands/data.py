@@ -9,7 +9,9 @@ from pathlib import Path
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("data", help="build training manifests")
     sub = parser.add_subparsers(dest="data_command", required=True, metavar="KIND")
-    p = sub.add_parser("voxceleb", help="a manifest from a local VoxCeleb1/2 tree (wav/<id>/<video>/<n>.wav, dev/aac/…)")
+    p = sub.add_parser(
+        "voxceleb", help="a manifest from a local VoxCeleb1/2 tree (wav/<id>/<video>/<n>.wav, dev/aac/…)"
+    )
     p.add_argument("root", type=Path)
     p.add_argument("--dataset", choices=("vox1", "vox2"), required=True)
     p.add_argument("--split", default="train", help="the manifest's split label (default: train)")

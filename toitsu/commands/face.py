@@ -37,9 +37,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--mode", choices=sorted(_MODES), default="create")
     p.add_argument("--store-media", action="store_true")
     p.set_defaults(run=enroll)
-    p = sub.add_parser("enroll-tracks", parents=[common], help=(
-        "enroll face tracks from DIR: one folder of frames per track; the person is the folder's name, "
-        f"or DIR/<person>/<track>/, or given by DIR/{MANIFEST} rows {{\"track\": folder, \"person\": id}}"))
+    p = sub.add_parser(
+        "enroll-tracks",
+        parents=[common],
+        help=(
+            "enroll face tracks from DIR: one folder of frames per track; the person is the folder's name, "
+            f'or DIR/<person>/<track>/, or given by DIR/{MANIFEST} rows {{"track": folder, "person": id}}'
+        ),
+    )
     p.add_argument("dir", type=Path)
     p.add_argument("--aligned", action="store_true", help="frames are already aligned crops")
     p.add_argument("--best-frames", type=int, default=0, help="frames used per track (server default 5)")
@@ -73,17 +78,25 @@ def _image(path: Path) -> face_pb2.Image:
 
 def _face_line(face: dict) -> str:
     q = face.get("quality", {})
-    return (f"  box ({face['x1']:.0f}, {face['y1']:.0f}, {face['x2']:.0f}, {face['y2']:.0f})  "
-            f"p={face['probability']:.3f}  quality {q.get('score', 0):.2f} (size {q.get('size', 0):.0f} px, "
-            f"sharpness {q.get('sharpness', 0):.0f}, frontal {q.get('frontal', 0):.2f})")
+    return (
+        f"  box ({face['x1']:.0f}, {face['y1']:.0f}, {face['x2']:.0f}, {face['y2']:.0f})  "
+        f"p={face['probability']:.3f}  quality {q.get('score', 0):.2f} (size {q.get('size', 0):.0f} px, "
+        f"sharpness {q.get('sharpness', 0):.0f}, frontal {q.get('frontal', 0):.2f})"
+    )
 
 
 def detect(args: argparse.Namespace) -> int:
-    reply = rpc_call(args, lambda: _stub(args).Detect(face_pb2.DetectFacesRequest(image=_image(args.image)),
-                                                      timeout=args.timeout))
-    emit(args, to_dict(reply), lambda p: "\n".join(
-        [f"{len(p['faces'])} face(s) in {p['image_info']['width']}×{p['image_info']['height']}"]
-        + [_face_line(f) for f in p["faces"]]))
+    reply = rpc_call(
+        args, lambda: _stub(args).Detect(face_pb2.DetectFacesRequest(image=_image(args.image)), timeout=args.timeout)
+    )
+    emit(
+        args,
+        to_dict(reply),
+        lambda p: "\n".join(
+            [f"{len(p['faces'])} face(s) in {p['image_info']['width']}×{p['image_info']['height']}"]
+            + [_face_line(f) for f in p["faces"]]
+        ),
+    )
     return 0
 
 
@@ -91,23 +104,42 @@ def embed(args: argparse.Namespace) -> int:
     image = _image(args.image)
     request = face_pb2.EmbedFacesRequest(aligned=image) if args.aligned else face_pb2.EmbedFacesRequest(image=image)
     reply = rpc_call(args, lambda: _stub(args).Embed(request, timeout=args.timeout))
-    emit(args, to_dict(reply), lambda p: f"{len(p['faces'])} embedding(s)" + (
-        f" of {len(p['faces'][0]['embedding']['values'])} values from {_model(p['faces'][0]['embedding'])}"
-        if p["faces"] else ""))
+    emit(
+        args,
+        to_dict(reply),
+        lambda p: (
+            f"{len(p['faces'])} embedding(s)"
+            + (
+                f" of {len(p['faces'][0]['embedding']['values'])} values from {_model(p['faces'][0]['embedding'])}"
+                if p["faces"]
+                else ""
+            )
+        ),
+    )
     return 0
 
 
 def enroll(args: argparse.Namespace) -> int:
-    request = face_pb2.EnrollFaceRequest(person_id=args.person, images=[_image(f) for f in args.images],
-                                         mode=_MODES[args.mode], store_media=args.store_media)
+    request = face_pb2.EnrollFaceRequest(
+        person_id=args.person,
+        images=[_image(f) for f in args.images],
+        mode=_MODES[args.mode],
+        store_media=args.store_media,
+    )
     payload = to_dict(rpc_call(args, lambda: _stub(args).Enroll(request, timeout=args.timeout)))
-    emit(args, payload, lambda p: f"{'enrolled' if p['created'] else 'updated'} {p['person_id']}: "
-         f"{p['num_samples']} samples, {_model(p)}")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{'enrolled' if p['created'] else 'updated'} {p['person_id']}: {p['num_samples']} samples, {_model(p)}"
+        ),
+    )
     return 0
 
 
 def find_tracks(root: Path) -> list[tuple[str, str, list[Path]]]:
     """(track id, person id, frame paths in name order) for every track folder under ``root``."""
+
     def frames(folder: Path) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
@@ -118,10 +150,15 @@ def find_tracks(root: Path) -> list[tuple[str, str, list[Path]]]:
             if line.strip():
                 row = json.loads(line)
                 if "track" not in row or "person" not in row:
-                    raise SystemExit(f"error: {manifest}:{n}: each row needs \"track\" and \"person\"")
+                    raise SystemExit(f'error: {manifest}:{n}: each row needs "track" and "person"')
                 folder = root / row["track"]
-                tracks.append((row.get("track_id", Path(row["track"]).as_posix().replace("/", ".")),
-                               row["person"], frames(folder)))
+                tracks.append(
+                    (
+                        row.get("track_id", Path(row["track"]).as_posix().replace("/", ".")),
+                        row["person"],
+                        frames(folder),
+                    )
+                )
         return tracks
     tracks = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
@@ -134,18 +171,25 @@ def find_tracks(root: Path) -> list[tuple[str, str, list[Path]]]:
     return tracks
 
 
-def _requests(tracks: list[tuple[str, str, list[Path]]], args: argparse.Namespace
-              ) -> Iterator[face_pb2.EnrollTracksRequest]:
-    options = face_pb2.TrackOptions(best_frames=args.best_frames, min_quality=args.min_quality,
-                                    min_frames=args.min_frames, progress_every=FRAMES_PER_MESSAGE)
+def _requests(
+    tracks: list[tuple[str, str, list[Path]]], args: argparse.Namespace
+) -> Iterator[face_pb2.EnrollTracksRequest]:
+    options = face_pb2.TrackOptions(
+        best_frames=args.best_frames,
+        min_quality=args.min_quality,
+        min_frames=args.min_frames,
+        progress_every=FRAMES_PER_MESSAGE,
+    )
     first = True
     for track_id, person, paths in tracks:
-        chunks = [paths[i:i + FRAMES_PER_MESSAGE] for i in range(0, len(paths), FRAMES_PER_MESSAGE)] or [[]]
+        chunks = [paths[i : i + FRAMES_PER_MESSAGE] for i in range(0, len(paths), FRAMES_PER_MESSAGE)] or [[]]
         for n, chunk in enumerate(chunks):
-            frames = [face_pb2.Frame(aligned=_image(p)) if args.aligned else face_pb2.Frame(image=_image(p))
-                      for p in chunk]
-            request = face_pb2.EnrollTracksRequest(track_id=track_id, person_id=person if n == 0 else "",
-                                                   frames=frames, end=n == len(chunks) - 1)
+            frames = [
+                face_pb2.Frame(aligned=_image(p)) if args.aligned else face_pb2.Frame(image=_image(p)) for p in chunk
+            ]
+            request = face_pb2.EnrollTracksRequest(
+                track_id=track_id, person_id=person if n == 0 else "", frames=frames, end=n == len(chunks) - 1
+            )
             if first:
                 request.options.CopyFrom(options)
                 first = False
@@ -161,6 +205,7 @@ def enroll_tracks(args: argparse.Namespace) -> int:
     results = []
     total = sum(len(paths) for _, _, paths in tracks)
     with tqdm(total=total, unit="frame", desc="enroll-tracks", disable=args.json, file=sys.stderr) as bar:
+
         def run() -> None:
             for reply in _stub(args).EnrollTracks(_requests(tracks, args), timeout=args.timeout * len(tracks)):
                 if reply.WhichOneof("event") == "progress":
@@ -169,15 +214,27 @@ def enroll_tracks(args: argparse.Namespace) -> int:
                     results.append(to_dict(reply.result))
                     bar.set_postfix(tracks=len(results), accepted=sum(r["accepted"] for r in results))
             bar.update(total - bar.n)
+
         rpc_call(args, run)
     accepted = sum(r["accepted"] for r in results)
     payload = {"tracks": len(results), "accepted": accepted, "results": results}
-    emit(args, payload, lambda p: "\n".join(
-        [f"{p['accepted']} of {p['tracks']} tracks enrolled"]
-        + [f"  {r['track_id']:<28} {r['person_id']:<20} "
-           + (f"✓ {r['frames_used']}/{r['frames_received']} frames, quality {r['quality']['mean_used']:.2f}"
-              + (" (replaced)" if r["replaced"] else "") if r["accepted"] else f"✗ {r['reason']}")
-           for r in p["results"]]))
+    emit(
+        args,
+        payload,
+        lambda p: "\n".join(
+            [f"{p['accepted']} of {p['tracks']} tracks enrolled"]
+            + [
+                f"  {r['track_id']:<28} {r['person_id']:<20} "
+                + (
+                    f"✓ {r['frames_used']}/{r['frames_received']} frames, quality {r['quality']['mean_used']:.2f}"
+                    + (" (replaced)" if r["replaced"] else "")
+                    if r["accepted"]
+                    else f"✗ {r['reason']}"
+                )
+                for r in p["results"]
+            ]
+        ),
+    )
     return 0 if accepted == len(results) else 2
 
 
@@ -185,8 +242,14 @@ def verify(args: argparse.Namespace) -> int:
     request = face_pb2.VerifyFaceRequest(person_id=args.person, image=_image(args.image), target_far=args.far)
     payload = to_dict(rpc_call(args, lambda: _stub(args).Verify(request, timeout=args.timeout)))
     d = payload["decision"]
-    emit(args, payload, lambda p: f"{'ACCEPT' if d['accepted'] else 'REJECT'} {p['person_id']}: score "
-         f"{d['score']:.4f} vs threshold {d['threshold']:.4f} (FAR {d['target_far']:g}, {_model(p)})")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{'ACCEPT' if d['accepted'] else 'REJECT'} {p['person_id']}: score "
+            f"{d['score']:.4f} vs threshold {d['threshold']:.4f} (FAR {d['target_far']:g}, {_model(p)})"
+        ),
+    )
     return 0
 
 
@@ -195,8 +258,9 @@ def identify(args: argparse.Namespace) -> int:
     payload = to_dict(rpc_call(args, lambda: _stub(args).Identify(request, timeout=args.timeout)))
 
     def human(p: dict) -> str:
-        head = (p["best_id"] if p["identified"] else "unknown") + \
-               f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled)"
+        head = (
+            p["best_id"] if p["identified"] else "unknown"
+        ) + f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled)"
         return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
@@ -204,16 +268,27 @@ def identify(args: argparse.Namespace) -> int:
 
 
 def delete(args: argparse.Namespace) -> int:
-    payload = to_dict(rpc_call(args, lambda: _stub(args).Delete(face_pb2.DeleteFaceRequest(person_id=args.person),
-                                                                timeout=args.timeout)))
+    payload = to_dict(
+        rpc_call(
+            args, lambda: _stub(args).Delete(face_pb2.DeleteFaceRequest(person_id=args.person), timeout=args.timeout)
+        )
+    )
     emit(args, payload, lambda p: f"deleted {p['person_id']}")
     return 0
 
 
 def list_people(args: argparse.Namespace) -> int:
     stub = _stub(args)
-    people, total = list_all(args, lambda token: stub.List(face_pb2.ListFacesRequest(
-        page_size=500, page_token=token), timeout=args.timeout), "people")
-    emit(args, {"people": people, "total": total}, lambda p: "\n".join(
-        [f"{p['total']} people enrolled"] + [f"  {c['id']:<32} {c['num_samples']} samples" for c in p["people"]]))
+    people, total = list_all(
+        args,
+        lambda token: stub.List(face_pb2.ListFacesRequest(page_size=500, page_token=token), timeout=args.timeout),
+        "people",
+    )
+    emit(
+        args,
+        {"people": people, "total": total},
+        lambda p: "\n".join(
+            [f"{p['total']} people enrolled"] + [f"  {c['id']:<32} {c['num_samples']} samples" for c in p["people"]]
+        ),
+    )
     return 0

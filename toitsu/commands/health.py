@@ -14,8 +14,9 @@ from toitsu.client import channel, client_options, emit, fail
 def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("health", parents=[client_options()], help="is the gateway serving?")
     parser.add_argument("--service", default="", help="a service name (default: the whole server)")
-    parser.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                        help="poll until SERVING or this many seconds pass")
+    parser.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="poll until SERVING or this many seconds pass"
+    )
     parser.set_defaults(run=run)
 
 
@@ -33,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
         if status == "SERVING" or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
-    emit(args, {"target": args.target, "service": args.service, "status": status},
-         lambda p: f"{p['target']}: {p['status']}")
+    emit(
+        args,
+        {"target": args.target, "service": args.service, "status": status},
+        lambda p: f"{p['target']}: {p['status']}",
+    )
     return 0 if status == "SERVING" else 1

@@ -17,14 +17,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="scratch folder for generated dev data")
     p.add_argument("--force", action="store_true", help="rebuild versions that already exist")
-    p.add_argument("--part", action="append", default=[], metavar="PART",
-                   help="build only this part of the pack: speaker, face or sound (repeatable; default: all)")
-    p.add_argument("--background", action="append", default=[], metavar="PART",
-                   help="build this part in a separate low-priority process, started once the others are built, "
-                        "and return (repeatable; `make serve` does this for sound, which a gateway serves once "
-                        "it is published)")
-    p.add_argument("--log", type=Path, default=None,
-                   help="the background build's output (default: WORK/logs/build-PART.log)")
+    p.add_argument(
+        "--part",
+        action="append",
+        default=[],
+        metavar="PART",
+        help="build only this part of the pack: speaker, face or sound (repeatable; default: all)",
+    )
+    p.add_argument(
+        "--background",
+        action="append",
+        default=[],
+        metavar="PART",
+        help="build this part in a separate low-priority process, started once the others are built, "
+        "and return (repeatable; `make serve` does this for sound, which a gateway serves once "
+        "it is published)",
+    )
+    p.add_argument(
+        "--log", type=Path, default=None, help="the background build's output (default: WORK/logs/build-PART.log)"
+    )
     p.add_argument("--held-lock", action="append", default=[], help=argparse.SUPPRESS)  # PART=FD, from --background
     p.set_defaults(run=build_defaults)
     p = sub.add_parser("list", help="models, versions, parity and calibration")
@@ -59,21 +70,31 @@ def _build_part(args: argparse.Namespace, part: str, held_fd: int | None) -> Non
     from serving.offline import face_file_embedder, file_embedder, landmark_predictor
 
     lock: BuildLock | None
-    lock = BuildLock(args.models, part, PART_MODELS[part], log=_log_text(args.log) if held_fd is not None else "",
-                     fd=held_fd)
+    lock = BuildLock(
+        args.models, part, PART_MODELS[part], log=_log_text(args.log) if held_fd is not None else "", fd=held_fd
+    )
     if held_fd is None:
         if not args.force and not missing_models(args.models, [part]):
             lock = None  # nothing to build: no lock to take or wait for
         elif not lock.acquire(wait=False):
             holder = lock.holder()
-            print(f"{part}: waiting for the build in pid {holder.get('pid')} (log: {holder.get('log') or '-'})",
-                  flush=True)
+            print(
+                f"{part}: waiting for the build in pid {holder.get('pid')} (log: {holder.get('log') or '-'})",
+                flush=True,
+            )
             lock.acquire(wait=True)
     try:
         if lock is not None:
             lock.write("running")
-        build_default_pack(args.models, args.work, file_embedder, face_file_embedder, landmark_predictor,
-                           force=args.force, parts=[part])
+        build_default_pack(
+            args.models,
+            args.work,
+            file_embedder,
+            face_file_embedder,
+            landmark_predictor,
+            force=args.force,
+            parts=[part],
+        )
     except KeyboardInterrupt:
         if lock is not None:
             lock.write("interrupted")
@@ -110,21 +131,42 @@ def _start_background(args: argparse.Namespace, parts: list[str]) -> None:
             print(f"{part}: already being built by pid {holder.get('pid')} (log: {holder.get('log') or '-'})")
     if not locks:
         return
-    command = [sys.executable, "-m", "toitsu", "models", "build-defaults", "--models", str(args.models),
-               "--work", str(args.work), "--log", str(log), *(["--force"] if args.force else []),
-               *(f"--part={part}" for part in locks), *(f"--held-lock={part}={lock.fd}" for part, lock in locks.items())]
+    command = [
+        sys.executable,
+        "-m",
+        "toitsu",
+        "models",
+        "build-defaults",
+        "--models",
+        str(args.models),
+        "--work",
+        str(args.work),
+        "--log",
+        str(log),
+        *(["--force"] if args.force else []),
+        *(f"--part={part}" for part in locks),
+        *(f"--held-lock={part}={lock.fd}" for part, lock in locks.items()),
+    ]
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         # Same process group as the caller: Ctrl-C on `make serve` stops the build too (it resumes
         # from its last checkpoint next time) instead of leaving a CPU-bound orphan behind.
-        child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                 pass_fds=[lock.fd for lock in locks.values() if lock.fd is not None],
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        child = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            pass_fds=[lock.fd for lock in locks.values() if lock.fd is not None],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     for lock in locks.values():
         lock.write("running", pid=child.pid)
         lock.release()  # the child's inherited descriptor keeps the lock until it exits
-    print(f"{', '.join(locks)}: building in the background (pid {child.pid}, log {log}); "
-          "a running gateway serves it once it is published", flush=True)
+    print(
+        f"{', '.join(locks)}: building in the background (pid {child.pid}, log {log}); "
+        "a running gateway serves it once it is published",
+        flush=True,
+    )
 
 
 def _held_lock(item: str) -> tuple[str, int]:
@@ -146,9 +188,16 @@ def list_models(args: argparse.Namespace) -> int:
         for version in repo.versions(name):
             card = repo.get(name, version).card
             cal = card.calibration_section
-            rows.append({"name": name, "version": version, "modality": card.modality, "license": card.license,
-                         "eer": cal.eer if cal else None,
-                         "thresholds": {f"{t.far:g}": t.threshold for t in cal.thresholds} if cal else {}})
+            rows.append(
+                {
+                    "name": name,
+                    "version": version,
+                    "modality": card.modality,
+                    "license": card.license,
+                    "eer": cal.eer if cal else None,
+                    "thresholds": {f"{t.far:g}": t.threshold for t in cal.thresholds} if cal else {},
+                }
+            )
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

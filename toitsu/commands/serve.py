@@ -8,8 +8,13 @@ import os
 import signal
 from pathlib import Path
 
-_SHORTCUTS = {"host": "server.host", "port": "server.port", "metrics_port": "server.metrics_port",
-              "models": "paths.models", "var": "paths.var"}
+_SHORTCUTS = {
+    "host": "server.host",
+    "port": "server.port",
+    "metrics_port": "server.metrics_port",
+    "models": "paths.models",
+    "var": "paths.var",
+}
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -20,8 +25,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--metrics-port", type=int, help="Prometheus port (server.metrics_port; 0 = off)")
     parser.add_argument("--models", help="model repository folder (paths.models)")
     parser.add_argument("--var", help="state folder for galleries (paths.var)")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="any config setting (repeatable); see README 'Configuration'")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="any config setting (repeatable); see README 'Configuration'",
+    )
     parser.add_argument("--log-level", default=os.environ.get("TOITSU_LOG_LEVEL", "INFO"))
     parser.set_defaults(run=run)
 

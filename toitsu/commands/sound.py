@@ -40,18 +40,25 @@ def _stub(args: argparse.Namespace) -> sound_pb2_grpc.SoundServiceStub:
 
 
 def embed(args: argparse.Namespace) -> int:
-    reply = rpc_call(args, lambda: _stub(args).Embed(sound_pb2.EmbedSoundRequest(audio=_audio(args.file)),
-                                                     timeout=args.timeout))
+    reply = rpc_call(
+        args, lambda: _stub(args).Embed(sound_pb2.EmbedSoundRequest(audio=_audio(args.file)), timeout=args.timeout)
+    )
     emit(args, to_dict(reply), lambda p: f"{len(p['embedding']['values'])}-d embedding from {_model(p['embedding'])}")
     return 0
 
 
 def enroll(args: argparse.Namespace) -> int:
-    request = sound_pb2.EnrollClassRequest(label=args.label, audio=[_audio(f) for f in args.files],
-                                           mode=_MODES[args.mode], store_media=args.store_media)
+    request = sound_pb2.EnrollClassRequest(
+        label=args.label, audio=[_audio(f) for f in args.files], mode=_MODES[args.mode], store_media=args.store_media
+    )
     payload = to_dict(rpc_call(args, lambda: _stub(args).EnrollClass(request, timeout=args.timeout)))
-    emit(args, payload, lambda p: f"{'enrolled' if p['created'] else 'updated'} class {p['label']}: "
-         f"{p['num_samples']} clips, {_model(p)}")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{'enrolled' if p['created'] else 'updated'} class {p['label']}: {p['num_samples']} clips, {_model(p)}"
+        ),
+    )
     return 0
 
 
@@ -60,8 +67,9 @@ def classify(args: argparse.Namespace) -> int:
     payload = to_dict(rpc_call(args, lambda: _stub(args).Classify(request, timeout=args.timeout)))
 
     def human(p: dict) -> str:
-        head = (p["label"] if p["known"] else "unknown") + \
-               f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['classes']} classes, {_model(p)})"
+        head = (
+            p["label"] if p["known"] else "unknown"
+        ) + f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['classes']} classes, {_model(p)})"
         return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
@@ -77,9 +85,18 @@ def delete(args: argparse.Namespace) -> int:
 
 def list_classes(args: argparse.Namespace) -> int:
     stub = _stub(args)
-    classes, total = list_all(args, lambda token: stub.ListClasses(sound_pb2.ListClassesRequest(
-        page_size=500, page_token=token), timeout=args.timeout), "classes")
-    emit(args, {"classes": classes, "total": total}, lambda p: "\n".join(
-        [f"{p['total']} classes enrolled"] + [f"  {c['id']:<32} {c['num_samples']} clips" for c in p["classes"]]))
+    classes, total = list_all(
+        args,
+        lambda token: stub.ListClasses(
+            sound_pb2.ListClassesRequest(page_size=500, page_token=token), timeout=args.timeout
+        ),
+        "classes",
+    )
+    emit(
+        args,
+        {"classes": classes, "total": total},
+        lambda p: "\n".join(
+            [f"{p['total']} classes enrolled"] + [f"  {c['id']:<32} {c['num_samples']} clips" for c in p["classes"]]
+        ),
+    )
     return 0
-

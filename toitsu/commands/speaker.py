@@ -21,8 +21,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enroll", parents=[common], help="enroll a speaker from one or more utterances")
     p.add_argument("speaker_id")
     p.add_argument("files", type=Path, nargs="+")
-    p.add_argument("--mode", choices=sorted(_MODES), default="create",
-                   help="create (default; fails if enrolled), append samples, or replace them")
+    p.add_argument(
+        "--mode",
+        choices=sorted(_MODES),
+        default="create",
+        help="create (default; fails if enrolled), append samples, or replace them",
+    )
     p.add_argument("--store-media", action="store_true", help="keep the audio so a new model can re-embed it")
     p.add_argument("--meta", action="append", default=[], metavar="KEY=VALUE", help="metadata (repeatable)")
     p.set_defaults(run=enroll)
@@ -58,31 +62,54 @@ def _model(payload: dict) -> str:
 
 
 def embed(args: argparse.Namespace) -> int:
-    reply = rpc_call(args, lambda: _stub(args).Embed(
-        speaker_pb2.EmbedSpeakerRequest(audio=_audio(args.file)), timeout=args.timeout))
+    reply = rpc_call(
+        args, lambda: _stub(args).Embed(speaker_pb2.EmbedSpeakerRequest(audio=_audio(args.file)), timeout=args.timeout)
+    )
     payload = to_dict(reply)
-    emit(args, payload, lambda p: f"{len(p['embedding']['values'])}-d embedding from {_model(p['embedding'])}; "
-         f"{p['audio_info']['speech_seconds']:.2f} s of speech")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{len(p['embedding']['values'])}-d embedding from {_model(p['embedding'])}; "
+            f"{p['audio_info']['speech_seconds']:.2f} s of speech"
+        ),
+    )
     return 0
 
 
 def enroll(args: argparse.Namespace) -> int:
     meta = dict(kv.split("=", 1) for kv in args.meta if "=" in kv)
-    request = speaker_pb2.EnrollSpeakerRequest(speaker_id=args.speaker_id, audio=[_audio(f) for f in args.files],
-                                               mode=_MODES[args.mode], store_media=args.store_media, metadata=meta)
+    request = speaker_pb2.EnrollSpeakerRequest(
+        speaker_id=args.speaker_id,
+        audio=[_audio(f) for f in args.files],
+        mode=_MODES[args.mode],
+        store_media=args.store_media,
+        metadata=meta,
+    )
     payload = to_dict(rpc_call(args, lambda: _stub(args).Enroll(request, timeout=args.timeout)))
-    emit(args, payload, lambda p: f"{'enrolled' if p['created'] else 'updated'} {p['speaker_id']}: "
-         f"{p['num_samples']} samples, {_model(p)}, sequence {p['sequence']}")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{'enrolled' if p['created'] else 'updated'} {p['speaker_id']}: "
+            f"{p['num_samples']} samples, {_model(p)}, sequence {p['sequence']}"
+        ),
+    )
     return 0
 
 
 def verify(args: argparse.Namespace) -> int:
-    request = speaker_pb2.VerifySpeakerRequest(speaker_id=args.speaker_id, audio=_audio(args.file),
-                                               target_far=args.far)
+    request = speaker_pb2.VerifySpeakerRequest(speaker_id=args.speaker_id, audio=_audio(args.file), target_far=args.far)
     payload = to_dict(rpc_call(args, lambda: _stub(args).Verify(request, timeout=args.timeout)))
     d = payload["decision"]
-    emit(args, payload, lambda p: f"{'ACCEPT' if d['accepted'] else 'REJECT'} {p['speaker_id']}: score "
-         f"{d['score']:.4f}, threshold {d['threshold']:.4f} at FAR {d['target_far']:g} ({_model(p)})")
+    emit(
+        args,
+        payload,
+        lambda p: (
+            f"{'ACCEPT' if d['accepted'] else 'REJECT'} {p['speaker_id']}: score "
+            f"{d['score']:.4f}, threshold {d['threshold']:.4f} at FAR {d['target_far']:g} ({_model(p)})"
+        ),
+    )
     return 0
 
 
@@ -91,8 +118,9 @@ def identify(args: argparse.Namespace) -> int:
     payload = to_dict(rpc_call(args, lambda: _stub(args).Identify(request, timeout=args.timeout)))
 
     def human(p: dict) -> str:
-        head = (f"identified {p['best_id']}" if p["identified"] else "unknown speaker") + \
-               f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled, {_model(p)})"
+        head = (
+            f"identified {p['best_id']}" if p["identified"] else "unknown speaker"
+        ) + f" (threshold {p['threshold']:.4f} at FAR {p['target_far']:g}, {p['gallery_size']} enrolled, {_model(p)})"
         return "\n".join([head, *candidate_lines(p["candidates"])])
 
     emit(args, payload, human)
@@ -108,10 +136,23 @@ def delete(args: argparse.Namespace) -> int:
 
 def list_speakers(args: argparse.Namespace) -> int:
     stub = _stub(args)
-    speakers, total = list_all(args, lambda token: stub.List(speaker_pb2.ListSpeakersRequest(
-        page_size=args.page_size, page_token=token), timeout=args.timeout), "speakers")
+    speakers, total = list_all(
+        args,
+        lambda token: stub.List(
+            speaker_pb2.ListSpeakersRequest(page_size=args.page_size, page_token=token), timeout=args.timeout
+        ),
+        "speakers",
+    )
     payload = {"speakers": speakers, "total": total}
-    emit(args, payload, lambda p: "\n".join([f"{p['total']} speakers enrolled"] + [
-        f"  {s['id']:<32} {s['num_samples']} samples  {s['model']['name']} v{s['model']['version']}"
-        for s in p["speakers"]]))
+    emit(
+        args,
+        payload,
+        lambda p: "\n".join(
+            [f"{p['total']} speakers enrolled"]
+            + [
+                f"  {s['id']:<32} {s['num_samples']} samples  {s['model']['name']} v{s['model']['version']}"
+                for s in p["speakers"]
+            ]
+        ),
+    )
     return 0

@@ -40,8 +40,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--models", type=Path, default=Path("models"))
     p.add_argument("--work", type=Path, default=Path("build"))
     p.add_argument("--name", help="model name (default: the recipe's export_name)")
-    p.add_argument("--format", choices=("onnx", "tensorrt"), default="onnx",
-                   help="tensorrt also builds a model.plan where TensorRT is importable")
+    p.add_argument(
+        "--format",
+        choices=("onnx", "tensorrt"),
+        default="onnx",
+        help="tensorrt also builds a model.plan where TensorRT is importable",
+    )
     p.set_defaults(run=export)
 
 
@@ -85,8 +89,14 @@ def export(args: argparse.Namespace) -> int:
 
     # One lookup for the kind (KINDS), one for its exporter (export.trained.EXPORTERS).
     kind = _load(args.run_dir / "recipe.yaml", [])[0].name
-    version_dir = export_trained_run(kind, args.run_dir, args.models, args.work,
-                                     Embedders(audio=file_embedder, face=face_file_embedder), name=args.name)
+    version_dir = export_trained_run(
+        kind,
+        args.run_dir,
+        args.models,
+        args.work,
+        Embedders(audio=file_embedder, face=face_file_embedder),
+        name=args.name,
+    )
     print(f"published {version_dir}")
     if args.format == "tensorrt":
         from export.tensorrt import TensorRTUnavailable, build_plan_for_version
@@ -96,5 +106,3 @@ def export(args: argparse.Namespace) -> int:
         except TensorRTUnavailable as exc:
             raise SystemExit(f"error: {exc}") from None
     return 0
-
-

@@ -34,8 +34,7 @@ class AudioStore:
     VoxCeleb2's m4a to wav first. Multi-channel audio is averaged to mono.
     """
 
-    def __init__(self, records: Sequence[ManifestRecord], sample_rate: int = 16000,
-                 cache: bool = True) -> None:
+    def __init__(self, records: Sequence[ManifestRecord], sample_rate: int = 16000, cache: bool = True) -> None:
         if sample_rate <= 0:
             raise ValueError(f"sample_rate must be positive, got {sample_rate}")
         self.records = records
@@ -49,8 +48,9 @@ class AudioStore:
         return len(self.records)
 
     @classmethod
-    def from_arrays(cls, records: Sequence[ManifestRecord], arrays: Sequence[np.ndarray],
-                    sample_rate: int = 16000) -> "AudioStore":
+    def from_arrays(
+        cls, records: Sequence[ManifestRecord], arrays: Sequence[np.ndarray], sample_rate: int = 16000
+    ) -> AudioStore:
         """A store whose audio is already in memory (generated signals, benchmarks): record i's
         samples are ``arrays[i]`` (float32 [n] at ``sample_rate``); nothing is read from disk."""
         if len(records) != len(arrays):
@@ -121,13 +121,12 @@ class AudioStore:
         """
         n = self.crop_samples(seconds)
         # Without a cache, a crop of a file at the store's rate is read alone from disk.
-        partial = (not self.cache and index not in self._audio
-                   and self._info(index)[1] == self.sample_rate)
+        partial = not self.cache and index not in self._audio and self._info(index)[1] == self.sample_rate
         x = None if partial else self.load(index)
         length = self.num_samples(index) if x is None else x.size
         if length >= n:
             start = int(rng.integers(0, length - n + 1))
-            return self._read_span(index, start, n) if x is None else x[start:start + n].copy()
+            return self._read_span(index, start, n) if x is None else x[start : start + n].copy()
         x = self.load(index) if x is None else x
         offset = int(rng.integers(0, x.size))
         return x[(offset + np.arange(n)) % x.size].astype(np.float32, copy=False)
@@ -136,12 +135,12 @@ class AudioStore:
         """Samples [start, start+n) of a file already at ``sample_rate``, read from disk."""
         import soundfile as sf
 
-        data, _ = sf.read(str(self.records[index].path), start=start, frames=n,
-                          dtype="float32", always_2d=True)
+        data, _ = sf.read(str(self.records[index].path), start=start, frames=n, dtype="float32", always_2d=True)
         x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
         if x.size != n:
-            raise ValueError(f"{self.records[index].path}: header promised {start + n} "
-                             f"frames, read only {start + x.size}")
+            raise ValueError(
+                f"{self.records[index].path}: header promised {start + n} frames, read only {start + x.size}"
+            )
         return np.ascontiguousarray(x, dtype=np.float32)
 
     def _info(self, index: int) -> tuple[int, int]:

@@ -87,8 +87,7 @@ class Augmenter:
         if self.rt60_s[0] <= 0:
             raise ValueError(f"augment.rt60_s must be positive, got {self.rt60_s}")
         if not self.noise_colors or set(self.noise_colors) - set(NOISE_COLORS):
-            raise ValueError(f"augment.noise_colors must be among {NOISE_COLORS}, "
-                             f"got {self.noise_colors}")
+            raise ValueError(f"augment.noise_colors must be among {NOISE_COLORS}, got {self.noise_colors}")
         if not self.speeds or min(self.speeds) <= 0:
             raise ValueError(f"augment.speeds must be positive factors, got {self.speeds}")
         nyquist = self.sample_rate / 2
@@ -100,12 +99,10 @@ class Augmenter:
     @classmethod
     def none(cls, sample_rate: int = 16000) -> Augmenter:
         """An augmenter that returns its input unchanged (as float32)."""
-        return cls(noise_p=0.0, reverb_p=0.0, speed_p=0.0, bandpass_p=0.0,
-                   sample_rate=sample_rate)
+        return cls(noise_p=0.0, reverb_p=0.0, speed_p=0.0, bandpass_p=0.0, sample_rate=sample_rate)
 
     @classmethod
-    def from_config(cls, section: Mapping[str, Any] | bool | None,
-                    sample_rate: int | None = None) -> Augmenter:
+    def from_config(cls, section: Mapping[str, Any] | bool | None, sample_rate: int | None = None) -> Augmenter:
         """The augmenter for a recipe's ``augment:`` section.
 
         None (no section) or ``false``: no augmentation; ``{}`` or ``true``: the defaults;
@@ -130,6 +127,7 @@ class Augmenter:
 
     def draw(self, rng: np.random.Generator) -> AugmentDraw:
         """Draw the random choices for one crop (which branches fire, and their parameters)."""
+
         def uniform(bounds: tuple[float, float]) -> float:
             return float(rng.uniform(*bounds))
 
@@ -143,8 +141,15 @@ class Augmenter:
             color = self.noise_colors[int(rng.integers(len(self.noise_colors)))]
         if rng.random() < self.bandpass_p:
             band = (uniform(self.bandpass_low_hz), uniform(self.bandpass_high_hz))
-        return AugmentDraw(speed=speed, rt60_s=rt60, drr_db=drr, snr_db=snr, noise_color=color,
-                           band_hz=band, seed=int(rng.integers(2**63)))
+        return AugmentDraw(
+            speed=speed,
+            rt60_s=rt60,
+            drr_db=drr,
+            snr_db=snr,
+            noise_color=color,
+            band_hz=band,
+            seed=int(rng.integers(2**63)),
+        )
 
     def apply(self, x: np.ndarray, draw: AugmentDraw) -> np.ndarray:
         """Apply ``draw`` to mono audio ``x`` [samples]; float32 [samples] out."""
@@ -154,12 +159,14 @@ class Augmenter:
         if draw.speed is not None and draw.speed != 1.0:
             y = change_speed(y, draw.speed, np.random.default_rng([draw.seed, 0]))
         if draw.rt60_s is not None:
-            rir = synthetic_rir(draw.rt60_s, draw.drr_db or 0.0, self.sample_rate,
-                                np.random.default_rng([draw.seed, 1]))
+            rir = synthetic_rir(
+                draw.rt60_s, draw.drr_db or 0.0, self.sample_rate, np.random.default_rng([draw.seed, 1])
+            )
             y = reverberate(y, rir)
         if draw.snr_db is not None:
-            y = add_noise(y, draw.snr_db, draw.noise_color or "white",
-                          np.random.default_rng([draw.seed, 2]), self.sample_rate)
+            y = add_noise(
+                y, draw.snr_db, draw.noise_color or "white", np.random.default_rng([draw.seed, 2]), self.sample_rate
+            )
         if draw.band_hz is not None:
             y = bandpass(y, *draw.band_hz, self.sample_rate, self.bandpass_order)
         return y.astype(np.float32)
@@ -184,12 +191,11 @@ def change_speed(x: np.ndarray, speed: float, rng: np.random.Generator) -> np.nd
     n = x.size
     if y.size >= n:
         start = int(rng.integers(0, y.size - n + 1))
-        return y[start:start + n]
+        return y[start : start + n]
     return y[np.arange(n) % y.size] if y.size else np.zeros(n)
 
 
-def synthetic_rir(rt60_s: float, drr_db: float, sample_rate: int,
-                  rng: np.random.Generator) -> np.ndarray:
+def synthetic_rir(rt60_s: float, drr_db: float, sample_rate: int, rng: np.random.Generator) -> np.ndarray:
     """A room impulse response [round(rt60·rate)]: a direct-path impulse, then a Gaussian
     tail decaying 60 dB over ``rt60_s`` with tail energy ``drr_db`` below the direct path;
     unit energy overall (Polack's statistical model of late reverberation)."""
@@ -206,13 +212,12 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     """``x`` convolved with ``rir``, cut to len(x) and rescaled to the input's RMS."""
     from scipy.signal import fftconvolve
 
-    y = fftconvolve(x, rir)[:x.size]
+    y = fftconvolve(x, rir)[: x.size]
     power_in, power_out = float(np.mean(x**2)), float(np.mean(y**2))
     return y * np.sqrt(power_in / power_out) if power_out > 0 else y
 
 
-def bandpass(x: np.ndarray, low_hz: float, high_hz: float, sample_rate: int,
-             order: int = 4) -> np.ndarray:
+def bandpass(x: np.ndarray, low_hz: float, high_hz: float, sample_rate: int, order: int = 4) -> np.ndarray:
     """Butterworth band-pass [low_hz, high_hz] of ``x`` (causal ``sosfilt``, same length)."""
     from scipy.signal import butter, sosfilt
 

@@ -26,9 +26,11 @@ def require_tool(name: str, debian_package: str) -> str:
     """Absolute path of executable ``name``, or a RuntimeError saying what to install."""
     found = shutil.which(name)
     if found is None:
-        raise RuntimeError(f"`{name}` was not found on PATH; it is needed to build synthetic "
-                           f"corpora. Install the Debian package `{debian_package}` "
-                           f"(apt-get install {debian_package}).")
+        raise RuntimeError(
+            f"`{name}` was not found on PATH; it is needed to build synthetic "
+            f"corpora. Install the Debian package `{debian_package}` "
+            f"(apt-get install {debian_package})."
+        )
     return found
 
 
@@ -65,8 +67,7 @@ class ChannelEffect:
 
     def __post_init__(self) -> None:
         if self.noise_color not in NOISE_COLORS:
-            raise ValueError(f"noise_color must be one of {NOISE_COLORS}, "
-                             f"got {self.noise_color!r}")
+            raise ValueError(f"noise_color must be one of {NOISE_COLORS}, got {self.noise_color!r}")
 
 
 _ROOM = Reverb(reverberance=50.0, hf_damping=50.0, room_scale=70.0)
@@ -81,14 +82,11 @@ PRESETS: dict[str, ChannelEffect] = {
     "noise_snr10": ChannelEffect("noise_snr10", noise_snr_db=10.0),
     "noise_snr20": ChannelEffect("noise_snr20", noise_snr_db=20.0),
     "pink_noise_snr10": ChannelEffect("pink_noise_snr10", noise_snr_db=10.0, noise_color="pink"),
-    "brown_noise_snr10": ChannelEffect("brown_noise_snr10", noise_snr_db=10.0,
-                                       noise_color="brown"),
+    "brown_noise_snr10": ChannelEffect("brown_noise_snr10", noise_snr_db=10.0, noise_color="brown"),
     "reverb": ChannelEffect("reverb", reverb=_ROOM),
     "reverb_large": ChannelEffect("reverb_large", reverb=_HALL),
-    "telephone+noise": ChannelEffect("telephone+noise", noise_snr_db=15.0, noise_color="pink",
-                                     telephone=True),
-    "reverb+noise": ChannelEffect("reverb+noise", reverb=_ROOM, noise_snr_db=15.0,
-                                  noise_color="pink"),
+    "telephone+noise": ChannelEffect("telephone+noise", noise_snr_db=15.0, noise_color="pink", telephone=True),
+    "reverb+noise": ChannelEffect("reverb+noise", reverb=_ROOM, noise_snr_db=15.0, noise_color="pink"),
     "quiet": ChannelEffect("quiet", gain_db=-20.0),
 }
 
@@ -110,8 +108,7 @@ def _sox(data: bytes, in_fmt: list[str], out_fmt: list[str], effects: list[str])
     cmd = [sox, "-R", "-D", "-V1", *in_fmt, "-", *out_fmt, "-", *effects]
     proc = subprocess.run(cmd, input=data, capture_output=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"sox failed ({proc.returncode}): {' '.join(cmd)}\n"
-                           f"{proc.stderr.decode(errors='replace')}")
+        raise RuntimeError(f"sox failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr.decode(errors='replace')}")
     return proc.stdout
 
 
@@ -120,13 +117,11 @@ def _f32(rate: int) -> list[str]:
 
 
 def _sox_f32(x: np.ndarray, sample_rate: int, effects: list[str]) -> np.ndarray:
-    out = _sox(np.asarray(x, dtype="<f4").tobytes(), _f32(sample_rate), _f32(sample_rate),
-               effects)
+    out = _sox(np.asarray(x, dtype="<f4").tobytes(), _f32(sample_rate), _f32(sample_rate), effects)
     return np.frombuffer(out, dtype="<f4").astype(np.float64)
 
 
-def colored_noise(n: int, color: str, rng: np.random.Generator,
-                  sample_rate: int = 16000) -> np.ndarray:
+def colored_noise(n: int, color: str, rng: np.random.Generator, sample_rate: int = 16000) -> np.ndarray:
     """Unit-RMS noise [n]: white, pink (power ∝ 1/f) or brown (power ∝ 1/f²).
 
     Pink and brown have nothing below 20 Hz: a 1/f² spectrum otherwise puts most of its power
@@ -147,8 +142,9 @@ def colored_noise(n: int, color: str, rng: np.random.Generator,
     return noise / rms if rms > 0 else noise
 
 
-def add_noise(x: np.ndarray, snr_db: float, color: str, rng: np.random.Generator,
-              sample_rate: int = 16000) -> np.ndarray:
+def add_noise(
+    x: np.ndarray, snr_db: float, color: str, rng: np.random.Generator, sample_rate: int = 16000
+) -> np.ndarray:
     """x + noise scaled so that 10·log10(mean(x²)/mean(noise²)) == snr_db (silent x: unchanged)."""
     power = float(np.mean(np.square(x))) if x.size else 0.0
     if power == 0.0:
@@ -175,8 +171,7 @@ def telephone_band(x: np.ndarray, sample_rate: int, mulaw: bool) -> np.ndarray:
 
 def reverberate(x: np.ndarray, sample_rate: int, reverb: Reverb) -> np.ndarray:
     """Room reverberation with SoX ``reverb`` (wet + dry, same length as x)."""
-    args = [reverb.reverberance, reverb.hf_damping, reverb.room_scale, 100.0,
-            reverb.pre_delay_ms, reverb.wet_gain_db]
+    args = [reverb.reverberance, reverb.hf_damping, reverb.room_scale, 100.0, reverb.pre_delay_ms, reverb.wet_gain_db]
     return _fit_length(_sox_f32(x, sample_rate, ["reverb", *[f"{a:g}" for a in args]]), x.size)
 
 
@@ -185,8 +180,7 @@ def _fit_length(y: np.ndarray, n: int) -> np.ndarray:
     return y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
 
 
-def apply_effect_array(x: np.ndarray, sample_rate: int, effect: ChannelEffect | str,
-                       seed: int) -> np.ndarray:
+def apply_effect_array(x: np.ndarray, sample_rate: int, effect: ChannelEffect | str, seed: int) -> np.ndarray:
     """Apply ``effect`` to mono float audio ``x`` [samples] at ``sample_rate`` Hz.
 
     Returns float64 [samples] (same length), peak-limited to avoid wrap-around on PCM writes.
@@ -233,8 +227,9 @@ def read_wav(path: str | os.PathLike[str]) -> tuple[np.ndarray, int]:
     return x.mean(axis=1), int(sample_rate)
 
 
-def apply_effect(in_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-                 effect: ChannelEffect | str, seed: int) -> Path:
+def apply_effect(
+    in_path: str | os.PathLike[str], out_path: str | os.PathLike[str], effect: ChannelEffect | str, seed: int
+) -> Path:
     """Read ``in_path``, apply ``effect`` (a ChannelEffect or preset name), write ``out_path``.
 
     The output keeps the input's sample rate and length, as mono 16-bit PCM WAV.

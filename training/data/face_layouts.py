@@ -40,8 +40,9 @@ _FPS_DIR = re.compile(r"^\d+(\.\d+)?$")
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")),
-                  key=lambda p: p.name)
+    return sorted(
+        (Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
+    )
 
 
 def _frame_number(path: Path) -> int:
@@ -51,8 +52,7 @@ def _frame_number(path: Path) -> int:
 
 
 def _frames(folder: Path) -> list[Path]:
-    files = [Path(e.path) for e in os.scandir(folder)
-             if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES]
+    files = [Path(e.path) for e in os.scandir(folder) if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES]
     return sorted(files, key=lambda p: (_frame_number(p), p.name))
 
 
@@ -64,8 +64,12 @@ def _split(identities: list[str], heldout_fraction: float, seed: int) -> dict[st
     return {name: "heldout" if name in heldout else "train" for name in identities}
 
 
-def _records(tracks: Iterator[tuple[str, str, str, list[Path]]], heldout_fraction: float, seed: int,
-             max_frames_per_track: int | None) -> list[ManifestRecord]:
+def _records(
+    tracks: Iterator[tuple[str, str, str, list[Path]]],
+    heldout_fraction: float,
+    seed: int,
+    max_frames_per_track: int | None,
+) -> list[ManifestRecord]:
     tracks = [t for t in tracks if t[3]]
     split = _split(sorted({t[0] for t in tracks}), heldout_fraction, seed)
     out = []
@@ -74,8 +78,15 @@ def _records(tracks: Iterator[tuple[str, str, str, list[Path]]], heldout_fractio
             # Evenly spaced frames cover the whole track rather than its first seconds.
             frames = [frames[i] for i in np.linspace(0, len(frames) - 1, max_frames_per_track).round().astype(int)]
         for path in frames:
-            out.append(ManifestRecord(path, identity, None, split[identity],
-                                      {"track": track, "video": video, "frame": _frame_number(path)}))
+            out.append(
+                ManifestRecord(
+                    path,
+                    identity,
+                    None,
+                    split[identity],
+                    {"track": track, "video": video, "frame": _frame_number(path)},
+                )
+            )
     return out
 
 
@@ -85,8 +96,10 @@ def youtube_faces_tracks(root: Path, *, aligned: bool = False) -> Iterator[tuple
     wanted = YTF_DIRS[1] if aligned else YTF_DIRS[0]
     db = root if root.name in YTF_DIRS else root / wanted
     if not db.is_dir():
-        raise FileNotFoundError(f"no {wanted} folder under {root}: expected the YouTube Faces layout "
-                                f"{wanted}/<person>/<video>/<video>.<frame>.jpg")
+        raise FileNotFoundError(
+            f"no {wanted} folder under {root}: expected the YouTube Faces layout "
+            f"{wanted}/<person>/<video>/<video>.<frame>.jpg"
+        )
     for person in _subdirs(db):
         for video in _subdirs(person):
             yield person.name, video.name, f"{person.name}/{video.name}", _frames(video)
@@ -108,8 +121,15 @@ def voxceleb_face_tracks(root: Path) -> Iterator[tuple[str, str, str, list[Path]
                 yield identity.name, video.name, f"{identity.name}/{video.name}/{track.name}", _frames(track)
 
 
-def face_layout_records(root: Path, layout: Layout, *, heldout_fraction: float = 0.0, seed: int = 0,
-                        aligned: bool = False, max_frames_per_track: int | None = None) -> list[ManifestRecord]:
+def face_layout_records(
+    root: Path,
+    layout: Layout,
+    *,
+    heldout_fraction: float = 0.0,
+    seed: int = 0,
+    aligned: bool = False,
+    max_frames_per_track: int | None = None,
+) -> list[ManifestRecord]:
     """Manifest rows of a YouTube Faces (``aligned`` picks the aligned release) or VoxCeleb tree."""
     if layout == "youtube_faces":
         tracks = youtube_faces_tracks(root, aligned=aligned)

@@ -74,12 +74,13 @@ def face_sources() -> tuple[tuple[str, np.ndarray], ...]:
     import skimage.data
 
     hopper = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    out = [("astronaut", _photo_face(skimage.data.astronaut(), PHOTO_BOXES["astronaut"])),
-           ("grace-hopper", _photo_face(hopper, PHOTO_BOXES["grace-hopper"]))]
+    out = [
+        ("astronaut", _photo_face(skimage.data.astronaut(), PHOTO_BOXES["astronaut"])),
+        ("grace-hopper", _photo_face(hopper, PHOTO_BOXES["grace-hopper"])),
+    ]
     lfw = skimage.data.lfw_subset()[:LFW_FACES]  # float64 [100, 25, 25] in [0, 1]
     for i, face in enumerate(lfw):
-        grey = Image.fromarray(np.round(face * 255).astype(np.uint8)).resize((SOURCE_SIZE, SOURCE_SIZE),
-                                                                             Image.BICUBIC)
+        grey = Image.fromarray(np.round(face * 255).astype(np.uint8)).resize((SOURCE_SIZE, SOURCE_SIZE), Image.BICUBIC)
         out.append((f"lfw-{i:03d}", np.repeat(np.asarray(grey)[:, :, None], 3, axis=2)))
     return tuple(out)
 
@@ -102,16 +103,27 @@ class FrameParams:
 
     @property
     def low_quality(self) -> bool:
-        return (self.blur >= LOW_BLUR or self.resolution <= LOW_RESOLUTION or self.noise >= LOW_NOISE
-                or self.jpeg <= LOW_JPEG)
+        return (
+            self.blur >= LOW_BLUR
+            or self.resolution <= LOW_RESOLUTION
+            or self.noise >= LOW_NOISE
+            or self.jpeg <= LOW_JPEG
+        )
 
 
 def _track_params(rng: np.random.Generator, frames: int) -> tuple[list[FrameParams], dict[str, float]]:
     """Per-frame parameters of one track and its illumination (gain, gamma, cast_r/g/b)."""
-    base = {"dx": rng.uniform(-0.04, 0.04), "dy": rng.uniform(-0.04, 0.04), "zoom": rng.uniform(0.9, 1.15),
-            "angle": rng.uniform(-10, 10)}
-    light = {"gain": rng.uniform(0.7, 1.3), "gamma": rng.uniform(0.8, 1.25),
-             **{f"cast_{c}": rng.uniform(0.92, 1.08) for c in "rgb"}}
+    base = {
+        "dx": rng.uniform(-0.04, 0.04),
+        "dy": rng.uniform(-0.04, 0.04),
+        "zoom": rng.uniform(0.9, 1.15),
+        "angle": rng.uniform(-10, 10),
+    }
+    light = {
+        "gain": rng.uniform(0.7, 1.3),
+        "gamma": rng.uniform(0.8, 1.25),
+        **{f"cast_{c}": rng.uniform(0.92, 1.08) for c in "rgb"},
+    }
     amplitude = {"dx": 0.04, "dy": 0.03, "zoom": 0.06, "angle": 6.0}
     phase = {k: rng.uniform(0, 2 * np.pi, size=2) for k in amplitude}
     poor_share = rng.uniform(0.15, 0.65)
@@ -119,23 +131,33 @@ def _track_params(rng: np.random.Generator, frames: int) -> tuple[list[FramePara
     params = []
     for f in range(frames):
         # Two slow sinusoids per pose parameter: smooth motion over the track, never a jump.
-        pose = {k: base[k] + amplitude[k] * 0.5 * (np.sin(2 * np.pi * t[f] + phase[k][0])
-                                                  + np.sin(np.pi * t[f] + phase[k][1])) for k in amplitude}
+        pose = {
+            k: base[k]
+            + amplitude[k] * 0.5 * (np.sin(2 * np.pi * t[f] + phase[k][0]) + np.sin(np.pi * t[f] + phase[k][1]))
+            for k in amplitude
+        }
         if rng.random() < poor_share:  # a poor frame: one to three hard degradations
             hard = set(rng.choice(4, size=int(rng.integers(1, 4)), replace=False).tolist())
         else:
             hard = set()
-        params.append(FrameParams(
-            dx=float(pose["dx"]), dy=float(pose["dy"]), zoom=float(pose["zoom"]), angle=float(pose["angle"]),
-            blur=float(rng.uniform(3.0, 6.0) if 0 in hard else rng.uniform(0.0, 0.8)),
-            resolution=int(rng.integers(8, 15) if 1 in hard else rng.integers(40, SOURCE_SIZE + 1)),
-            noise=float(rng.uniform(0.05, 0.10) if 2 in hard else rng.uniform(0.0, 0.02)),
-            jpeg=int(rng.integers(8, 26) if 3 in hard else rng.integers(60, 96))))
+        params.append(
+            FrameParams(
+                dx=float(pose["dx"]),
+                dy=float(pose["dy"]),
+                zoom=float(pose["zoom"]),
+                angle=float(pose["angle"]),
+                blur=float(rng.uniform(3.0, 6.0) if 0 in hard else rng.uniform(0.0, 0.8)),
+                resolution=int(rng.integers(8, 15) if 1 in hard else rng.integers(40, SOURCE_SIZE + 1)),
+                noise=float(rng.uniform(0.05, 0.10) if 2 in hard else rng.uniform(0.0, 0.02)),
+                jpeg=int(rng.integers(8, 26) if 3 in hard else rng.integers(60, 96)),
+            )
+        )
     return params, {k: float(v) for k, v in light.items()}
 
 
-def render_frame(source: np.ndarray, p: FrameParams, light: dict[str, float], size: int,
-                 rng: np.random.Generator) -> np.ndarray:
+def render_frame(
+    source: np.ndarray, p: FrameParams, light: dict[str, float], size: int, rng: np.random.Generator
+) -> np.ndarray:
     """source RGB uint8 [S, S, 3] → one degraded frame RGB uint8 [size, size, 3].
 
     Order as in a camera pipeline: pose (affine warp, bicubic) at ``p.resolution`` → illumination
@@ -150,8 +172,9 @@ def render_frame(source: np.ndarray, p: FrameParams, light: dict[str, float], si
     cx_out = res / 2
     cx_in, cy_in = s / 2 - p.dx * s, s / 2 - p.dy * s
     coeffs = (cos, sin, cx_in - cos * cx_out - sin * cx_out, -sin, cos, cy_in + sin * cx_out - cos * cx_out)
-    img = Image.fromarray(source).transform((res, res), Image.AFFINE, coeffs, resample=Image.BICUBIC,
-                                            fillcolor=(118, 112, 104))
+    img = Image.fromarray(source).transform(
+        (res, res), Image.AFFINE, coeffs, resample=Image.BICUBIC, fillcolor=(118, 112, 104)
+    )
     x = np.asarray(img, dtype=np.float32) / 255.0
     cast = np.array([light["cast_r"], light["cast_g"], light["cast_b"]], dtype=np.float32)
     x = np.clip(light["gain"] * np.power(x, light["gamma"]) * cast, 0.0, 1.0)
@@ -189,8 +212,16 @@ class FaceTracks:
     def subset(self, split: str) -> FaceTracks:
         """The frames of one split (same name lists, so indices stay comparable)."""
         keep = self.split == split
-        return FaceTracks(self.frames[keep], self.identity[keep], self.track[keep], self.low_quality[keep],
-                          self.split[keep], self.identity_names, self.track_names, self.has_quality)
+        return FaceTracks(
+            self.frames[keep],
+            self.identity[keep],
+            self.track[keep],
+            self.low_quality[keep],
+            self.split[keep],
+            self.identity_names,
+            self.track_names,
+            self.has_quality,
+        )
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -209,16 +240,24 @@ def _check_sizes(identities: int, tracks_per_identity: int, frames_per_track: in
         raise ValueError("tracks_per_identity and frames_per_track must be >= 1 and size >= 16")
 
 
-def _render_track(identity: int, track: int, frames: int, size: int, seed: int
-                  ) -> tuple[np.ndarray, list[FrameParams], dict[str, float]]:
+def _render_track(
+    identity: int, track: int, frames: int, size: int, seed: int
+) -> tuple[np.ndarray, list[FrameParams], dict[str, float]]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, identity, track]))
     params, light = _track_params(rng, frames)
     source = face_sources()[identity][1]
     return np.stack([render_frame(source, p, light, size, rng) for p in params]), params, light
 
 
-def render_face_tracks(*, identities: int, tracks_per_identity: int, frames_per_track: int, size: int = 112,
-                       seed: int = 0, heldout_fraction: float = 0.3) -> FaceTracks:
+def render_face_tracks(
+    *,
+    identities: int,
+    tracks_per_identity: int,
+    frames_per_track: int,
+    size: int = 112,
+    seed: int = 0,
+    heldout_fraction: float = 0.3,
+) -> FaceTracks:
     """The corpus in memory (see the module docstring); the same arguments give the same arrays."""
     _check_sizes(identities, tracks_per_identity, frames_per_track, size)
     heldout = _heldout_identities(identities, heldout_fraction, seed)
@@ -233,15 +272,30 @@ def render_face_tracks(*, identities: int, tracks_per_identity: int, frames_per_
             low += [p.low_quality for p in params]
             split += ["heldout" if i in heldout else "train"] * frames_per_track
             track_names.append(f"{names[i]}/t{t:02d}")
-    return FaceTracks(np.concatenate(frames), np.array(ident, dtype=np.int64), np.array(track, dtype=np.int64),
-                      np.array(low, dtype=bool), np.array(split), names, track_names)
+    return FaceTracks(
+        np.concatenate(frames),
+        np.array(ident, dtype=np.int64),
+        np.array(track, dtype=np.int64),
+        np.array(low, dtype=bool),
+        np.array(split),
+        names,
+        track_names,
+    )
 
 
 # ------------------------------------------------------------------------------ on disk
 
 
-def build_face_tracks(out_dir: Path, *, identities: int, tracks_per_identity: int, frames_per_track: int,
-                      size: int = 112, seed: int = 0, heldout_fraction: float = 0.3) -> Path:
+def build_face_tracks(
+    out_dir: Path,
+    *,
+    identities: int,
+    tracks_per_identity: int,
+    frames_per_track: int,
+    size: int = 112,
+    seed: int = 0,
+    heldout_fraction: float = 0.3,
+) -> Path:
     """Write ``out_dir/frames/<identity>/t<NN>/<nnn>.jpg`` and ``out_dir/manifest.jsonl``; return the latter.
 
     Frames are the in-memory renderings saved as JPEG quality 95 (the degradation JPEG already
@@ -250,9 +304,16 @@ def build_face_tracks(out_dir: Path, *, identities: int, tracks_per_identity: in
     """
     _check_sizes(identities, tracks_per_identity, frames_per_track, size)
     out_dir = Path(out_dir).resolve()
-    args = {"kind": "face_tracks", "identities": identities, "tracks_per_identity": tracks_per_identity,
-            "frames_per_track": frames_per_track, "size": size, "seed": seed, "heldout_fraction": heldout_fraction,
-            "builder_version": _BUILD_VERSION}
+    args = {
+        "kind": "face_tracks",
+        "identities": identities,
+        "tracks_per_identity": tracks_per_identity,
+        "frames_per_track": frames_per_track,
+        "size": size,
+        "seed": seed,
+        "heldout_fraction": heldout_fraction,
+        "builder_version": _BUILD_VERSION,
+    }
     manifest, stamp = out_dir / "manifest.jsonl", out_dir / "build.json"
     out_dir.mkdir(parents=True, exist_ok=True)
     if stamp.exists():
@@ -262,8 +323,10 @@ def build_face_tracks(out_dir: Path, *, identities: int, tracks_per_identity: in
         shutil.rmtree(out_dir / "frames", ignore_errors=True)
         manifest.unlink(missing_ok=True)
     elif (out_dir / "frames").exists():
-        raise FileExistsError(f"{out_dir} has a frames/ folder but no build.json, so it was not made by this "
-                              "builder; choose an empty folder or remove it")
+        raise FileExistsError(
+            f"{out_dir} has a frames/ folder but no build.json, so it was not made by this "
+            "builder; choose an empty folder or remove it"
+        )
     _write_json(stamp, {"args": args, "complete": False})
     heldout = _heldout_identities(identities, heldout_fraction, seed)
     records = []
@@ -276,11 +339,26 @@ def build_face_tracks(out_dir: Path, *, identities: int, tracks_per_identity: in
             for f, (frame, p) in enumerate(zip(pixels, params)):
                 path = folder / f"{f:03d}.jpg"
                 Image.fromarray(frame).save(path, format="JPEG", quality=95)
-                records.append(ManifestRecord(path, name, None, "heldout" if i in heldout else "train", {
-                    "track": f"{name}/t{t:02d}", "frame": f, "quality": "low" if p.low_quality else "high",
-                    "blur": round(p.blur, 3), "resolution": p.resolution, "noise": round(p.noise, 4),
-                    "jpeg": p.jpeg, "zoom": round(p.zoom, 3), "angle": round(p.angle, 2),
-                    "gain": round(light["gain"], 3)}))
+                records.append(
+                    ManifestRecord(
+                        path,
+                        name,
+                        None,
+                        "heldout" if i in heldout else "train",
+                        {
+                            "track": f"{name}/t{t:02d}",
+                            "frame": f,
+                            "quality": "low" if p.low_quality else "high",
+                            "blur": round(p.blur, 3),
+                            "resolution": p.resolution,
+                            "noise": round(p.noise, 4),
+                            "jpeg": p.jpeg,
+                            "zoom": round(p.zoom, 3),
+                            "angle": round(p.angle, 2),
+                            "gain": round(light["gain"], 3),
+                        },
+                    )
+                )
     write_manifest(manifest, records)
     _write_json(stamp, {"args": args, "complete": True, "frames": len(records)})
     return manifest
@@ -313,10 +391,16 @@ def load_face_tracks(records: Sequence[ManifestRecord] | Path, size: int = 112) 
             img = img.convert("RGB")
             frames[row] = np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BICUBIC))
     quality = [r.extra.get("quality") for r in records]
-    return FaceTracks(frames, np.array([id_index[str(r.identity)] for r in records], dtype=np.int64),
-                      np.array([track_index[str(r.extra.get("track", r.identity))] for r in records], dtype=np.int64),
-                      np.array([q == "low" for q in quality], dtype=bool), np.array([r.split for r in records]),
-                      identity_names, track_names, has_quality=any(q is not None for q in quality))
+    return FaceTracks(
+        frames,
+        np.array([id_index[str(r.identity)] for r in records], dtype=np.int64),
+        np.array([track_index[str(r.extra.get("track", r.identity))] for r in records], dtype=np.int64),
+        np.array([q == "low" for q in quality], dtype=bool),
+        np.array([r.split for r in records]),
+        identity_names,
+        track_names,
+        has_quality=any(q is not None for q in quality),
+    )
 
 
 # -------------------------------------------------------------------------------- batches
@@ -333,15 +417,26 @@ class GroupBatches(torch.utils.data.Dataset):
     mirrored left-right with probability ½.
     """
 
-    def __init__(self, tracks: FaceTracks, *, group_by: GroupBy, groups_per_batch: int, frames_per_group: int,
-                 seed: int, rank: int = 0, steps: int, flip: bool = True) -> None:
+    def __init__(
+        self,
+        tracks: FaceTracks,
+        *,
+        group_by: GroupBy,
+        groups_per_batch: int,
+        frames_per_group: int,
+        seed: int,
+        rank: int = 0,
+        steps: int,
+        flip: bool = True,
+    ) -> None:
         if group_by not in ("identity", "track"):
             raise ValueError(f"group_by must be 'identity' or 'track', got {group_by!r}")
         keys = tracks.identity if group_by == "identity" else tracks.track
         self.group_ids = np.unique(keys)
         if groups_per_batch > self.group_ids.size:
-            raise ValueError(f"a batch needs {groups_per_batch} distinct groups ({group_by}) "
-                             f"but only {self.group_ids.size} exist")
+            raise ValueError(
+                f"a batch needs {groups_per_batch} distinct groups ({group_by}) but only {self.group_ids.size} exist"
+            )
         if frames_per_group < 2:
             raise ValueError("frames_per_group must be >= 2 (a group needs a positive)")
         self.members = [np.flatnonzero(keys == g) for g in self.group_ids]
@@ -357,12 +452,20 @@ class GroupBatches(torch.utils.data.Dataset):
             raise IndexError(f"step {step} outside [0, {self.steps})")
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, self.rank, step]))
         chosen = rng.choice(self.group_ids.size, size=self.groups_per_batch, replace=False)
-        rows = np.concatenate([rng.choice(self.members[g], size=self.frames_per_group,
-                                          replace=self.members[g].size < self.frames_per_group) for g in chosen])
+        rows = np.concatenate(
+            [
+                rng.choice(
+                    self.members[g], size=self.frames_per_group, replace=self.members[g].size < self.frames_per_group
+                )
+                for g in chosen
+            ]
+        )
         images = self.tracks.frames[rows]
         if self.flip:
             mirror = rng.random(rows.size) < 0.5
             images = np.where(mirror[:, None, None, None], images[:, :, ::-1], images)
-        return {"images": torch.from_numpy(np.ascontiguousarray(images)),
-                "groups": torch.from_numpy(np.repeat(self.group_ids[chosen], self.frames_per_group)),
-                "low_quality": torch.from_numpy(self.tracks.low_quality[rows])}
+        return {
+            "images": torch.from_numpy(np.ascontiguousarray(images)),
+            "groups": torch.from_numpy(np.repeat(self.group_ids[chosen], self.frames_per_group)),
+            "low_quality": torch.from_numpy(self.tracks.low_quality[rows]),
+        }

@@ -44,8 +44,9 @@ def class_list(records: Sequence[ManifestRecord]) -> list[str]:
     return sorted(labels, key=lambda name: (labels[name], name))
 
 
-def kshot_split(records: Sequence[ManifestRecord], *, test_fold: int, k: int | None,
-                draw: int, seed: int) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
+def kshot_split(
+    records: Sequence[ManifestRecord], *, test_fold: int, k: int | None, draw: int, seed: int
+) -> tuple[list[ManifestRecord], list[ManifestRecord]]:
     """(training, test) records for one fold and draw of the k-shot protocol.
 
     test: every record of ``test_fold``, in input order, with split "test".
@@ -75,10 +76,8 @@ def kshot_split(records: Sequence[ManifestRecord], *, test_fold: int, k: int | N
     for name in sorted(by_class):
         pool = by_class[name]
         if k is not None and len(pool) < k:
-            raise ValueError(f"class {name!r} has {len(pool)} clips outside fold {test_fold}, "
-                             f"fewer than k = {k}")
-        chosen = range(len(pool)) if k is None else sorted(rng.choice(len(pool), k,
-                                                                      replace=False).tolist())
+            raise ValueError(f"class {name!r} has {len(pool)} clips outside fold {test_fold}, fewer than k = {k}")
+        chosen = range(len(pool)) if k is None else sorted(rng.choice(len(pool), k, replace=False).tolist())
         train += [dataclasses.replace(pool[i], split="train") for i in chosen]
     return train, test
 
@@ -95,11 +94,20 @@ class ClipBatches(_StepBatches):
     fine-tuning. Clips shorter than T loop, as in AudioStore.crop.
     """
 
-    def __init__(self, records: Sequence[ManifestRecord], store: AudioStore, *,
-                 batch_size: int, clip_seconds: float, augment: Augmenter, seed: int,
-                 rank: int = 0, steps: int, classes: Sequence[str] | None = None) -> None:
-        super().__init__(records, store, crop_seconds=clip_seconds, augment=augment,
-                         seed=seed, rank=rank, steps=steps)
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        store: AudioStore,
+        *,
+        batch_size: int,
+        clip_seconds: float,
+        augment: Augmenter,
+        seed: int,
+        rank: int = 0,
+        steps: int,
+        classes: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(records, store, crop_seconds=clip_seconds, augment=augment, seed=seed, rank=rank, steps=steps)
         if batch_size < 1:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         self.batch_size = batch_size
@@ -127,7 +135,12 @@ class ClipBatches(_StepBatches):
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:
         rng = self.rng(step)
         labels = balanced_labels(len(self.classes), self.batch_size, rng)
-        clips = np.array([self._clips_of[c][rng.integers(self._clips_of[c].size)]
-                          for c in labels.tolist()], dtype=np.int64)
-        return {"waveform": self._crops(clips, rng), "lengths": self._lengths(clips.size),
-                "labels": torch.from_numpy(labels), "clip": torch.from_numpy(clips)}
+        clips = np.array(
+            [self._clips_of[c][rng.integers(self._clips_of[c].size)] for c in labels.tolist()], dtype=np.int64
+        )
+        return {
+            "waveform": self._crops(clips, rng),
+            "lengths": self._lengths(clips.size),
+            "labels": torch.from_numpy(labels),
+            "clip": torch.from_numpy(clips),
+        }

@@ -36,9 +36,18 @@ class FormulaBatches(torch.utils.data.Dataset):
     levels), or less where a peak would otherwise pass 0.99.
     """
 
-    def __init__(self, dataset: FormulaDataset, *, batch_size: int, clip_seconds: float,
-                 sample_rate: int, seed: int, rank: int = 0, steps: int,
-                 level_rms: float = 0.1) -> None:
+    def __init__(
+        self,
+        dataset: FormulaDataset,
+        *,
+        batch_size: int,
+        clip_seconds: float,
+        sample_rate: int,
+        seed: int,
+        rank: int = 0,
+        steps: int,
+        level_rms: float = 0.1,
+    ) -> None:
         if batch_size < 1 or clip_seconds <= 0 or sample_rate <= 0:
             raise ValueError("batch_size, clip_seconds and sample_rate must be positive")
         if steps < 0 or rank < 0:
@@ -70,6 +79,8 @@ class FormulaBatches(torch.utils.data.Dataset):
             # A recording cannot exceed full scale: impulsive clips (D3 bursts) end up quieter.
             peak = float(np.max(np.abs(x)))
             out[row] = x * min(self.level_rms, 0.99 / peak if peak > 0 else self.level_rms)
-        return {"waveform": torch.from_numpy(out),
-                "lengths": torch.full((self.batch_size,), n, dtype=torch.long),
-                "labels": torch.from_numpy(labels)}
+        return {
+            "waveform": torch.from_numpy(out),
+            "lengths": torch.full((self.batch_size,), n, dtype=torch.long),
+            "labels": torch.from_numpy(labels),
+        }

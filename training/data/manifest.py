@@ -44,8 +44,13 @@ class ManifestRecord:
         path = Path(self.path)
         if root is not None and path.is_absolute():
             path = Path(os.path.relpath(path, root))
-        return {"path": path.as_posix(), "identity": self.identity,
-                "duration": self.duration, "split": self.split, **self.extra}
+        return {
+            "path": path.as_posix(),
+            "identity": self.identity,
+            "duration": self.duration,
+            "split": self.split,
+            **self.extra,
+        }
 
     @classmethod
     def from_json_dict(cls, obj: Mapping[str, Any], root: Path | None = None) -> ManifestRecord:
@@ -57,9 +62,13 @@ class ManifestRecord:
             path = (root / path).resolve()
         duration = obj.get("duration")
         extra = {k: v for k, v in obj.items() if k not in _FIXED_KEYS}
-        return cls(path=path, identity=obj.get("identity"),
-                   duration=None if duration is None else float(duration),
-                   split=str(obj["split"]), extra=extra)
+        return cls(
+            path=path,
+            identity=obj.get("identity"),
+            duration=None if duration is None else float(duration),
+            split=str(obj["split"]),
+            extra=extra,
+        )
 
 
 def write_manifest(path: str | os.PathLike[str], records: Iterable[ManifestRecord]) -> Path:
@@ -75,8 +84,7 @@ def write_manifest(path: str | os.PathLike[str], records: Iterable[ManifestRecor
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             for record in records:
-                f.write(json.dumps(record.to_json_dict(root), ensure_ascii=False,
-                                   sort_keys=False))
+                f.write(json.dumps(record.to_json_dict(root), ensure_ascii=False, sort_keys=False))
                 f.write("\n")
             f.flush()
             os.fsync(f.fileno())

@@ -25,8 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training.data.channel_effects import (NOISE_COLORS, Reverb, add_noise, require_tool,
-                                           reverberate, write_wav)
+from training.data.channel_effects import NOISE_COLORS, Reverb, add_noise, require_tool, reverberate, write_wav
 from training.data.manifest import ManifestRecord, read_manifest, write_manifest
 from training.data.speech_corpus import _finish_build, _write_json
 
@@ -40,8 +39,9 @@ def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
     return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
 
-def _filter(x: np.ndarray, sample_rate: int, btype: str, cutoff: float | tuple[float, float],
-            order: int = 2) -> np.ndarray:
+def _filter(
+    x: np.ndarray, sample_rate: int, btype: str, cutoff: float | tuple[float, float], order: int = 2
+) -> np.ndarray:
     """Butterworth low/high/band-pass (cut-offs in Hz, kept below Nyquist)."""
     from scipy.signal import butter, sosfilt
 
@@ -50,8 +50,7 @@ def _filter(x: np.ndarray, sample_rate: int, btype: str, cutoff: float | tuple[f
     return sosfilt(butter(order, cut, btype=btype, fs=sample_rate, output="sos"), x)
 
 
-def _onsets(rng: np.random.Generator, duration: float, rate: float,
-            jitter: float) -> np.ndarray:
+def _onsets(rng: np.random.Generator, duration: float, rate: float, jitter: float) -> np.ndarray:
     """Quasi-regular event times (s) in [0, duration): intervals (1 ± jitter)/rate."""
     times = [rng.uniform(0.0, min(1.0 / rate, 0.5 * duration))]
     while times[-1] < duration:
@@ -59,13 +58,12 @@ def _onsets(rng: np.random.Generator, duration: float, rate: float,
     return np.array(times[:-1])
 
 
-def _place(out: np.ndarray, event: np.ndarray, start_s: float, sample_rate: int,
-           gain: float = 1.0) -> None:
+def _place(out: np.ndarray, event: np.ndarray, start_s: float, sample_rate: int, gain: float = 1.0) -> None:
     """Add ``event`` into ``out`` at ``start_s`` seconds (truncated at the end), in place."""
     i = int(start_s * sample_rate)
     if 0 <= i < out.size:
         m = min(event.size, out.size - i)
-        out[i:i + m] += gain * event[:m]
+        out[i : i + m] += gain * event[:m]
 
 
 def _decay(sample_rate: int, tau: float, length: float | None = None) -> np.ndarray:
@@ -73,8 +71,7 @@ def _decay(sample_rate: int, tau: float, length: float | None = None) -> np.ndar
     return np.exp(-np.arange(int((length or 6 * tau) * sample_rate)) / (tau * sample_rate))
 
 
-def _tone(freqs: np.ndarray, sample_rate: int, harmonics: np.ndarray | None = None,
-          phase: float = 0.0) -> np.ndarray:
+def _tone(freqs: np.ndarray, sample_rate: int, harmonics: np.ndarray | None = None, phase: float = 0.0) -> np.ndarray:
     """Sum of harmonics (amplitudes ``harmonics``, default [1]) of an instantaneous frequency
     track ``freqs`` [n] Hz; harmonics above Nyquist are left out."""
     harmonics = np.ones(1) if harmonics is None else harmonics
@@ -86,8 +83,7 @@ def _tone(freqs: np.ndarray, sample_rate: int, harmonics: np.ndarray | None = No
     return out
 
 
-def _smooth_random(rng: np.random.Generator, n: int, sample_rate: int,
-                   rate_hz: float) -> np.ndarray:
+def _smooth_random(rng: np.random.Generator, n: int, sample_rate: int, rate_hz: float) -> np.ndarray:
     """A slow random curve [n] in about [−1, 1]: cosine-interpolated knots every 1/rate_hz s."""
     n_knots = int(n / sample_rate * rate_hz) + 2
     knots = rng.uniform(-1.0, 1.0, n_knots)
@@ -113,8 +109,7 @@ def wind(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Low-passed noise in slow gusts (0.2–1 Hz), with a faint resonant whistle."""
     gust = 0.55 + 0.45 * _smooth_random(rng, n, sr, rng.uniform(0.2, 1.0))
     rumble = _filter(rng.standard_normal(n), sr, "lowpass", rng.uniform(150, 700))
-    whistle = _filter(rng.standard_normal(n), sr, "bandpass",
-                      tuple(rng.uniform(300, 1200) * np.array([0.95, 1.05])))
+    whistle = _filter(rng.standard_normal(n), sr, "bandpass", tuple(rng.uniform(300, 1200) * np.array([0.95, 1.05])))
     return gust * (rumble / np.std(rumble) + rng.uniform(0.0, 0.5) * whistle / np.std(whistle))
 
 
@@ -134,8 +129,11 @@ def engine(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     exhaust = fftconvolve(pulses, burst)[:n]
     pipe = _filter(exhaust, sr, "bandpass", tuple(rng.uniform(100, 400) * np.array([0.8, 1.25])))
     ticks = _filter(exhaust, sr, "highpass", 2000.0)
-    return pipe / np.std(pipe) + rng.uniform(0.1, 0.4) * ticks / np.std(ticks) \
+    return (
+        pipe / np.std(pipe)
+        + rng.uniform(0.1, 0.4) * ticks / np.std(ticks)
         + 0.5 * _filter(exhaust, sr, "lowpass", 1000.0) / np.std(exhaust)
+    )
 
 
 def siren(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
@@ -152,8 +150,7 @@ def alarm(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     beep = rng.uniform(0.05, 0.25)
     period = beep + rng.uniform(0.05, 0.5)
     pitches = rng.uniform(1800, 3800) * np.array([1.0, rng.choice([1.0, 0.8])])
-    ramp = np.minimum(1.0, np.minimum(np.arange(int(beep * sr)),
-                                      np.arange(int(beep * sr))[::-1]) / (0.005 * sr))
+    ramp = np.minimum(1.0, np.minimum(np.arange(int(beep * sr)), np.arange(int(beep * sr))[::-1]) / (0.005 * sr))
     out = np.zeros(n)
     for k, start in enumerate(np.arange(rng.uniform(0, min(period, n / sr / 2)), n / sr, period)):
         f = np.full(ramp.size, pitches[k % 2])
@@ -195,8 +192,13 @@ def bird(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         for k in range(int(rng.integers(3, 11))):
             m = int(length * sr)
             sweep = np.linspace(f_a, f_b, m)
-            _place(out, np.sin(np.pi * np.arange(m) / m) ** 2 * _tone(sweep, sr),
-                   phrase + k / rate, sr, rng.uniform(0.6, 1.0))
+            _place(
+                out,
+                np.sin(np.pi * np.arange(m) / m) ** 2 * _tone(sweep, sr),
+                phrase + k / rate,
+                sr,
+                rng.uniform(0.6, 1.0),
+            )
     return out
 
 
@@ -210,7 +212,7 @@ def door_knock(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
             env = _decay(sr, rng.uniform(0.015, 0.04))
             t = np.arange(env.size) / sr
             knock = env * np.sin(2 * np.pi * modes[:, None] * t).sum(axis=0)
-            knock[:int(0.002 * sr)] += rng.standard_normal(int(0.002 * sr))
+            knock[: int(0.002 * sr)] += rng.standard_normal(int(0.002 * sr))
             _place(out, knock, group + k * gap, sr, rng.uniform(0.7, 1.0))
     return out
 
@@ -249,16 +251,25 @@ def water_drip(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
         tau = rng.uniform(0.015, 0.05)
         env = _decay(sr, tau)
         rise = np.linspace(1.0, 1.0 + rng.uniform(0.3, 1.0) * env.size / sr / (6 * tau), env.size)
-        _place(out, env * _tone(rng.uniform(600, 1800) * rise, sr), start, sr,
-               rng.uniform(0.5, 1.0))
+        _place(out, env * _tone(rng.uniform(600, 1800) * rise, sr), start, sr, rng.uniform(0.5, 1.0))
     return out
 
 
 # Class name -> generator(rng, n_samples, sample_rate) -> dry float64 [n_samples], any scale.
 SOUND_CLASSES: dict[str, SoundGenerator] = {
-    "rain": rain, "wind": wind, "engine": engine, "siren": siren, "alarm": alarm, "hum": hum,
-    "footsteps": footsteps, "bird": bird, "door_knock": door_knock, "dog_bark": dog_bark,
-    "clock_tick": clock_tick, "water_drip": water_drip}
+    "rain": rain,
+    "wind": wind,
+    "engine": engine,
+    "siren": siren,
+    "alarm": alarm,
+    "hum": hum,
+    "footsteps": footsteps,
+    "bird": bird,
+    "door_knock": door_knock,
+    "dog_bark": dog_bark,
+    "clock_tick": clock_tick,
+    "water_drip": water_drip,
+}
 
 
 def _class_key(name: str) -> int:
@@ -266,8 +277,9 @@ def _class_key(name: str) -> int:
     return zlib.crc32(name.encode("utf-8"))
 
 
-def render_clip(name: str, rng: np.random.Generator, n_samples: int,
-                sample_rate: int) -> tuple[np.ndarray, dict[str, object]]:
+def render_clip(
+    name: str, rng: np.random.Generator, n_samples: int, sample_rate: int
+) -> tuple[np.ndarray, dict[str, object]]:
     """One clip of class ``name``: float64 [n_samples] in [−1, 1], and what was drawn for it.
 
     The dry sound (``SOUND_CLASSES[name]``) goes through a random SoX room with probability
@@ -281,10 +293,12 @@ def render_clip(name: str, rng: np.random.Generator, n_samples: int,
     x = x * (0.25 / peak)  # headroom: SoX clips its float output at ±1
     info: dict[str, object] = {"reverb": None}
     if rng.random() < REVERB_P:
-        room = Reverb(reverberance=round(rng.uniform(20, 90)),
-                      hf_damping=round(rng.uniform(20, 80)),
-                      room_scale=round(rng.uniform(30, 100)),
-                      pre_delay_ms=round(rng.uniform(0, 30)))
+        room = Reverb(
+            reverberance=round(rng.uniform(20, 90)),
+            hf_damping=round(rng.uniform(20, 80)),
+            room_scale=round(rng.uniform(30, 100)),
+            pre_delay_ms=round(rng.uniform(0, 30)),
+        )
         x = reverberate(x, sample_rate, room)
         info["reverb"] = {"reverberance": room.reverberance, "room_scale": room.room_scale}
     snr, color = rng.uniform(*SNR_DB), NOISE_COLORS[int(rng.integers(len(NOISE_COLORS)))]
@@ -316,14 +330,18 @@ def _render_class(job: _ClassJob) -> list[ManifestRecord]:
         return read_manifest(shard)
     records = []
     for j, fold in job.clips:
-        rng = np.random.default_rng(np.random.SeedSequence([job.seed, _class_key(job.name),
-                                                            0, j]))
+        rng = np.random.default_rng(np.random.SeedSequence([job.seed, _class_key(job.name), 0, j]))
         x, info = render_clip(job.name, rng, job.n_samples, job.sample_rate)
         path = write_wav(job.folder / f"{job.name}_{j:04d}.wav", x, job.sample_rate)
-        records.append(ManifestRecord(
-            path=path, identity=job.name, duration=job.n_samples / job.sample_rate,
-            split=f"fold{fold}", extra={"fold": fold, "label": job.label,
-                                        "sample_rate": job.sample_rate, **info}))
+        records.append(
+            ManifestRecord(
+                path=path,
+                identity=job.name,
+                duration=job.n_samples / job.sample_rate,
+                split=f"fold{fold}",
+                extra={"fold": fold, "label": job.label, "sample_rate": job.sample_rate, **info},
+            )
+        )
     write_manifest(shard, records)
     return records
 
@@ -332,8 +350,7 @@ def _render_class(job: _ClassJob) -> list[ManifestRecord]:
 def sox_version() -> str:
     """SoX's version line; recorded in build.json because the reverberated audio depends on it."""
     sox = require_tool("sox", "sox")
-    return subprocess.run([sox, "--version"], capture_output=True, text=True,
-                          check=True).stdout.strip()
+    return subprocess.run([sox, "--version"], capture_output=True, text=True, check=True).stdout.strip()
 
 
 def _start_build(out_dir: Path, args: dict) -> bool:
@@ -349,23 +366,31 @@ def _start_build(out_dir: Path, args: dict) -> bool:
         shutil.rmtree(out_dir / "audio", ignore_errors=True)
         (out_dir / "manifest.jsonl").unlink(missing_ok=True)
     elif (out_dir / "audio").exists():
-        raise FileExistsError(f"{out_dir} has an audio/ folder but no build.json, so it was not "
-                              f"made by this builder; choose an empty folder or remove it")
+        raise FileExistsError(
+            f"{out_dir} has an audio/ folder but no build.json, so it was not "
+            f"made by this builder; choose an empty folder or remove it"
+        )
     _write_json(stamp, {"args": args, "complete": False})
     return False
 
 
-def fold_assignment(n_clips: int, n_folds: int, label: int, rng: np.random.Generator
-                    ) -> np.ndarray:
+def fold_assignment(n_clips: int, n_folds: int, label: int, rng: np.random.Generator) -> np.ndarray:
     """Folds 1..n_folds [n_clips] for one class: counts differ by at most one, clips shuffled;
     the folds that get an extra clip rotate with ``label`` so that folds stay balanced overall."""
     return 1 + (rng.permutation(n_clips) + label) % n_folds
 
 
-def build_sound_corpus(out_dir: str | os.PathLike[str], clips_per_class: int = 40,
-                       clip_seconds: float = 5.0, sample_rate: int = 16000, n_folds: int = 5,
-                       seed: int = 0, workers: int | None = None, progress: bool = True,
-                       classes: tuple[str, ...] | None = None) -> Path:
+def build_sound_corpus(
+    out_dir: str | os.PathLike[str],
+    clips_per_class: int = 40,
+    clip_seconds: float = 5.0,
+    sample_rate: int = 16000,
+    n_folds: int = 5,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+    classes: tuple[str, ...] | None = None,
+) -> Path:
     """Build ``out_dir/audio/<class>/<class>_<j>.wav`` and ``out_dir/manifest.jsonl``.
 
     classes: names from ``SOUND_CLASSES`` (default all 12, in registry order); label = position.
@@ -380,11 +405,18 @@ def build_sound_corpus(out_dir: str | os.PathLike[str], clips_per_class: int = 4
     classes = tuple(SOUND_CLASSES) if classes is None else tuple(classes)
     unknown = sorted(set(classes) - set(SOUND_CLASSES))
     if unknown or not classes or clips_per_class < 1 or n_folds < 1:
-        raise ValueError(f"need known classes {sorted(SOUND_CLASSES)} (unknown: {unknown}), "
-                         f"clips_per_class >= 1 and n_folds >= 1")
-    args = {"kind": "sound_corpus", "classes": list(classes), "clips_per_class": clips_per_class,
-            "clip_seconds": clip_seconds, "sample_rate": sample_rate, "n_folds": n_folds,
-            "seed": seed}
+        raise ValueError(
+            f"need known classes {sorted(SOUND_CLASSES)} (unknown: {unknown}), clips_per_class >= 1 and n_folds >= 1"
+        )
+    args = {
+        "kind": "sound_corpus",
+        "classes": list(classes),
+        "clips_per_class": clips_per_class,
+        "clip_seconds": clip_seconds,
+        "sample_rate": sample_rate,
+        "n_folds": n_folds,
+        "seed": seed,
+    }
     manifest = out_dir / "manifest.jsonl"
     if _start_build(out_dir, args):
         return manifest
@@ -393,9 +425,17 @@ def build_sound_corpus(out_dir: str | os.PathLike[str], clips_per_class: int = 4
     for label, name in enumerate(classes):
         rng = np.random.default_rng(np.random.SeedSequence([seed, _class_key(name), 1]))
         folds = fold_assignment(clips_per_class, n_folds, label, rng)
-        jobs.append(_ClassJob(name, label, seed, sample_rate, n_samples,
-                              out_dir / "audio" / name,
-                              tuple(enumerate(int(f) for f in folds))))
+        jobs.append(
+            _ClassJob(
+                name,
+                label,
+                seed,
+                sample_rate,
+                n_samples,
+                out_dir / "audio" / name,
+                tuple(enumerate(int(f) for f in folds)),
+            )
+        )
     workers = min((os.cpu_count() or 1) if workers is None else workers, len(jobs))
     if workers > 1:
         with ProcessPoolExecutor(max_workers=workers) as pool:
@@ -407,13 +447,11 @@ def build_sound_corpus(out_dir: str | os.PathLike[str], clips_per_class: int = 4
     return manifest
 
 
-def _collect(results: Iterator[list[ManifestRecord]], total: int,
-             progress: bool) -> list[ManifestRecord]:
+def _collect(results: Iterator[list[ManifestRecord]], total: int, progress: bool) -> list[ManifestRecord]:
     """Concatenate the jobs' records in job order, with a progress bar over classes."""
     from tqdm import tqdm
 
     records: list[ManifestRecord] = []
-    for result in tqdm(results, total=total, desc="sound corpus", unit="class",
-                       disable=not progress):
+    for result in tqdm(results, total=total, desc="sound corpus", unit="class", disable=not progress):
         records += result
     return records

@@ -29,8 +29,7 @@ from training.data.manifest import ManifestRecord, write_manifest
 FOLDS: dict[str, int] = {"esc50": 5, "esc10": 5, "urbansound8k": 10, "synthetic": 5}
 
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
-US8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID",
-                "class")
+US8K_COLUMNS = ("slice_file_name", "fsID", "start", "end", "salience", "fold", "classID", "class")
 
 
 def _dataset_root(root: Path, folder: str, marker: str) -> Path:
@@ -38,8 +37,7 @@ def _dataset_root(root: Path, folder: str, marker: str) -> Path:
     for candidate in (root, root / folder):
         if (candidate / marker).is_file():
             return candidate
-    raise FileNotFoundError(f"no {marker} under {root} or {root / folder}: expected the "
-                            f"{folder} layout there")
+    raise FileNotFoundError(f"no {marker} under {root} or {root / folder}: expected the {folder} layout there")
 
 
 def _read_csv(path: Path, columns: tuple[str, ...]) -> list[dict[str, str]]:
@@ -65,8 +63,10 @@ def _durations(paths: list[Path], workers: int) -> list[float]:
 
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} of {len(paths)} audio files named by the "
-                                f"metadata are missing; first: {', '.join(map(str, missing[:3]))}")
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(paths)} audio files named by the "
+            f"metadata are missing; first: {', '.join(map(str, missing[:3]))}"
+        )
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         return list(pool.map(lambda p: float(sf.info(str(p)).duration), paths))
 
@@ -75,13 +75,21 @@ def _records(rows: list[tuple[Path, str, int, int, dict]], workers: int) -> list
     """Records from (path, class, fold, label, extra) tuples, sorted by (fold, file name)."""
     rows = sorted(rows, key=lambda r: (r[2], r[0].name))
     durations = _durations([r[0] for r in rows], workers)
-    return [ManifestRecord(path=path, identity=name, duration=duration, split=f"fold{fold}",
-                           extra={"fold": fold, "label": label, **extra})
-            for (path, name, fold, label, extra), duration in zip(rows, durations)]
+    return [
+        ManifestRecord(
+            path=path,
+            identity=name,
+            duration=duration,
+            split=f"fold{fold}",
+            extra={"fold": fold, "label": label, **extra},
+        )
+        for (path, name, fold, label, extra), duration in zip(rows, durations)
+    ]
 
 
-def esc50_manifest(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                   esc10: bool = False, workers: int = 8) -> Path:
+def esc50_manifest(
+    root: str | os.PathLike[str], out: str | os.PathLike[str], *, esc10: bool = False, workers: int = 8
+) -> Path:
     """Write the ESC-50 (or, with ``esc10``, ESC-10) manifest to ``out``; return ``out``.
 
     root: the ``ESC-50-master`` folder or its parent. Labels: ESC-50's ``target`` (0..49); for
@@ -96,17 +104,21 @@ def esc50_manifest(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
     targets = sorted({_int(r, "target", csv_path) for r in rows})
     label_of = {t: (i if esc10 else t) for i, t in enumerate(targets)}
     name = "esc10" if esc10 else "esc50"
-    found = [(root / "audio" / r["filename"], r["category"], _int(r, "fold", csv_path),
-              label_of[_int(r, "target", csv_path)],
-              {"dataset": name, "target": _int(r, "target", csv_path),
-               "src_file": r["src_file"], "take": r["take"]})
-             for r in rows]
+    found = [
+        (
+            root / "audio" / r["filename"],
+            r["category"],
+            _int(r, "fold", csv_path),
+            label_of[_int(r, "target", csv_path)],
+            {"dataset": name, "target": _int(r, "target", csv_path), "src_file": r["src_file"], "take": r["take"]},
+        )
+        for r in rows
+    ]
     _check_folds(found, FOLDS[name], csv_path)
     return write_manifest(out, _records(found, workers))
 
 
-def urbansound8k_manifest(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                          workers: int = 8) -> Path:
+def urbansound8k_manifest(root: str | os.PathLike[str], out: str | os.PathLike[str], *, workers: int = 8) -> Path:
     """Write the UrbanSound8K manifest to ``out``; return ``out``.
 
     root: the ``UrbanSound8K`` folder or its parent. Labels: ``classID`` (0..9). Extras:
@@ -118,16 +130,26 @@ def urbansound8k_manifest(root: str | os.PathLike[str], out: str | os.PathLike[s
     found = []
     for r in _read_csv(csv_path, US8K_COLUMNS):
         fold = _int(r, "fold", csv_path)
-        found.append((root / "audio" / f"fold{fold}" / r["slice_file_name"], r["class"], fold,
-                      _int(r, "classID", csv_path),
-                      {"dataset": "urbansound8k", "fsID": r["fsID"], "start": float(r["start"]),
-                       "end": float(r["end"]), "salience": _int(r, "salience", csv_path)}))
+        found.append(
+            (
+                root / "audio" / f"fold{fold}" / r["slice_file_name"],
+                r["class"],
+                fold,
+                _int(r, "classID", csv_path),
+                {
+                    "dataset": "urbansound8k",
+                    "fsID": r["fsID"],
+                    "start": float(r["start"]),
+                    "end": float(r["end"]),
+                    "salience": _int(r, "salience", csv_path),
+                },
+            )
+        )
     _check_folds(found, FOLDS["urbansound8k"], csv_path)
     return write_manifest(out, _records(found, workers))
 
 
-def _check_folds(rows: list[tuple[Path, str, int, int, dict]], n_folds: int,
-                 csv_path: Path) -> None:
+def _check_folds(rows: list[tuple[Path, str, int, int, dict]], n_folds: int, csv_path: Path) -> None:
     """Every fold within 1..n_folds and one label per class name (a consistent CSV)."""
     if not rows:
         raise ValueError(f"{csv_path} lists no clips")

@@ -31,9 +31,17 @@ _LABELLED_SUBSET_STREAM = 0x1ABE1  # separates the labelled-subset draw from bat
 class _StepBatches(torch.utils.data.Dataset):
     """Shared machinery: record → store index, speaker groups, per-step generators, crops."""
 
-    def __init__(self, records: Sequence[ManifestRecord], store: AudioStore, *,
-                 crop_seconds: float, augment: Augmenter, seed: int, rank: int,
-                 steps: int) -> None:
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        store: AudioStore,
+        *,
+        crop_seconds: float,
+        augment: Augmenter,
+        seed: int,
+        rank: int,
+        steps: int,
+    ) -> None:
         if steps < 0 or rank < 0:
             raise ValueError(f"steps and rank must be non-negative, got {steps}, {rank}")
         self.records, self.store, self.augment = records, store, augment
@@ -75,13 +83,11 @@ class _StepBatches(torch.utils.data.Dataset):
         n = self.store.crop_samples(self.crop_seconds)
         out = np.empty((len(utterances), n), dtype=np.float32)
         for row, i in enumerate(utterances.tolist()):
-            out[row] = self.augment(self.store.crop(int(self._store_index[i]),
-                                                    self.crop_seconds, rng), rng)
+            out[row] = self.augment(self.store.crop(int(self._store_index[i]), self.crop_seconds, rng), rng)
         return torch.from_numpy(out)
 
     def _lengths(self, count: int) -> torch.Tensor:
-        return torch.full((count,), self.store.crop_samples(self.crop_seconds),
-                          dtype=torch.long)
+        return torch.full((count,), self.store.crop_samples(self.crop_seconds), dtype=torch.long)
 
 
 def _distinct(rng: np.random.Generator, population: int, k: int, what: str) -> np.ndarray:
@@ -119,13 +125,22 @@ class PairBatches(_StepBatches):
     keys (speaker for labelled, utterance for unlabelled) are distinct within a batch.
     """
 
-    def __init__(self, records: Sequence[ManifestRecord], store: AudioStore, *,
-                 pairs_per_batch: int = 200, crop_seconds: float = 2.0,
-                 mode: str = "unsupervised", labelled_fraction: float = 0.15,
-                 labelled_speakers: Collection[str] | None = None,
-                 augment: Augmenter, seed: int, rank: int = 0, steps: int) -> None:
-        super().__init__(records, store, crop_seconds=crop_seconds, augment=augment,
-                         seed=seed, rank=rank, steps=steps)
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        store: AudioStore,
+        *,
+        pairs_per_batch: int = 200,
+        crop_seconds: float = 2.0,
+        mode: str = "unsupervised",
+        labelled_fraction: float = 0.15,
+        labelled_speakers: Collection[str] | None = None,
+        augment: Augmenter,
+        seed: int,
+        rank: int = 0,
+        steps: int,
+    ) -> None:
+        super().__init__(records, store, crop_seconds=crop_seconds, augment=augment, seed=seed, rank=rank, steps=steps)
         if mode not in PAIR_MODES:
             raise ValueError(f"mode must be one of {PAIR_MODES}, got {mode!r}")
         if pairs_per_batch < (2 if mode == "semi" else 1):
@@ -157,8 +172,7 @@ class PairBatches(_StepBatches):
             return tuple(sorted(self._given_labelled))
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, _LABELLED_SUBSET_STREAM]))
         count = max(1, round(self.labelled_fraction * len(self.speakers)))
-        chosen = rng.choice(len(self.speakers), size=min(count, len(self.speakers)),
-                            replace=False)
+        chosen = rng.choice(len(self.speakers), size=min(count, len(self.speakers)), replace=False)
         return tuple(sorted(self.speakers[i] for i in chosen))
 
     @cached_property
@@ -171,14 +185,11 @@ class PairBatches(_StepBatches):
     def _unlabelled_pool(self) -> np.ndarray:
         """Record positions available to unlabelled pairs (not of a labelled speaker)."""
         labelled = set(self.labelled_speakers)
-        return np.array([i for i, r in enumerate(self.records) if r.identity not in labelled],
-                        dtype=np.int64)
+        return np.array([i for i, r in enumerate(self.records) if r.identity not in labelled], dtype=np.int64)
 
-    def _labelled_pairs(self, n: int, rng: np.random.Generator
-                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _labelled_pairs(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(anchor utts, positive utts, speaker indices) of n pairs from distinct speakers."""
-        picks = self._labelled_index[_distinct(rng, self._labelled_index.size, n,
-                                               "labelled speakers")]
+        picks = self._labelled_index[_distinct(rng, self._labelled_index.size, n, "labelled speakers")]
         pairs = [_two_utterances(self._utterances_of[k], rng) for k in picks.tolist()]
         anchor = np.array([a for a, _ in pairs], dtype=np.int64)
         positive = np.array([p for _, p in pairs], dtype=np.int64)
@@ -199,16 +210,20 @@ class PairBatches(_StepBatches):
         positive = np.concatenate([positive, solo])
         speakers = np.concatenate([speakers, np.full(solo.size, -1, dtype=np.int64)])
         # Anchors then positives: each crop draws its own offset and augmentation.
-        return {"anchor": self._crops(anchor, rng), "positive": self._crops(positive, rng),
-                "lengths": self._lengths(n),
-                "speakers": torch.from_numpy(speakers),
-                "labelled": torch.from_numpy(speakers >= 0),
-                "anchor_utterance": torch.from_numpy(anchor),
-                "positive_utterance": torch.from_numpy(positive)}
+        return {
+            "anchor": self._crops(anchor, rng),
+            "positive": self._crops(positive, rng),
+            "lengths": self._lengths(n),
+            "speakers": torch.from_numpy(speakers),
+            "labelled": torch.from_numpy(speakers >= 0),
+            "anchor_utterance": torch.from_numpy(anchor),
+            "positive_utterance": torch.from_numpy(positive),
+        }
 
 
-def _support_query(utts: np.ndarray, support: int, query: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
+def _support_query(
+    utts: np.ndarray, support: int, query: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """Utterances for a speaker's S support and Q query crops (METHODS §2).
 
     Enough utterances: S + Q distinct ones. Fewer (but at least two): the utterances are split
@@ -218,13 +233,12 @@ def _support_query(utts: np.ndarray, support: int, query: int, rng: np.random.Ge
     """
     order = utts[rng.permutation(utts.size)]
     if order.size >= support + query:
-        return order[:support], order[support:support + query]
+        return order[:support], order[support : support + query]
     if order.size == 1:
         return np.repeat(order, support), np.repeat(order, query)
     n_query = min(order.size - 1, max(1, round(order.size * query / (support + query))))
     query_part, support_part = order[:n_query], order[n_query:]
-    return (support_part[np.arange(support) % support_part.size],
-            query_part[np.arange(query) % query_part.size])
+    return (support_part[np.arange(support) % support_part.size], query_part[np.arange(query) % query_part.size])
 
 
 class EpisodeBatches(_StepBatches):
@@ -237,12 +251,21 @@ class EpisodeBatches(_StepBatches):
     support_utterance / query_utterance: int64, the crops' positions in ``records``.
     """
 
-    def __init__(self, records: Sequence[ManifestRecord], store: AudioStore, *,
-                 speakers_per_episode: int = 100, support: int = 2, query: int = 1,
-                 crop_seconds: float = 2.0, augment: Augmenter, seed: int, rank: int = 0,
-                 steps: int) -> None:
-        super().__init__(records, store, crop_seconds=crop_seconds, augment=augment,
-                         seed=seed, rank=rank, steps=steps)
+    def __init__(
+        self,
+        records: Sequence[ManifestRecord],
+        store: AudioStore,
+        *,
+        speakers_per_episode: int = 100,
+        support: int = 2,
+        query: int = 1,
+        crop_seconds: float = 2.0,
+        augment: Augmenter,
+        seed: int,
+        rank: int = 0,
+        steps: int,
+    ) -> None:
+        super().__init__(records, store, crop_seconds=crop_seconds, augment=augment, seed=seed, rank=rank, steps=steps)
         if speakers_per_episode < 1 or support < 1 or query < 1:
             raise ValueError("speakers_per_episode, support and query must all be >= 1")
         self.speakers_per_episode, self.support, self.query = speakers_per_episode, support, query
@@ -251,16 +274,17 @@ class EpisodeBatches(_StepBatches):
         rng = self.rng(step)
         k = self.speakers_per_episode
         chosen = _distinct(rng, len(self.speakers), k, "speakers")
-        parts = [_support_query(self._utterances_of[s], self.support, self.query, rng)
-                 for s in chosen.tolist()]
+        parts = [_support_query(self._utterances_of[s], self.support, self.query, rng) for s in chosen.tolist()]
         support = np.concatenate([s for s, _ in parts])
         query = np.concatenate([q for _, q in parts])
-        return {"support": self._crops(support, rng),
-                "support_labels": torch.arange(k).repeat_interleave(self.support),
-                "query": self._crops(query, rng),
-                "query_labels": torch.arange(k).repeat_interleave(self.query),
-                "support_lengths": self._lengths(support.size),
-                "query_lengths": self._lengths(query.size),
-                "speakers": torch.from_numpy(chosen.astype(np.int64)),
-                "support_utterance": torch.from_numpy(support),
-                "query_utterance": torch.from_numpy(query)}
+        return {
+            "support": self._crops(support, rng),
+            "support_labels": torch.arange(k).repeat_interleave(self.support),
+            "query": self._crops(query, rng),
+            "query_labels": torch.arange(k).repeat_interleave(self.query),
+            "support_lengths": self._lengths(support.size),
+            "query_lengths": self._lengths(query.size),
+            "speakers": torch.from_numpy(chosen.astype(np.int64)),
+            "support_utterance": torch.from_numpy(support),
+            "query_utterance": torch.from_numpy(query),
+        }

@@ -20,8 +20,14 @@ import numpy as np
 from contracts.atomic import write_text_atomic
 from contracts.trials import DevTrials, Trial, format_trial, parse_trial
 from training.data.manifest import ManifestRecord, read_manifest, write_manifest
-from training.data.synthetic_speech import (DEV_SPEAKER_OFFSET, SpeakerSpec, check_voices,
-                                            enumerate_speakers, espeak_version, render_utterance)
+from training.data.synthetic_speech import (
+    DEV_SPEAKER_OFFSET,
+    SpeakerSpec,
+    check_voices,
+    enumerate_speakers,
+    espeak_version,
+    render_utterance,
+)
 
 _BUILD_VERSION = 1
 
@@ -46,18 +52,21 @@ def _render_speaker(job: _SpeakerJob) -> list[ManifestRecord]:
     records = []
     for j, stem, split, effect in job.utterances:
         path = job.folder / f"{stem}.wav"
-        text, duration = render_utterance(job.spec, job.seed, job.index, j, path,
-                                          job.sample_rate, effect)
-        records.append(ManifestRecord(path=path, identity=job.spec.id, duration=duration,
-                                      split=split, extra={"voice": job.spec.voice, "text": text,
-                                                          "effect": effect,
-                                                          "sample_rate": job.sample_rate}))
+        text, duration = render_utterance(job.spec, job.seed, job.index, j, path, job.sample_rate, effect)
+        records.append(
+            ManifestRecord(
+                path=path,
+                identity=job.spec.id,
+                duration=duration,
+                split=split,
+                extra={"voice": job.spec.voice, "text": text, "effect": effect, "sample_rate": job.sample_rate},
+            )
+        )
     write_manifest(shard, records)
     return records
 
 
-def _run_jobs(jobs: list[_SpeakerJob], workers: int | None, progress: bool,
-              desc: str) -> list[ManifestRecord]:
+def _run_jobs(jobs: list[_SpeakerJob], workers: int | None, progress: bool, desc: str) -> list[ManifestRecord]:
     """Run ``jobs`` in ``workers`` processes (None: all CPUs); their records, in job order."""
     from tqdm import tqdm
 
@@ -92,8 +101,7 @@ def _start_build(out_dir: Path, args: dict, outputs: tuple[str, ...]) -> bool:
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = out_dir / "build.json"
-    args = json.loads(json.dumps({**args, "builder_version": _BUILD_VERSION,
-                                  "espeak": espeak_version()}))
+    args = json.loads(json.dumps({**args, "builder_version": _BUILD_VERSION, "espeak": espeak_version()}))
     if stamp.exists():
         old = json.loads(stamp.read_text(encoding="utf-8"))
         if old.get("args") == args:
@@ -102,8 +110,10 @@ def _start_build(out_dir: Path, args: dict, outputs: tuple[str, ...]) -> bool:
         for name in outputs:
             (out_dir / name).unlink(missing_ok=True)
     elif (out_dir / "audio").exists():
-        raise FileExistsError(f"{out_dir} has an audio/ folder but no build.json, so it was not "
-                              f"made by this builder; choose an empty folder or remove it")
+        raise FileExistsError(
+            f"{out_dir} has an audio/ folder but no build.json, so it was not "
+            f"made by this builder; choose an empty folder or remove it"
+        )
     _write_json(stamp, {"args": args, "complete": False})
     return False
 
@@ -111,15 +121,21 @@ def _start_build(out_dir: Path, args: dict, outputs: tuple[str, ...]) -> bool:
 def _finish_build(out_dir: Path, **fields: object) -> None:
     """Mark build.json complete, adding ``fields``."""
     stamp = out_dir / "build.json"
-    _write_json(stamp, {**json.loads(stamp.read_text(encoding="utf-8")), **fields,
-                        "complete": True})
+    _write_json(stamp, {**json.loads(stamp.read_text(encoding="utf-8")), **fields, "complete": True})
 
 
-def build_speech_corpus(out_dir: str | Path, n_speakers: int, utterances_per_speaker: int,
-                        seed: int, sample_rate: int = 16000, heldout_fraction: float = 0.2,
-                        workers: int | None = None, progress: bool = True,
-                        effects: tuple[str, ...] = ("clean",),
-                        speaker_offset: int = 0) -> Path:
+def build_speech_corpus(
+    out_dir: str | Path,
+    n_speakers: int,
+    utterances_per_speaker: int,
+    seed: int,
+    sample_rate: int = 16000,
+    heldout_fraction: float = 0.2,
+    workers: int | None = None,
+    progress: bool = True,
+    effects: tuple[str, ...] = ("clean",),
+    speaker_offset: int = 0,
+) -> Path:
     """Build ``out_dir/audio/<spk>/<utt>.wav`` and ``out_dir/manifest.jsonl``; return the latter.
 
     ``workers`` processes (None: os.cpu_count()) render one speaker each at a time.
@@ -130,10 +146,16 @@ def build_speech_corpus(out_dir: str | Path, n_speakers: int, utterances_per_spe
     """
     out_dir = Path(out_dir).resolve()
     specs = enumerate_speakers(n_speakers, seed, start=speaker_offset)
-    args = {"kind": "speech_corpus", "n_speakers": n_speakers, "seed": seed,
-            "utterances_per_speaker": utterances_per_speaker, "sample_rate": sample_rate,
-            "heldout_fraction": heldout_fraction, "effects": list(effects),
-            "speaker_offset": speaker_offset}
+    args = {
+        "kind": "speech_corpus",
+        "n_speakers": n_speakers,
+        "seed": seed,
+        "utterances_per_speaker": utterances_per_speaker,
+        "sample_rate": sample_rate,
+        "heldout_fraction": heldout_fraction,
+        "effects": list(effects),
+        "speaker_offset": speaker_offset,
+    }
     if _start_build(out_dir, args, ("manifest.jsonl",)):
         return out_dir / "manifest.jsonl"
     check_voices(specs)
@@ -144,26 +166,37 @@ def build_speech_corpus(out_dir: str | Path, n_speakers: int, utterances_per_spe
     for i, spec in enumerate(specs):
         split = "heldout" if i in heldout else "train"
         picks = rng.integers(len(effects), size=utterances_per_speaker)
-        jobs.append(_SpeakerJob(spec, speaker_offset + i, seed, sample_rate,
-                                out_dir / "audio" / spec.id,
-                                tuple((j, f"utt{j:04d}", split, effects[e])
-                                      for j, e in enumerate(picks.tolist()))))
+        jobs.append(
+            _SpeakerJob(
+                spec,
+                speaker_offset + i,
+                seed,
+                sample_rate,
+                out_dir / "audio" / spec.id,
+                tuple((j, f"utt{j:04d}", split, effects[e]) for j, e in enumerate(picks.tolist())),
+            )
+        )
     records = _run_jobs(jobs, workers, progress, "speech corpus")
     manifest = write_manifest(out_dir / "manifest.jsonl", records)
     _finish_build(out_dir, speakers=[s.to_dict() for s in specs])
     return manifest
 
 
-DEV_TEST_EFFECTS = ("telephone", "noise_snr20", "noise_snr10", "noise_snr5", "reverb",
-                    "telephone+noise")
+DEV_TEST_EFFECTS = ("telephone", "noise_snr20", "noise_snr10", "noise_snr5", "reverb", "telephone+noise")
 
 
-def build_dev_trials(out_dir: str | Path, n_speakers: int = 64, enroll_per_speaker: int = 3,
-                     test_per_speaker: int = 4, seed: int = 2024,
-                     test_effects: tuple[str, ...] = DEV_TEST_EFFECTS,
-                     sample_rate: int = 16000, workers: int | None = None,
-                     progress: bool = True,
-                     speaker_offset: int = DEV_SPEAKER_OFFSET) -> DevTrials:
+def build_dev_trials(
+    out_dir: str | Path,
+    n_speakers: int = 64,
+    enroll_per_speaker: int = 3,
+    test_per_speaker: int = 4,
+    seed: int = 2024,
+    test_effects: tuple[str, ...] = DEV_TEST_EFFECTS,
+    sample_rate: int = 16000,
+    workers: int | None = None,
+    progress: bool = True,
+    speaker_offset: int = DEV_SPEAKER_OFFSET,
+) -> DevTrials:
     """Build a dev trial list: clean enrollment, test utterances through channel effects.
 
     Writes ``out_dir/manifest.jsonl`` (splits "enroll"/"test"), ``out_dir/trials.txt`` with
@@ -176,23 +209,33 @@ def build_dev_trials(out_dir: str | Path, n_speakers: int = 64, enroll_per_speak
     """
     out_dir = Path(out_dir).resolve()
     specs = enumerate_speakers(n_speakers, seed, start=speaker_offset)
-    name = (f"synthetic-speech-dev-{n_speakers}spk-{enroll_per_speaker}e{test_per_speaker}t-"
-            f"seed{seed}")
-    args = {"kind": "dev_trials", "n_speakers": n_speakers, "seed": seed,
-            "enroll_per_speaker": enroll_per_speaker, "test_per_speaker": test_per_speaker,
-            "test_effects": list(test_effects), "sample_rate": sample_rate,
-            "speaker_offset": speaker_offset}
+    name = f"synthetic-speech-dev-{n_speakers}spk-{enroll_per_speaker}e{test_per_speaker}t-seed{seed}"
+    args = {
+        "kind": "dev_trials",
+        "n_speakers": n_speakers,
+        "seed": seed,
+        "enroll_per_speaker": enroll_per_speaker,
+        "test_per_speaker": test_per_speaker,
+        "test_effects": list(test_effects),
+        "sample_rate": sample_rate,
+        "speaker_offset": speaker_offset,
+    }
     if _start_build(out_dir, args, ("manifest.jsonl", "trials.txt")):
         return load_dev_trials(out_dir)
     check_voices(specs)
     jobs = []
     for i, spec in enumerate(specs):
         utts = [(j, f"enroll{j:02d}", "enroll", "clean") for j in range(enroll_per_speaker)]
-        utts += [(enroll_per_speaker + j, f"test{j:02d}", "test",
-                  test_effects[(i * test_per_speaker + j) % len(test_effects)])
-                 for j in range(test_per_speaker)]
-        jobs.append(_SpeakerJob(spec, speaker_offset + i, seed, sample_rate,
-                                out_dir / "audio" / spec.id, tuple(utts)))
+        utts += [
+            (
+                enroll_per_speaker + j,
+                f"test{j:02d}",
+                "test",
+                test_effects[(i * test_per_speaker + j) % len(test_effects)],
+            )
+            for j in range(test_per_speaker)
+        ]
+        jobs.append(_SpeakerJob(spec, speaker_offset + i, seed, sample_rate, out_dir / "audio" / spec.id, tuple(utts)))
     records = _run_jobs(jobs, workers, progress, "dev trials")
     write_manifest(out_dir / "manifest.jsonl", records)
     tests = [r for r in records if r.split == "test"]

@@ -27,18 +27,91 @@ from training.data.channel_effects import apply_effect_array, require_tool, writ
 
 # Latin-script voices that read English words sensibly (espeak-ng ≥ 1.50 names).
 LANGUAGES: tuple[str, ...] = (
-    "en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-029", "en-us-nyc", "de", "nl", "sv",
-    "da", "nb", "fr-fr", "es", "it", "pt", "pl", "cs", "fi", "ro", "hu",
+    "en-us",
+    "en-gb",
+    "en-gb-scotland",
+    "en-gb-x-rp",
+    "en-029",
+    "en-us-nyc",
+    "de",
+    "nl",
+    "sv",
+    "da",
+    "nb",
+    "fr-fr",
+    "es",
+    "it",
+    "pt",
+    "pl",
+    "cs",
+    "fi",
+    "ro",
+    "hu",
 )
 # Human-sounding variants with distinct output (checked: no two render the same audio). Left
 # out: whisper/croak/robot/announcer voices, and klatt/klatt6/caleb (unvoiced, identical).
 VARIANTS: tuple[str, ...] = (
-    "m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "f3", "f4", "f5",
-    "klatt2", "klatt3", "klatt4", "klatt5", "adam", "Alex", "Alicia", "Andrea", "Andy", "Annie",
-    "aunty", "belinda", "benjamin", "boris", "david", "ed", "edward", "Gene", "gustave",
-    "Henrique", "Hugo", "iven", "Jacky", "john", "linda", "Lee", "Marco", "Mario", "max",
-    "Michael", "michel", "Mike", "miguel", "norbert", "pablo", "paul", "pedro", "quincy", "rob",
-    "robert", "sandro", "shelby", "steph", "travis", "victor", "zac", "anika", "grandma",
+    "m1",
+    "m2",
+    "m3",
+    "m4",
+    "m5",
+    "m6",
+    "m7",
+    "m8",
+    "f1",
+    "f2",
+    "f3",
+    "f4",
+    "f5",
+    "klatt2",
+    "klatt3",
+    "klatt4",
+    "klatt5",
+    "adam",
+    "Alex",
+    "Alicia",
+    "Andrea",
+    "Andy",
+    "Annie",
+    "aunty",
+    "belinda",
+    "benjamin",
+    "boris",
+    "david",
+    "ed",
+    "edward",
+    "Gene",
+    "gustave",
+    "Henrique",
+    "Hugo",
+    "iven",
+    "Jacky",
+    "john",
+    "linda",
+    "Lee",
+    "Marco",
+    "Mario",
+    "max",
+    "Michael",
+    "michel",
+    "Mike",
+    "miguel",
+    "norbert",
+    "pablo",
+    "paul",
+    "pedro",
+    "quincy",
+    "rob",
+    "robert",
+    "sandro",
+    "shelby",
+    "steph",
+    "travis",
+    "victor",
+    "zac",
+    "anika",
+    "grandma",
     "grandpa",
 )
 # espeak-ng -p (0–99, default 50) band centres; bands are ±PITCH_JITTER wide and disjoint, so
@@ -126,8 +199,7 @@ def enumerate_speakers(n: int, seed: int, start: int = 0) -> list[SpeakerSpec]:
     word gap do), so disjoint index ranges are disjoint speakers for any seeds.
     """
     if n < 0 or start < 0 or start + n > max_speakers():
-        raise ValueError(f"can enumerate at most {max_speakers()} speakers, "
-                         f"asked for {start}…{start + n - 1}")
+        raise ValueError(f"can enumerate at most {max_speakers()} speakers, asked for {start}…{start + n - 1}")
     order = np.random.default_rng(_GRID_SEED)
     variants = [VARIANTS[i] for i in order.permutation(len(VARIANTS))]
     languages = [LANGUAGES[i] for i in order.permutation(len(LANGUAGES))]
@@ -139,10 +211,16 @@ def enumerate_speakers(n: int, seed: int, start: int = 0) -> list[SpeakerSpec]:
         # (q, r) ↦ (variant r, language (q+r) mod L) is one-to-one within a tier.
         rng = np.random.default_rng(np.random.SeedSequence([seed, 1, k]))
         pitch = PITCH_LEVELS[tier] + int(rng.integers(-PITCH_JITTER, PITCH_JITTER + 1))
-        specs.append(SpeakerSpec(
-            id=f"spk{k:04d}", language=languages[(q + r) % n_lang], variant=variants[r],
-            pitch=pitch, speed=int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)),
-            word_gap=int(rng.integers(0, 4))))
+        specs.append(
+            SpeakerSpec(
+                id=f"spk{k:04d}",
+                language=languages[(q + r) % n_lang],
+                variant=variants[r],
+                pitch=pitch,
+                speed=int(rng.integers(SPEED_RANGE[0], SPEED_RANGE[1] + 1)),
+                word_gap=int(rng.integers(0, 4)),
+            )
+        )
     return specs
 
 
@@ -161,12 +239,12 @@ def _parse_wav(data: bytes) -> tuple[np.ndarray, int]:
         raise RuntimeError("espeak-ng did not produce WAV output")
     pos, rate = 12, None
     while pos + 8 <= len(data):
-        chunk, size = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        chunk, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
         if chunk == b"fmt ":
-            rate = int.from_bytes(data[pos + 12:pos + 16], "little")
+            rate = int.from_bytes(data[pos + 12 : pos + 16], "little")
         elif chunk == b"data":
-            body = data[pos + 8:]
-            body = body[:len(body) // 2 * 2]
+            body = data[pos + 8 :]
+            body = body[: len(body) // 2 * 2]
             if rate is None:
                 raise RuntimeError("espeak-ng WAV output has no fmt chunk")
             return np.frombuffer(body, dtype="<i2").astype(np.float64) / 32768.0, rate
@@ -183,23 +261,23 @@ def _resample(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return resample_poly(x, rate_out // g, rate_in // g)
 
 
-def trim_silence(x: np.ndarray, sample_rate: int, floor_db: float = -40.0,
-                 margin_s: float = 0.05) -> np.ndarray:
+def trim_silence(x: np.ndarray, sample_rate: int, floor_db: float = -40.0, margin_s: float = 0.05) -> np.ndarray:
     """Drop leading/trailing 10 ms frames quieter than ``floor_db`` below the loudest frame."""
     frame = max(1, sample_rate // 100)
     n = x.size // frame
     if n == 0:
         return x
-    rms = np.sqrt(np.mean(x[:n * frame].reshape(n, frame) ** 2, axis=1))
+    rms = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1))
     active = np.flatnonzero(rms > rms.max() * 10.0 ** (floor_db / 20.0))
     if active.size == 0:
         return x[:0]
     margin = int(margin_s * sample_rate)
-    return x[max(0, active[0] * frame - margin):min(x.size, (active[-1] + 1) * frame + margin)]
+    return x[max(0, active[0] * frame - margin) : min(x.size, (active[-1] + 1) * frame + margin)]
 
 
-def synthesize_array(spec: SpeakerSpec, text: str, sample_rate: int = 16000,
-                     pitch: int | None = None, speed: int | None = None) -> np.ndarray:
+def synthesize_array(
+    spec: SpeakerSpec, text: str, sample_rate: int = 16000, pitch: int | None = None, speed: int | None = None
+) -> np.ndarray:
     """Speak ``text`` in ``spec``'s voice: mono float64 [samples] at ``sample_rate``.
 
     Leading/trailing silence is trimmed and the peak normalised to 0.5 (−6 dBFS), leaving
@@ -207,28 +285,41 @@ def synthesize_array(spec: SpeakerSpec, text: str, sample_rate: int = 16000,
     variation).
     """
     espeak = require_tool("espeak-ng", ESPEAK_PACKAGE)
-    cmd = [espeak, "-v", spec.voice, "-p", str(spec.pitch if pitch is None else pitch),
-           "-s", str(spec.speed if speed is None else speed), "-g", str(spec.word_gap),
-           "-z", "-b", "1", "--stdout"]
+    cmd = [
+        espeak,
+        "-v",
+        spec.voice,
+        "-p",
+        str(spec.pitch if pitch is None else pitch),
+        "-s",
+        str(spec.speed if speed is None else speed),
+        "-g",
+        str(spec.word_gap),
+        "-z",
+        "-b",
+        "1",
+        "--stdout",
+    ]
     # Text goes in on stdin so that it can never be taken for an option.
     proc = subprocess.run(cmd, input=text.encode("utf-8"), capture_output=True, check=False)
     if proc.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed ({proc.returncode}) for voice {spec.voice}: "
-                           f"{proc.stderr.decode(errors='replace')}")
+        raise RuntimeError(
+            f"espeak-ng failed ({proc.returncode}) for voice {spec.voice}: {proc.stderr.decode(errors='replace')}"
+        )
     x, rate = _parse_wav(proc.stdout)
     x = trim_silence(_resample(x, rate, sample_rate), sample_rate)
     peak = float(np.max(np.abs(x))) if x.size else 0.0
     return x * (0.5 / peak) if peak > 0 else x
 
 
-def synthesize(spec: SpeakerSpec, text: str, out_path: str | Path,
-               sample_rate: int = 16000) -> Path:
+def synthesize(spec: SpeakerSpec, text: str, out_path: str | Path, sample_rate: int = 16000) -> Path:
     """Speak ``text`` in ``spec``'s voice into a mono 16-bit WAV at ``out_path``."""
     return write_wav(out_path, synthesize_array(spec, text, sample_rate), sample_rate)
 
 
-def synthesize_utterance(spec: SpeakerSpec, rng: np.random.Generator,
-                         sample_rate: int = 16000) -> tuple[np.ndarray, str]:
+def synthesize_utterance(
+    spec: SpeakerSpec, rng: np.random.Generator, sample_rate: int = 16000
+) -> tuple[np.ndarray, str]:
     """A random sentence lasting DURATION_RANGE seconds, with small per-utterance pitch and
     rate variation (a person never says two things identically). Returns (audio, text)."""
     lo, hi = DURATION_RANGE
@@ -245,7 +336,7 @@ def synthesize_utterance(spec: SpeakerSpec, rng: np.random.Generator,
             break
         # Words vary in length; rescale the word count towards the target and try again.
         n_words = max(2, round(n_words * target / max(duration, 0.1)))
-    return x[:int(hi * sample_rate)], text
+    return x[: int(hi * sample_rate)], text
 
 
 def check_voices(specs: list[SpeakerSpec]) -> None:
@@ -259,18 +350,17 @@ def check_voices(specs: list[SpeakerSpec]) -> None:
     listing = subprocess.run([espeak, "--voices"], capture_output=True, text=True, check=True)
     languages = {line.split()[1] for line in listing.stdout.splitlines()[1:] if line.split()}
     variants = {p.name for p in (data_dir / "voices" / "!v").glob("*")}
-    missing = sorted({s.language for s in specs} - languages) + sorted(
-        {s.variant for s in specs} - variants)
+    missing = sorted({s.language for s in specs} - languages) + sorted({s.variant for s in specs} - variants)
     if missing:
-        raise RuntimeError(f"espeak-ng at {data_dir} lacks the voices/variants {missing}; "
-                           f"install a newer `{ESPEAK_PACKAGE}` (≥ 1.50)")
+        raise RuntimeError(
+            f"espeak-ng at {data_dir} lacks the voices/variants {missing}; install a newer `{ESPEAK_PACKAGE}` (≥ 1.50)"
+        )
 
 
 @functools.cache
 def _espeak_version_text() -> str:
     espeak = require_tool("espeak-ng", ESPEAK_PACKAGE)
-    return subprocess.run([espeak, "--version"], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run([espeak, "--version"], capture_output=True, text=True, check=True).stdout
 
 
 def espeak_version() -> str:
@@ -278,8 +368,9 @@ def espeak_version() -> str:
     return _espeak_version_text().split("Data at:")[0].strip()
 
 
-def render_utterance(spec: SpeakerSpec, seed: int, k: int, j: int, out_path: Path,
-                     sample_rate: int, effect: str) -> tuple[str, float]:
+def render_utterance(
+    spec: SpeakerSpec, seed: int, k: int, j: int, out_path: Path, sample_rate: int, effect: str
+) -> tuple[str, float]:
     """Utterance j of speaker index k (seeded by (seed, k, j)) with ``effect``, into out_path.
 
     Returns (text, duration in seconds).

@@ -23,8 +23,7 @@ from pathlib import Path
 from training.data.manifest import ManifestRecord, write_manifest
 
 # Short names of the official VoxCeleb1 trial lists (the cleaned "2" versions).
-TRIAL_LISTS = {"vox1-o": "veri_test2.txt", "vox1-e": "list_test_all2.txt",
-               "vox1-h": "list_test_hard2.txt"}
+TRIAL_LISTS = {"vox1-o": "veri_test2.txt", "vox1-e": "list_test_all2.txt", "vox1-h": "list_test_hard2.txt"}
 
 # Where each dataset keeps its <speaker>/<video>/<utterance> tree, first existing wins.
 AUDIO_DIRS = {"vox1": ("wav",), "vox2": ("dev/aac", "dev/wav")}
@@ -40,27 +39,31 @@ def _audio_dir(root: Path, dataset: str, subdir: str | None) -> Path:
     for name in candidates:
         if (root / name).is_dir():
             return root / name
-    raise FileNotFoundError(f"no {' or '.join(candidates)} folder under {root}: expected the "
-                            f"{dataset} layout <speaker>/<video>/<utterance> there")
+    raise FileNotFoundError(
+        f"no {' or '.join(candidates)} folder under {root}: expected the "
+        f"{dataset} layout <speaker>/<video>/<utterance> there"
+    )
 
 
 def _subdirs(folder: Path) -> list[Path]:
-    return sorted((Path(e.path) for e in os.scandir(folder)
-                   if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name)
+    return sorted(
+        (Path(e.path) for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")), key=lambda p: p.name
+    )
 
 
-def _walk(audio_dir: Path, extensions: tuple[str, ...], exclude: Collection[str],
-          progress: bool) -> Iterator[tuple[str, str, Path]]:
+def _walk(
+    audio_dir: Path, extensions: tuple[str, ...], exclude: Collection[str], progress: bool
+) -> Iterator[tuple[str, str, Path]]:
     """(speaker, video, file) for every utterance, sorted; files elsewhere are ignored."""
     from tqdm import tqdm
 
     speakers = [d for d in _subdirs(audio_dir) if d.name not in exclude]
-    for speaker in tqdm(speakers, desc=f"scan {audio_dir.name}", unit="spk",
-                        disable=not progress):
+    for speaker in tqdm(speakers, desc=f"scan {audio_dir.name}", unit="spk", disable=not progress):
         for video in _subdirs(speaker):
             # scandir's entries know their type without a stat per file (1M files in vox2)
-            files = sorted(Path(e.path) for e in os.scandir(video)
-                           if e.is_file() and Path(e.name).suffix.lower() in extensions)
+            files = sorted(
+                Path(e.path) for e in os.scandir(video) if e.is_file() and Path(e.name).suffix.lower() in extensions
+            )
             for path in files:
                 yield speaker.name, video.name, path
 
@@ -77,12 +80,18 @@ def _duration(path: Path) -> float | None:
         return None
 
 
-def build_voxceleb_manifest(root: str | os.PathLike[str], out: str | os.PathLike[str], *,
-                            dataset: str, split: str = "train",
-                            extensions: tuple[str, ...] = (".wav", ".m4a"),
-                            subdir: str | None = None,
-                            exclude_speakers: Collection[str] = (),
-                            workers: int = 8, progress: bool = True) -> Path:
+def build_voxceleb_manifest(
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    dataset: str,
+    split: str = "train",
+    extensions: tuple[str, ...] = (".wav", ".m4a"),
+    subdir: str | None = None,
+    exclude_speakers: Collection[str] = (),
+    workers: int = 8,
+    progress: bool = True,
+) -> Path:
     """Write a JSONL manifest of a VoxCeleb audio tree to ``out``; return ``out``.
 
     root: the dataset folder holding ``wav/`` (vox1) or ``dev/aac`` / ``dev/wav`` (vox2);
@@ -104,15 +113,23 @@ def build_voxceleb_manifest(root: str | os.PathLike[str], out: str | os.PathLike
         raise FileNotFoundError(f"no {'/'.join(wanted)} files in {audio_dir}/<speaker>/<video>/")
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         durations = list(pool.map(_duration, (p for _, _, p in found)))
-    unreadable = [p for (_, _, p), d in zip(found, durations)
-                  if d is None and p.suffix.lower() not in _HEADERLESS]
+    unreadable = [p for (_, _, p), d in zip(found, durations) if d is None and p.suffix.lower() not in _HEADERLESS]
     if unreadable:
-        warnings.warn(f"{len(unreadable)} files under {audio_dir} have no readable header "
-                      f"(duration None), first: {unreadable[0]}", stacklevel=2)
-    records = [ManifestRecord(path=path, identity=speaker, duration=duration, split=split,
-                              extra={"video": video, "dataset": dataset,
-                                     "key": path.relative_to(audio_dir).as_posix()})
-               for (speaker, video, path), duration in zip(found, durations)]
+        warnings.warn(
+            f"{len(unreadable)} files under {audio_dir} have no readable header "
+            f"(duration None), first: {unreadable[0]}",
+            stacklevel=2,
+        )
+    records = [
+        ManifestRecord(
+            path=path,
+            identity=speaker,
+            duration=duration,
+            split=split,
+            extra={"video": video, "dataset": dataset, "key": path.relative_to(audio_dir).as_posix()},
+        )
+        for (speaker, video, path), duration in zip(found, durations)
+    ]
     return write_manifest(out, records)
 
 
@@ -125,8 +142,9 @@ class VerificationTrial:
     target: bool
 
 
-def read_trial_list(path: str | os.PathLike[str], root: str | os.PathLike[str], *,
-                    check_files: bool = True) -> list[VerificationTrial]:
+def read_trial_list(
+    path: str | os.PathLike[str], root: str | os.PathLike[str], *, check_files: bool = True
+) -> list[VerificationTrial]:
     """Read an official VoxCeleb trial list (``<1|0> <enroll> <test>`` lines).
 
     root: the folder the list's paths are relative to (VoxCeleb1's ``wav/``); the trials hold
@@ -142,10 +160,8 @@ def read_trial_list(path: str | os.PathLike[str], root: str | os.PathLike[str], 
             if not fields:
                 continue
             if len(fields) != 3 or fields[0] not in ("0", "1"):
-                raise ValueError(f"{path}:{lineno}: expected '<1|0> <enroll> <test>', "
-                                 f"got {line.strip()!r}")
-            trials.append(VerificationTrial(enroll=root / fields[1], test=root / fields[2],
-                                            target=fields[0] == "1"))
+                raise ValueError(f"{path}:{lineno}: expected '<1|0> <enroll> <test>', got {line.strip()!r}")
+            trials.append(VerificationTrial(enroll=root / fields[1], test=root / fields[2], target=fields[0] == "1"))
     if check_files:
         _check_files(trials, path, root)
     return trials
@@ -156,8 +172,9 @@ def _check_files(trials: list[VerificationTrial], path: Path, root: Path) -> Non
     missing = [p for p in referenced if not p.is_file()]
     if missing:
         first = ", ".join(p.relative_to(root).as_posix() for p in missing[:5])
-        raise FileNotFoundError(f"{len(missing)} of {len(referenced)} files named by {path} "
-                                f"are missing under {root}; first: {first}")
+        raise FileNotFoundError(
+            f"{len(missing)} of {len(referenced)} files named by {path} are missing under {root}; first: {first}"
+        )
 
 
 def trial_speakers(trials: Collection[VerificationTrial]) -> set[str]:

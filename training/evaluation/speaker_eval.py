@@ -55,8 +55,14 @@ def load_audio(path: Path, sample_rate: int) -> np.ndarray:
 
 
 @torch.no_grad()
-def embed_paths(encoder: torch.nn.Module, paths: Sequence[Path], *, sample_rate: int = 16000,
-                batch_size: int = 16, device: str | torch.device = "cpu") -> dict[Path, np.ndarray]:
+def embed_paths(
+    encoder: torch.nn.Module,
+    paths: Sequence[Path],
+    *,
+    sample_rate: int = 16000,
+    batch_size: int = 16,
+    device: str | torch.device = "cpu",
+) -> dict[Path, np.ndarray]:
     """path → L2-normalised embedding [D]; batches of similar length keep padding small."""
     encoder = encoder.eval().to(device)
     clips = {p: load_audio(p, sample_rate) for p in dict.fromkeys(paths)}
@@ -78,8 +84,15 @@ def score_trials(embeddings: dict[Path, np.ndarray], trials: Sequence[TrialLike]
     return scores, np.array([bool(t.target) for t in trials])
 
 
-def evaluate_encoder(encoder: torch.nn.Module, trials: Sequence[TrialLike], out_dir: Path, *, name: str,
-                     sample_rate: int = 16000, device: str | torch.device = "cpu") -> dict[str, Any]:
+def evaluate_encoder(
+    encoder: torch.nn.Module,
+    trials: Sequence[TrialLike],
+    out_dir: Path,
+    *,
+    name: str,
+    sample_rate: int = 16000,
+    device: str | torch.device = "cpu",
+) -> dict[str, Any]:
     """Embed, score, and write ``out_dir/report.json`` and ``out_dir/det.png``; returns the report."""
     paths = [p for t in trials for p in (t.enroll, t.test)]
     embeddings = embed_paths(encoder, paths, sample_rate=sample_rate, device=device)

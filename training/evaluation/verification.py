@@ -81,8 +81,7 @@ def eer(scores: Any, labels: Any) -> tuple[float, float]:
     return float(rate), float(threshold)
 
 
-def min_dcf(scores: Any, labels: Any, p_target: float, c_miss: float = 1.0,
-            c_fa: float = 1.0) -> tuple[float, float]:
+def min_dcf(scores: Any, labels: Any, p_target: float, c_miss: float = 1.0, c_fa: float = 1.0) -> tuple[float, float]:
     """Normalised minimum detection cost (NIST SRE / VoxCeleb) and the threshold reaching it.
 
     DCF(t) = c_miss·P_miss(t)·p_target + c_fa·P_fa(t)·(1 − p_target), divided by
@@ -117,8 +116,7 @@ def threshold_at_far(scores: Any, labels: Any, far: float) -> float:
     non = np.sort(s[~y])
     needed = min_nontargets_for_far(far)
     if non.size < needed:
-        raise ValueError(f"FAR {far:g} needs at least {needed} non-target trials "
-                         f"to resolve, got {non.size}")
+        raise ValueError(f"FAR {far:g} needs at least {needed} non-target trials to resolve, got {non.size}")
     allowed = math.floor(far * non.size + 1e-9)  # false accepts we may make
     distinct = np.unique(non)
     accepted = non.size - np.searchsorted(non, distinct, side="left")  # falls with the score
@@ -152,34 +150,39 @@ class VerificationReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict; float keys become strings ("0.01")."""
         return {
-            "n_target": self.n_target, "n_nontarget": self.n_nontarget,
-            "eer": self.eer, "eer_threshold": self.eer_threshold,
-            "min_dcf": {f"{p:g}": {"value": v, "threshold": t}
-                        for p, (v, t) in self.min_dcf.items()},
+            "n_target": self.n_target,
+            "n_nontarget": self.n_nontarget,
+            "eer": self.eer,
+            "eer_threshold": self.eer_threshold,
+            "min_dcf": {f"{p:g}": {"value": v, "threshold": t} for p, (v, t) in self.min_dcf.items()},
             "thresholds_at_far": {f"{f:g}": t for f, t in self.thresholds_at_far.items()},
             "frr_at_far": {f"{f:g}": r for f, r in self.frr_at_far.items()},
         }
 
 
-def verification_report(scores: Any, labels: Any, fars: Sequence[float] = DEFAULT_FARS,
-                        p_targets: Sequence[float] = DEFAULT_P_TARGETS) -> VerificationReport:
+def verification_report(
+    scores: Any, labels: Any, fars: Sequence[float] = DEFAULT_FARS, p_targets: Sequence[float] = DEFAULT_P_TARGETS
+) -> VerificationReport:
     """EER, minDCF per p_target and thresholds per resolvable FAR for one trial list."""
     s, y = _check(scores, labels)
     n_non = int((~y).sum())
     rate, threshold = eer(s, y)
     at_far = {f: threshold_at_far(s, y, f) for f in fars if n_non >= min_nontargets_for_far(f)}
     return VerificationReport(
-        n_target=int(y.sum()), n_nontarget=n_non, eer=rate, eer_threshold=threshold,
+        n_target=int(y.sum()),
+        n_nontarget=n_non,
+        eer=rate,
+        eer_threshold=threshold,
         min_dcf={p: min_dcf(s, y, p) for p in p_targets},
         thresholds_at_far=at_far,
-        frr_at_far={f: far_frr_at(s, y, t)[1] for f, t in at_far.items()})
+        frr_at_far={f: far_frr_at(s, y, t)[1] for f, t in at_far.items()},
+    )
 
 
 _DET_TICKS = (0.0001, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 
 
-def plot_det(path: str | os.PathLike[str], curves: Mapping[str, tuple[Any, Any]],
-             title: str = "DET") -> Path:
+def plot_det(path: str | os.PathLike[str], curves: Mapping[str, tuple[Any, Any]], title: str = "DET") -> Path:
     """Write a DET plot PNG: FRR against FAR on normal-deviate (probit) axes, one line per
     ``curves`` entry (label -> (scores, labels)), each with its EER point marked."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -48,12 +48,15 @@ class Method:
 
 
 METHODS: dict[str, Method] = {
-    "generalized_contrastive": Method(1, "Generalized contrastive loss", ("speaker", "face"),
-                                      GeneralizedContrastiveLoss),
-    "meta_training_sets": Method(2, "Optimizing speaker embeddings using meta-training sets", ("speaker",),
-                                 MetaTrainingSetLoss),
-    "closed_form_pretraining": Method(4, "Closed-form pre-training for small-sample environmental sound "
-                                      "recognition", ("sound",), build_class_set),
+    "generalized_contrastive": Method(
+        1, "Generalized contrastive loss", ("speaker", "face"), GeneralizedContrastiveLoss
+    ),
+    "meta_training_sets": Method(
+        2, "Optimizing speaker embeddings using meta-training sets", ("speaker",), MetaTrainingSetLoss
+    ),
+    "closed_form_pretraining": Method(
+        4, "Closed-form pre-training for small-sample environmental sound recognition", ("sound",), build_class_set
+    ),
     "graph_grouping": Method(5, "Graph grouping loss", ("face",), GraphGroupingLoss),
 }
 

@@ -35,8 +35,7 @@ class FormulaDataset(Protocol):
     @property
     def class_names(self) -> tuple[str, ...]: ...
 
-    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int,
-               sample_rate: int) -> np.ndarray: ...
+    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray: ...
 
 
 def _power_law_gain(f: np.ndarray, beta: float | np.ndarray) -> np.ndarray:
@@ -52,8 +51,9 @@ def _unit_rms(x: np.ndarray) -> np.ndarray:
     return (x / rms if rms > 0 else x).astype(np.float32)
 
 
-def power_law_noise(n_samples: int, beta: float, rng: np.random.Generator,
-                    sample_rate: int = 16000, gain: np.ndarray | None = None) -> np.ndarray:
+def power_law_noise(
+    n_samples: int, beta: float, rng: np.random.Generator, sample_rate: int = 16000, gain: np.ndarray | None = None
+) -> np.ndarray:
     """Colored noise with power spectrum ∝ 1/f^β (METHODS §4): float32 [n_samples], unit RMS.
 
     β = 0 white, 1 pink, 2 brown (red), −1 blue, −2 violet; DC is zero. ``gain``, if given,
@@ -86,9 +86,14 @@ def band_gain(f: np.ndarray, band_hz: tuple[float, float], rolloff_octaves: floa
     return 0.5 * (1.0 + np.cos(np.pi * t))
 
 
-def band_noise(n_samples: int, beta: float, band_hz: tuple[float, float],
-               rng: np.random.Generator, sample_rate: int = 16000,
-               rolloff_octaves: float = 0.25) -> np.ndarray:
+def band_noise(
+    n_samples: int,
+    beta: float,
+    band_hz: tuple[float, float],
+    rng: np.random.Generator,
+    sample_rate: int = 16000,
+    rolloff_octaves: float = 0.25,
+) -> np.ndarray:
     """Band-shaped colored noise: the 1/f^β spectrum times ``band_gain`` (float32 [n], unit RMS).
 
     Inside the band the slope is exactly −β; the power outside [lo, hi] lies within
@@ -96,12 +101,10 @@ def band_noise(n_samples: int, beta: float, band_hz: tuple[float, float],
     resolution, leaves no bins and gives zeros.
     """
     f = np.fft.rfftfreq(n_samples, 1.0 / sample_rate)
-    return power_law_noise(n_samples, beta, rng, sample_rate,
-                           gain=band_gain(f, band_hz, rolloff_octaves))
+    return power_law_noise(n_samples, beta, rng, sample_rate, gain=band_gain(f, band_hz, rolloff_octaves))
 
 
-def spectral_slope(x: np.ndarray, sample_rate: int, f_lo: float, f_hi: float,
-                   nperseg: int = 1024) -> float:
+def spectral_slope(x: np.ndarray, sample_rate: int, f_lo: float, f_hi: float, nperseg: int = 1024) -> float:
     """Least-squares slope of log power vs log frequency over [f_lo, f_hi] Hz.
 
     The power spectrum is Welch's average of Hann-windowed periodograms of ``nperseg``-sample
@@ -115,8 +118,9 @@ def spectral_slope(x: np.ndarray, sample_rate: int, f_lo: float, f_hi: float,
     f, p = welch(x, fs=sample_rate, nperseg=min(nperseg, x.size), window="hann")
     keep = (f >= f_lo) & (f <= f_hi) & (p > 0)
     if np.count_nonzero(keep) < 3:
-        raise ValueError(f"fewer than 3 spectral bins in [{f_lo}, {f_hi}] Hz "
-                         f"(bin width {sample_rate / min(nperseg, x.size):.1f} Hz)")
+        raise ValueError(
+            f"fewer than 3 spectral bins in [{f_lo}, {f_hi}] Hz (bin width {sample_rate / min(nperseg, x.size):.1f} Hz)"
+        )
     slope, _ = np.polyfit(np.log(f[keep]), np.log(p[keep]), 1)
     return float(slope)
 
@@ -175,8 +179,7 @@ class D1:
         lo, hi = self.edges[class_index], self.edges[class_index + 1]
         return float(rng.uniform(lo, hi)) if self.jitter else float((lo + hi) / 2)
 
-    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int,
-               sample_rate: int) -> np.ndarray:
+    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
         """A clip of class ``class_index``: float32 [n_samples], unit RMS."""
         _check_class(self, class_index)
         return power_law_noise(n_samples, self.beta(class_index, rng), rng, sample_rate)
@@ -223,8 +226,11 @@ class D2:
     @cached_property
     def class_names(self) -> tuple[str, ...]:
         mid = (self.betas.edges[:-1] + self.betas.edges[1:]) / 2
-        return tuple(f"d2/beta{b:+.2f}/band{self.band_edges[k]:.0f}-{self.band_edges[k + 1]:.0f}"
-                     for b in mid for k in range(self.n_bands))
+        return tuple(
+            f"d2/beta{b:+.2f}/band{self.band_edges[k]:.0f}-{self.band_edges[k + 1]:.0f}"
+            for b in mid
+            for k in range(self.n_bands)
+        )
 
     def band(self, class_index: int, rng: np.random.Generator) -> tuple[float, float]:
         """The (jittered) band in Hz of one clip of ``class_index``."""
@@ -233,21 +239,25 @@ class D2:
         shift = (hi / lo) ** (self.band_jitter * rng.uniform(-1.0, 1.0)) if self.jitter else 1.0
         return float(lo * shift), float(hi * shift)
 
-    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int,
-               sample_rate: int) -> np.ndarray:
+    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
         """A clip of class ``class_index``: float32 [n_samples], unit RMS."""
         _check_class(self, class_index)
         if self.band_edges[-2] >= sample_rate / 2:
-            raise ValueError(f"D2's top band starts at {self.band_edges[-2]:.0f} Hz, above "
-                             f"Nyquist at {sample_rate} Hz; lower band_range_hz")
+            raise ValueError(
+                f"D2's top band starts at {self.band_edges[-2]:.0f} Hz, above "
+                f"Nyquist at {sample_rate} Hz; lower band_range_hz"
+            )
         beta = self.betas.beta(class_index // self.n_bands, rng)
-        return band_noise(n_samples, beta, self.band(class_index, rng), rng, sample_rate,
-                          self.rolloff_octaves)
+        return band_noise(n_samples, beta, self.band(class_index, rng), rng, sample_rate, self.rolloff_octaves)
 
 
-def drifting_noise(n_samples: int, beta_at: Callable[[np.ndarray], np.ndarray],
-                   rng: np.random.Generator, sample_rate: int = 16000,
-                   frame_seconds: float = 0.064) -> np.ndarray:
+def drifting_noise(
+    n_samples: int,
+    beta_at: Callable[[np.ndarray], np.ndarray],
+    rng: np.random.Generator,
+    sample_rate: int = 16000,
+    frame_seconds: float = 0.064,
+) -> np.ndarray:
     """Colored noise whose β follows a course over the clip: float32 [n_samples], unit RMS.
 
     ``beta_at(u)`` gives β at clip fractions u ∈ [0, 1]. Synthesis is overlap-add of
@@ -267,14 +277,13 @@ def drifting_noise(n_samples: int, beta_at: Callable[[np.ndarray], np.ndarray],
     f = np.fft.rfftfreq(frame, 1.0 / sample_rate)
     gains = _power_law_gain(f[None, :], np.asarray(beta_at(centres), dtype=float)[:, None])
     gains /= np.sqrt(np.mean(gains**2, axis=1, keepdims=True))
-    white = (rng.standard_normal((n_frames, f.size))
-             + 1j * rng.standard_normal((n_frames, f.size)))
+    white = rng.standard_normal((n_frames, f.size)) + 1j * rng.standard_normal((n_frames, f.size))
     frames = np.fft.irfft(white * gains, frame, axis=1)
     frames *= np.sin(np.pi * (np.arange(frame) + 0.5) / frame)
     out = np.zeros((n_frames + 1) * hop)
     for k in range(n_frames):
-        out[k * hop:k * hop + frame] += frames[k]
-    return _unit_rms(out[hop:hop + n_samples])
+        out[k * hop : k * hop + frame] += frames[k]
+    return _unit_rms(out[hop : hop + n_samples])
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float) -> float:
@@ -291,19 +300,23 @@ def _linear(rising: bool) -> Callable[[np.random.Generator], Callable]:
         low, high = rng.uniform(-2.0, -0.5), rng.uniform(0.5, 2.0)
         a, b = (low, high) if rising else (high, low)
         return lambda u: a + (b - a) * np.asarray(u)
+
     return draw
 
 
 def _swing(rng: np.random.Generator) -> Callable[[np.ndarray], np.ndarray]:
     centre, depth = rng.uniform(-0.5, 0.5), rng.uniform(0.75, 1.25)
     cycles, phase = rng.uniform(1.0, 3.0), rng.uniform(0.0, 2 * np.pi)
-    return lambda u: np.clip(centre + depth * np.sin(2 * np.pi * cycles * np.asarray(u) + phase),
-                             -2.0, 2.0)
+    return lambda u: np.clip(centre + depth * np.sin(2 * np.pi * cycles * np.asarray(u) + phase), -2.0, 2.0)
 
 
 # D3 drift patterns: name -> draw(rng) -> β(u) over clip fraction u (see D3's docstring).
 DRIFTS: dict[str, Callable[[np.random.Generator], Callable[[np.ndarray], np.ndarray]]] = {
-    "steady": _steady, "rise": _linear(True), "fall": _linear(False), "swing": _swing}
+    "steady": _steady,
+    "rise": _linear(True),
+    "fall": _linear(False),
+    "swing": _swing,
+}
 
 
 def _flat(rng: np.random.Generator, t: np.ndarray, duration: float) -> np.ndarray:
@@ -333,7 +346,11 @@ def _swell(rng: np.random.Generator, t: np.ndarray, duration: float) -> np.ndarr
 
 # D3 envelope types: name -> envelope(rng, t seconds [n], duration s) in [0, 1] [n].
 ENVELOPES: dict[str, Callable[[np.random.Generator, np.ndarray, float], np.ndarray]] = {
-    "flat": _flat, "bursts": _bursts, "am": _am, "swell": _swell}
+    "flat": _flat,
+    "bursts": _bursts,
+    "am": _am,
+    "swell": _swell,
+}
 
 
 @dataclass(frozen=True)
@@ -361,11 +378,9 @@ class D3:
 
     def __post_init__(self) -> None:
         _freeze(self)
-        unknown = sorted(set(self.drifts) - set(DRIFTS)) + sorted(
-            set(self.envelopes) - set(ENVELOPES))
+        unknown = sorted(set(self.drifts) - set(DRIFTS)) + sorted(set(self.envelopes) - set(ENVELOPES))
         if unknown:
-            raise ValueError(f"unknown D3 drifts/envelopes {unknown}; known: {sorted(DRIFTS)}, "
-                             f"{sorted(ENVELOPES)}")
+            raise ValueError(f"unknown D3 drifts/envelopes {unknown}; known: {sorted(DRIFTS)}, {sorted(ENVELOPES)}")
 
     @property
     def n_classes(self) -> int:
@@ -375,8 +390,7 @@ class D3:
     def class_names(self) -> tuple[str, ...]:
         return tuple(f"d3/{d}/{e}" for d in self.drifts for e in self.envelopes)
 
-    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int,
-               sample_rate: int) -> np.ndarray:
+    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
         """A clip of class ``class_index``: float32 [n_samples], unit RMS."""
         _check_class(self, class_index)
         drift = DRIFTS[self.drifts[class_index // len(self.envelopes)]](rng)
@@ -410,13 +424,11 @@ class DALL:
     def class_names(self) -> tuple[str, ...]:
         return tuple(name for p in self.parts for name in p.class_names)
 
-    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int,
-               sample_rate: int) -> np.ndarray:
+    def sample(self, class_index: int, rng: np.random.Generator, n_samples: int, sample_rate: int) -> np.ndarray:
         """A clip of union class ``class_index``: float32 [n_samples], unit RMS."""
         _check_class(self, class_index)
         part = int(np.searchsorted(self.offsets, class_index, side="right")) - 1
-        return self.parts[part].sample(class_index - int(self.offsets[part]), rng, n_samples,
-                                       sample_rate)
+        return self.parts[part].sample(class_index - int(self.offsets[part]), rng, n_samples, sample_rate)
 
 
 # Recipes name a class set by key and pass its section as constructor arguments.

@@ -51,8 +51,9 @@ def _check(logits: Tensor, groups: Tensor) -> Tensor:
     if logits.dim() != 2 or logits.shape[0] != logits.shape[1]:
         raise ValueError(f"logits must be [B, B], got {tuple(logits.shape)}")
     if groups.shape != (logits.shape[0],) or groups.dtype.is_floating_point:
-        raise ValueError(f"groups must be an integer tensor [B] = [{logits.shape[0]}], got "
-                         f"{tuple(groups.shape)} {groups.dtype}")
+        raise ValueError(
+            f"groups must be an integer tensor [B] = [{logits.shape[0]}], got {tuple(groups.shape)} {groups.dtype}"
+        )
     same = groups[:, None] == groups[None, :]
     if bool((same.sum(dim=1) < 2).any()):
         raise ValueError("every item needs at least one other member of its group in the batch")
@@ -119,8 +120,14 @@ class GraphGroupingLoss(nn.Module):
     other item in the same group), ``w``, ``b``. The loss is computed in float32.
     """
 
-    def __init__(self, form: Form = "walk", steps: int = 2, include_self: bool = False, init_w: float = 10.0,
-                 init_b: float = -5.0) -> None:
+    def __init__(
+        self,
+        form: Form = "walk",
+        steps: int = 2,
+        include_self: bool = False,
+        init_w: float = 10.0,
+        init_b: float = -5.0,
+    ) -> None:
         super().__init__()
         if form not in FORMS:
             raise ValueError(f"form must be one of {FORMS}, got {form!r}")

@@ -36,5 +36,12 @@ def build_sound_encoder(name: str, **kwargs) -> nn.Module:
     return cls(**kwargs)
 
 
-__all__ = ["SOUND_ENCODERS", "SPEAKER_ENCODERS", "EcapaTdnn", "ResNet34", "SoundCnn", "build_sound_encoder",
-           "build_speaker_encoder"]
+__all__ = [
+    "SOUND_ENCODERS",
+    "SPEAKER_ENCODERS",
+    "EcapaTdnn",
+    "ResNet34",
+    "SoundCnn",
+    "build_sound_encoder",
+    "build_speaker_encoder",
+]

@@ -35,8 +35,10 @@ class IBasicBlock(nn.Module):
         self.bn3 = nn.BatchNorm2d(out_channels, eps=1e-5)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_channels != out_channels:
-            self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
-                                          nn.BatchNorm2d(out_channels, eps=1e-5))
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_channels, out_channels, 1, stride=stride, bias=False),
+                nn.BatchNorm2d(out_channels, eps=1e-5),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.bn3(self.conv2(self.prelu(self.bn2(self.conv1(self.bn1(x))))))
@@ -51,9 +53,16 @@ class IResNet(nn.Module):
     the Linear layer is sized for (the model refuses other sizes).
     """
 
-    def __init__(self, layers: Sequence[int] = (1, 1, 1, 1), widths: Sequence[int] = (16, 32, 64, 128),
-                 embedding_dim: int = 128, input_size: int = 112, input_downsample: int = 2,
-                 stem_channels: int | None = None, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        layers: Sequence[int] = (1, 1, 1, 1),
+        widths: Sequence[int] = (16, 32, 64, 128),
+        embedding_dim: int = 128,
+        input_size: int = 112,
+        input_downsample: int = 2,
+        stem_channels: int | None = None,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if len(layers) != len(widths) or not layers or min(layers) < 1:
             raise ValueError(f"layers and widths must be equally long and non-empty, got {layers}, {widths}")
@@ -62,8 +71,9 @@ class IResNet(nn.Module):
         self.input_size, self.input_downsample, self.embedding_dim = input_size, input_downsample, embedding_dim
         stem = stem_channels or widths[0]
         self.pool = nn.AvgPool2d(input_downsample) if input_downsample > 1 else nn.Identity()
-        self.stem = nn.Sequential(nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem, eps=1e-5),
-                                  nn.PReLU(stem))
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, stem, 3, padding=1, bias=False), nn.BatchNorm2d(stem, eps=1e-5), nn.PReLU(stem)
+        )
         blocks, channels, side = [], stem, input_size // input_downsample
         for count, width in zip(layers, widths):
             for i in range(count):
@@ -77,7 +87,12 @@ class IResNet(nn.Module):
         self.features = nn.BatchNorm1d(embedding_dim, eps=1e-5)
 
     def forward(self, chip: torch.Tensor) -> torch.Tensor:
-        if chip.dim() != 4 or chip.shape[-1] != 3 or chip.shape[1] != self.input_size or chip.shape[2] != self.input_size:
+        if (
+            chip.dim() != 4
+            or chip.shape[-1] != 3
+            or chip.shape[1] != self.input_size
+            or chip.shape[2] != self.input_size
+        ):
             raise ValueError(f"expected chips [N, {self.input_size}, {self.input_size}, 3], got {tuple(chip.shape)}")
         x = (chip.float() - 127.5) / 127.5
         x = self.pool(x.permute(0, 3, 1, 2))

@@ -41,8 +41,9 @@ class SileroVadSequence(nn.Module):
         self.register_buffer("basis", torch.from_numpy(np.ascontiguousarray(basis.T)))
         for layer in range(len(STRIDES)):
             w = weights[f"encoder.{layer}.weight"]  # [out, in, 3] → [3 * in, out], tap-major like the unfold
-            self.register_buffer(f"w{layer}", torch.from_numpy(np.ascontiguousarray(
-                w.transpose(2, 1, 0).reshape(-1, w.shape[0]))))
+            self.register_buffer(
+                f"w{layer}", torch.from_numpy(np.ascontiguousarray(w.transpose(2, 1, 0).reshape(-1, w.shape[0])))
+            )
             self.register_buffer(f"b{layer}", torch.from_numpy(weights[f"encoder.{layer}.bias"].copy()))
         w_ih, w_hh, bias = (weights[k][0] for k in ("onnx::LSTM_209", "onnx::LSTM_210", "onnx::LSTM_211"))
         self.lstm = nn.LSTM(128, 128)

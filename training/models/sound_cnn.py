@@ -38,8 +38,14 @@ from training.models.ecapa_tdnn import build_frontend
 from training.models.masking import apply_mask, frame_mask, masked_mean
 
 # LogMelFrontend arguments for sounds; a model's ``frontend`` mapping overrides any of them.
-SOUND_FRONTEND: dict[str, Any] = {"win_ms": 25.0, "hop_ms": 10.0, "n_fft": 512, "f_min": 0.0, "f_max": None,
-                                  "mean_norm": False}
+SOUND_FRONTEND: dict[str, Any] = {
+    "win_ms": 25.0,
+    "hop_ms": 10.0,
+    "n_fft": 512,
+    "f_min": 0.0,
+    "f_max": None,
+    "mean_norm": False,
+}
 
 
 def pooled_lengths(lengths: torch.Tensor) -> torch.Tensor:

@@ -95,7 +95,8 @@ class _StrictLoader(yaml.SafeLoader):
                 break
             if duplicate:
                 raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark)
+                    "while constructing a mapping", node.start_mark, f"duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -103,13 +104,16 @@ class _StrictLoader(yaml.SafeLoader):
 # YAML 1.2 booleans only: YAML 1.1 reads `amp: off` or `norway: no` as false.
 _StrictLoader.yaml_implicit_resolvers = {
     first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 _StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 # YAML 1.1 requires a dot in a float ("1.0e-3"); people write "1e-3". Appended after the stock
 # resolvers, so it only catches what they leave as a string.
 _StrictLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789"))
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
 
 
 def _yaml_load(text: str) -> Any:
@@ -181,8 +185,7 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
     return out
 
 
-def build_recipe(data: Mapping[str, Any], schema: type[T], overrides: Sequence[str] = (),
-                 source: str = "recipe") -> T:
+def build_recipe(data: Mapping[str, Any], schema: type[T], overrides: Sequence[str] = (), source: str = "recipe") -> T:
     """Validate a mapping (plus overrides) against a dataclass ``schema``; raises ``RecipeError``."""
     if not (isinstance(schema, type) and dataclasses.is_dataclass(schema)):
         raise TypeError(f"schema must be a dataclass type, got {schema!r}")
@@ -207,9 +210,11 @@ def load_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = (), *, 
 def to_plain(obj: Any, *, skip_resume_safe: bool = False) -> Any:
     """JSON/YAML-ready plain data: dataclasses → dicts, tuples → lists, paths → strings."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name), skip_resume_safe=skip_resume_safe)
-                for f in dataclasses.fields(obj)
-                if f.init and not (skip_resume_safe and f.metadata.get(RESUME_SAFE))}
+        return {
+            f.name: to_plain(getattr(obj, f.name), skip_resume_safe=skip_resume_safe)
+            for f in dataclasses.fields(obj)
+            if f.init and not (skip_resume_safe and f.metadata.get(RESUME_SAFE))
+        }
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v, skip_resume_safe=skip_resume_safe) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -142,24 +142,42 @@ def face_tracks(data: FaceData):
 
     if data.synthetic is not None:
         s = data.synthetic
-        tracks = ft.render_face_tracks(identities=s.identities, tracks_per_identity=s.tracks_per_identity,
-                                       frames_per_track=s.frames_per_track, size=data.size, seed=s.seed,
-                                       heldout_fraction=s.heldout_fraction)
-        return tracks, {"synthetic": {"identities": s.identities, "tracks_per_identity": s.tracks_per_identity,
-                                      "frames_per_track": s.frames_per_track, "seed": s.seed}}
+        tracks = ft.render_face_tracks(
+            identities=s.identities,
+            tracks_per_identity=s.tracks_per_identity,
+            frames_per_track=s.frames_per_track,
+            size=data.size,
+            seed=s.seed,
+            heldout_fraction=s.heldout_fraction,
+        )
+        return tracks, {
+            "synthetic": {
+                "identities": s.identities,
+                "tracks_per_identity": s.tracks_per_identity,
+                "frames_per_track": s.frames_per_track,
+                "seed": s.seed,
+            }
+        }
     from training.recipes.speaker import file_sha256
 
     path = Path(data.manifest)
-    return ft.load_face_tracks(path, data.size), {"data_manifest": str(path),
-                                                  "data_manifest_sha256": file_sha256(path)}
+    return ft.load_face_tracks(path, data.size), {"data_manifest": str(path), "data_manifest_sha256": file_sha256(path)}
 
 
 def build_face_batches(recipe: FaceRecipe, train, *, rank: int):
     from training.data.face_tracks import GroupBatches
 
     d, t = recipe.data, recipe.trainer
-    return GroupBatches(train, group_by=d.group_by, groups_per_batch=d.groups_per_batch,
-                        frames_per_group=d.frames_per_group, seed=t.seed, rank=rank, steps=t.steps, flip=d.flip)
+    return GroupBatches(
+        train,
+        group_by=d.group_by,
+        groups_per_batch=d.groups_per_batch,
+        frames_per_group=d.frames_per_group,
+        seed=t.seed,
+        rank=rank,
+        steps=t.steps,
+        flip=d.flip,
+    )
 
 
 # --------------------------------------------------------------------------- step and run
@@ -178,14 +196,16 @@ def make_gcl_step(frames_per_group: int):
         emb = modules["encoder"](batch["images"]).float()
         views = emb.reshape(-1, frames_per_group, emb.shape[-1])
         keys = batch["groups"].reshape(-1, frames_per_group)[:, :half].reshape(-1)
-        return modules["loss"](views[:, :half].reshape(-1, emb.shape[-1]), views[:, half:].reshape(-1, emb.shape[-1]),
-                               keys)
+        return modules["loss"](
+            views[:, :half].reshape(-1, emb.shape[-1]), views[:, half:].reshape(-1, emb.shape[-1]), keys
+        )
 
     return gcl_step
 
 
-def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
-                      evaluate: bool = True) -> dict[str, Any]:
+def train_face_recipe(
+    recipe: FaceRecipe, run_dir: Path, *, resume: bool = True, evaluate: bool = True
+) -> dict[str, Any]:
     """Train, evaluate on held-out identities and write ``run_dir/run.json``; returns its content."""
     from training.recipes.config import run_identity
     from training.trainer import Trainer
@@ -203,18 +223,36 @@ def train_face_recipe(recipe: FaceRecipe, run_dir: Path, *, resume: bool = True,
     modules = build_modules(recipe)
     encoder = modules["encoder"]
     step = graph_step if recipe.method["name"] == "graph_grouping" else make_gcl_step(recipe.data.frames_per_group)
-    trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, identity=identity,
-                      items_per_batch=lambda b: int(b["images"].shape[0]), dist=dist, resume=resume)
+    trainer = Trainer(
+        recipe.trainer,
+        modules,
+        step,
+        batches,
+        run_dir,
+        identity=identity,
+        items_per_batch=lambda b: int(b["images"].shape[0]),
+        dist=dist,
+        resume=resume,
+    )
     result = trainer.fit()
-    run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "face", **source, "step": result.step,
-                           "wall_time_s": result.wall_time_s, "steps_per_s": result.steps_per_s,
-                           "items_per_s": result.items_per_s, "metrics": result.metrics,
-                           "train_frames": len(train), "train_groups": int(batches.group_ids.size),
-                           "heldout_frames": len(heldout)}
+    run: dict[str, Any] = {
+        "recipe_hash": identity.recipe_hash,
+        "kind": "face",
+        **source,
+        "step": result.step,
+        "wall_time_s": result.wall_time_s,
+        "steps_per_s": result.steps_per_s,
+        "items_per_s": result.items_per_s,
+        "metrics": result.metrics,
+        "train_frames": len(train),
+        "train_groups": int(batches.group_ids.size),
+        "heldout_frames": len(heldout),
+    }
     if dist.is_main:
         if evaluate:
-            run["eval"] = evaluate_face(encoder, heldout, run_dir / "eval", name=run_dir.name,
-                                        max_frames=recipe.data.max_eval_frames)
+            run["eval"] = evaluate_face(
+                encoder, heldout, run_dir / "eval", name=run_dir.name, max_frames=recipe.data.max_eval_frames
+            )
         (run_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
     cleanup_distributed()
     return run
@@ -228,13 +266,18 @@ def embed_chips(encoder: nn.Module, chips: np.ndarray, batch_size: int = 64) -> 
     """uint8 [N, H, W, 3] → L2-normalised float32 [N, D] (eval mode)."""
     device = next(encoder.parameters()).device
     encoder.eval()
-    out = [nn.functional.normalize(encoder(torch.from_numpy(chips[i : i + batch_size]).to(device)).float(), dim=1)
-           .cpu().numpy() for i in range(0, len(chips), batch_size)]
+    out = [
+        nn.functional.normalize(encoder(torch.from_numpy(chips[i : i + batch_size]).to(device)).float(), dim=1)
+        .cpu()
+        .numpy()
+        for i in range(0, len(chips), batch_size)
+    ]
     return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
 
-def cross_track_eers(embeddings: np.ndarray, identity: np.ndarray, track: np.ndarray,
-                     low_quality: np.ndarray | None) -> dict[str, Any]:
+def cross_track_eers(
+    embeddings: np.ndarray, identity: np.ndarray, track: np.ndarray, low_quality: np.ndarray | None
+) -> dict[str, Any]:
     """EER over every pair of frames from different tracks (target: same identity), overall and,
     with quality labels, on low vs low and high vs high pairs. embeddings [F, D] unit length."""
     from training.evaluation.verification import eer
@@ -251,24 +294,33 @@ def cross_track_eers(embeddings: np.ndarray, identity: np.ndarray, track: np.nda
     for name, mask in subsets.items():
         t = target[mask]
         ok = t.any() and (~t).any()
-        out[name] = {"eer": eer(scores[mask], t)[0] if ok else None, "targets": int(t.sum()),
-                     "nontargets": int((~t).sum())}
+        out[name] = {
+            "eer": eer(scores[mask], t)[0] if ok else None,
+            "targets": int(t.sum()),
+            "nontargets": int((~t).sum()),
+        }
     return out
 
 
-def evaluate_face(encoder: nn.Module, heldout, out_dir: Path, *, name: str, max_frames: int = 4000
-                  ) -> dict[str, Any]:
+def evaluate_face(encoder: nn.Module, heldout, out_dir: Path, *, name: str, max_frames: int = 4000) -> dict[str, Any]:
     """EERs of ``cross_track_eers`` on held-out ``FaceTracks``; writes ``out_dir/report.json``."""
     if not len(heldout):
         raise ValueError("no held-out frames to evaluate on")
     n = min(len(heldout), max_frames)
     embeddings = embed_chips(encoder, heldout.frames[:n])
-    result = cross_track_eers(embeddings, heldout.identity[:n], heldout.track[:n],
-                              heldout.low_quality[:n] if heldout.has_quality else None)
-    report = {"name": name, "frames": n, "identities": int(np.unique(heldout.identity[:n]).size),
-              "low_quality_frames": int(heldout.low_quality[:n].sum()) if heldout.has_quality else None,
-              "eer": result["overall"]["eer"], "eer_low_low": (result.get("low_low") or {}).get("eer"),
-              "eer_high_high": (result.get("high_high") or {}).get("eer"), "pairs": result}
+    result = cross_track_eers(
+        embeddings, heldout.identity[:n], heldout.track[:n], heldout.low_quality[:n] if heldout.has_quality else None
+    )
+    report = {
+        "name": name,
+        "frames": n,
+        "identities": int(np.unique(heldout.identity[:n]).size),
+        "low_quality_frames": int(heldout.low_quality[:n].sum()) if heldout.has_quality else None,
+        "eer": result["overall"]["eer"],
+        "eer_low_low": (result.get("low_low") or {}).get("eer"),
+        "eer_high_high": (result.get("high_high") or {}).get("eer"),
+        "pairs": result,
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
@@ -312,14 +364,27 @@ def load_trained_face_encoder(run_dir: Path) -> TrainedFaceEncoder:
     """The encoder of a face run and its provenance (recipe text and hash, data, method, eval)."""
     run_dir = Path(run_dir)
     recipe, encoder, step, run = load_face_run(run_dir)
-    summary = {k: v for k, v in (run.get("eval") or {}).items()
-               if k in ("frames", "identities", "eer", "eer_low_low", "eer_high_high")}
+    summary = {
+        k: v
+        for k, v in (run.get("eval") or {}).items()
+        if k in ("frames", "identities", "eer", "eer_low_low", "eer_high_high")
+    }
     method = dict(recipe.method)
-    provenance = {"kind": "training", "run": str(run_dir), "step": step,
-                  "recipe": (run_dir / "recipe.yaml").read_text(), "config_hash": run.get("recipe_hash"),
-                  "data_manifest": run.get("data_manifest"), "data_manifest_sha256": run.get("data_manifest_sha256"),
-                  "synthetic": run.get("synthetic"), "model": recipe.model.get("name"),
-                  "method": ", ".join(f"{k}={v}" for k, v in method.items()), "group_by": recipe.data.group_by,
-                  "eval": summary or None, "license": "Apache-2.0"}
-    return TrainedFaceEncoder(encoder, recipe.data.size, int(encoder.embedding_dim), step, recipe.export_name,
-                              provenance)
+    provenance = {
+        "kind": "training",
+        "run": str(run_dir),
+        "step": step,
+        "recipe": (run_dir / "recipe.yaml").read_text(),
+        "config_hash": run.get("recipe_hash"),
+        "data_manifest": run.get("data_manifest"),
+        "data_manifest_sha256": run.get("data_manifest_sha256"),
+        "synthetic": run.get("synthetic"),
+        "model": recipe.model.get("name"),
+        "method": ", ".join(f"{k}={v}" for k, v in method.items()),
+        "group_by": recipe.data.group_by,
+        "eval": summary or None,
+        "license": "Apache-2.0",
+    }
+    return TrainedFaceEncoder(
+        encoder, recipe.data.size, int(encoder.embedding_dim), step, recipe.export_name, provenance
+    )

@@ -34,8 +34,7 @@ DEFAULT_KIND = "speaker"
 class TrainFn(Protocol):
     """Train ``recipe`` into ``run_dir``; returns what it writes to ``run_dir/run.json``."""
 
-    def __call__(self, recipe: Any, run_dir: Path, *, resume: bool = True,
-                 evaluate: bool = True) -> dict[str, Any]: ...
+    def __call__(self, recipe: Any, run_dir: Path, *, resume: bool = True, evaluate: bool = True) -> dict[str, Any]: ...
 
 
 class EvaluateFn(Protocol):
@@ -67,8 +66,10 @@ def _speaker_run(r: Mapping[str, Any]) -> str:
 
 
 def _speaker_report(r: Mapping[str, Any], out: Path) -> str:
-    return (f"EER {r['eer']:.2%} on {r['trials']} trials, minDCF(0.01) {r['min_dcf']['0.01']['value']:.3f}, "
-            f"minDCF(0.05) {r['min_dcf']['0.05']['value']:.3f}; report and DET plot in {out}")
+    return (
+        f"EER {r['eer']:.2%} on {r['trials']} trials, minDCF(0.01) {r['min_dcf']['0.01']['value']:.3f}, "
+        f"minDCF(0.05) {r['min_dcf']['0.05']['value']:.3f}; report and DET plot in {out}"
+    )
 
 
 def _sound_run(r: Mapping[str, Any]) -> str:
@@ -76,8 +77,10 @@ def _sound_run(r: Mapping[str, Any]) -> str:
 
 
 def _sound_report(r: Mapping[str, Any], out: Path) -> str:
-    return (f"accuracy {r['accuracy']:.2%} (balanced {r['balanced_accuracy']:.2%}) on {r['data']}; "
-            f"report and confusion matrix in {out}")
+    return (
+        f"accuracy {r['accuracy']:.2%} (balanced {r['balanced_accuracy']:.2%}) on {r['data']}; "
+        f"report and confusion matrix in {out}"
+    )
 
 
 def _face_run(r: Mapping[str, Any]) -> str:
@@ -85,23 +88,41 @@ def _face_run(r: Mapping[str, Any]) -> str:
 
 
 def _face_report(r: Mapping[str, Any], out: Path) -> str:
-    return (f"EER {_percent(r['eer'])}, low vs low {_percent(r['eer_low_low'])}, high vs high "
-            f"{_percent(r['eer_high_high'])} on {r['frames']} held-out frames; report in {out}")
+    return (
+        f"EER {_percent(r['eer'])}, low vs low {_percent(r['eer_low_low'])}, high vs high "
+        f"{_percent(r['eer_high_high'])} on {r['frames']} held-out frames; report in {out}"
+    )
 
 
 # Order matters only for messages ("expected one of speaker, sound, face").
 KINDS: dict[str, Kind] = {
-    "speaker": Kind("speaker", speaker.SpeakerRecipe, speaker_training.build_modules, speaker_training.train_recipe,
-                    speaker_training.evaluate_run, _speaker_run, _speaker_report),
-    "sound": Kind("sound", sound.SoundRecipe, sound.build_modules, sound.train_sound_recipe, sound_eval.evaluate_run,
-                  _sound_run, _sound_report),
-    "face": Kind("face", face.FaceRecipe, face.build_modules, face.train_face_recipe, face.evaluate_run,
-                 _face_run, _face_report),
+    "speaker": Kind(
+        "speaker",
+        speaker.SpeakerRecipe,
+        speaker_training.build_modules,
+        speaker_training.train_recipe,
+        speaker_training.evaluate_run,
+        _speaker_run,
+        _speaker_report,
+    ),
+    "sound": Kind(
+        "sound",
+        sound.SoundRecipe,
+        sound.build_modules,
+        sound.train_sound_recipe,
+        sound_eval.evaluate_run,
+        _sound_run,
+        _sound_report,
+    ),
+    "face": Kind(
+        "face", face.FaceRecipe, face.build_modules, face.train_face_recipe, face.evaluate_run, _face_run, _face_report
+    ),
 }
 
 
-def load_kind_recipe(path: str | os.PathLike[str], overrides: Sequence[str] = (), *,
-                     check: bool = False) -> tuple[Kind, Any]:
+def load_kind_recipe(
+    path: str | os.PathLike[str], overrides: Sequence[str] = (), *, check: bool = False
+) -> tuple[Kind, Any]:
     """(kind, recipe dataclass) of the recipe file at ``path`` with ``overrides`` applied.
 
     ``check`` also builds the recipe's modules (``check_modules``). Raises ``RecipeError``.

@@ -44,7 +44,7 @@ def _fail(path: str, message: str) -> NoReturn:
     raise SchemaProblems([f"{path or '<top level>'}: {message}"])
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _hints(cls: type) -> dict[str, Any]:
     return get_type_hints(cls, include_extras=True)
 

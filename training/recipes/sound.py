@@ -134,8 +134,10 @@ def build_sound_model(recipe: SoundRecipe) -> nn.Module:
     name = kwargs.pop("name")
     frontend = dict(kwargs.pop("frontend", None) or {})
     if frontend.setdefault("sample_rate", recipe.data.sample_rate) != recipe.data.sample_rate:
-        raise ValueError(f"model.frontend.sample_rate={frontend['sample_rate']} disagrees with "
-                         f"data.sample_rate={recipe.data.sample_rate}")
+        raise ValueError(
+            f"model.frontend.sample_rate={frontend['sample_rate']} disagrees with "
+            f"data.sample_rate={recipe.data.sample_rate}"
+        )
     return build_sound_encoder(name, frontend=frontend, **kwargs)
 
 
@@ -178,16 +180,32 @@ def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), class
     if d.formula is not None:
         from training.data.formula_batches import FormulaBatches
 
-        return FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
-                              sample_rate=d.sample_rate, seed=t.seed, rank=rank, steps=t.steps)
+        return FormulaBatches(
+            formula_dataset(d.formula),
+            batch_size=d.batch_size,
+            clip_seconds=d.clip_seconds,
+            sample_rate=d.sample_rate,
+            seed=t.seed,
+            rank=rank,
+            steps=t.steps,
+        )
     from training.data.audio_store import AudioStore
     from training.data.augment import Augmenter
     from training.data.few_shot import ClipBatches
 
     store = AudioStore(train, d.sample_rate, cache=d.cache_audio)
     augment = Augmenter.from_config(recipe.augment, d.sample_rate)
-    return ClipBatches(train, store, batch_size=d.batch_size, clip_seconds=d.clip_seconds, augment=augment,
-                       seed=t.seed, rank=rank, steps=t.steps, classes=list(classes))
+    return ClipBatches(
+        train,
+        store,
+        batch_size=d.batch_size,
+        clip_seconds=d.clip_seconds,
+        augment=augment,
+        seed=t.seed,
+        rank=rank,
+        steps=t.steps,
+        classes=list(classes),
+    )
 
 
 def build_modules(recipe: SoundRecipe, n_classes: int | None = None) -> dict[str, nn.Module]:
@@ -211,12 +229,18 @@ def initialise_from(encoder: nn.Module, recipe: SoundRecipe) -> dict[str, Any]:
         raise FileNotFoundError(f"init_from: {source} has no checkpoint")
     parent = load_recipe(source / "recipe.yaml", schema=SoundRecipe)
     if parent.model != recipe.model or parent.data.sample_rate != recipe.data.sample_rate:
-        raise ValueError(f"init_from: {source} trained model {parent.model} at {parent.data.sample_rate} Hz, "
-                         f"this recipe asks for {recipe.model} at {recipe.data.sample_rate} Hz")
+        raise ValueError(
+            f"init_from: {source} trained model {parent.model} at {parent.data.sample_rate} Hz, "
+            f"this recipe asks for {recipe.model} at {recipe.data.sample_rate} Hz"
+        )
     state = load_checkpoint(checkpoint)
     encoder.load_state_dict(state["modules"]["encoder"])
-    return {"run": str(source), "step": int(state["step"]), "recipe_hash": state.get("recipe_hash"),
-            "data": parent.data.formula.dataset if parent.data.formula else None}
+    return {
+        "run": str(source),
+        "step": int(state["step"]),
+        "recipe_hash": state.get("recipe_hash"),
+        "data": parent.data.formula.dataset if parent.data.formula else None,
+    }
 
 
 # --------------------------------------------------------------------------- step and run
@@ -233,8 +257,9 @@ def classify_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
     return LossOutput(loss, {"accuracy": float(accuracy)})
 
 
-def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = True,
-                       evaluate: bool = True) -> dict[str, Any]:
+def train_sound_recipe(
+    recipe: SoundRecipe, run_dir: Path, *, resume: bool = True, evaluate: bool = True
+) -> dict[str, Any]:
     """Train, evaluate (test fold or fresh formula batches) and write ``run_dir/run.json``."""
     from training.recipes.config import run_identity
     from training.recipes.sound_eval import evaluate_sound
@@ -251,33 +276,53 @@ def train_sound_recipe(recipe: SoundRecipe, run_dir: Path, *, resume: bool = Tru
         run.update(data_manifest=None, formula=recipe.data.formula.dataset)
     else:
         train, test, classes, manifest = few_shot_split(recipe.data)
-        run.update(data_manifest=str(manifest), data_manifest_sha256=file_sha256(manifest),
-                   train_clips=len(train), test_clips=len(test))
+        run.update(
+            data_manifest=str(manifest),
+            data_manifest_sha256=file_sha256(manifest),
+            train_clips=len(train),
+            test_clips=len(test),
+        )
     batches = build_batches(recipe, rank=dist.rank, train=train, classes=classes)
     seed_everything(recipe.trainer.seed)  # the same initial weights whatever init_from says
     modules = build_modules(recipe, len(classes))
     encoder, head = modules["encoder"], modules["head"]
     if recipe.init_from:
         run["init_from"] = initialise_from(encoder, recipe)
-    trainer = Trainer(recipe.trainer, modules, classify_step, batches, run_dir,
-                      identity=identity, items_per_batch=lambda b: int(b["labels"].shape[0]), dist=dist,
-                      resume=resume)
+    trainer = Trainer(
+        recipe.trainer,
+        modules,
+        classify_step,
+        batches,
+        run_dir,
+        identity=identity,
+        items_per_batch=lambda b: int(b["labels"].shape[0]),
+        dist=dist,
+        resume=resume,
+    )
     result = trainer.fit()
-    run.update(step=result.step, wall_time_s=result.wall_time_s, steps_per_s=result.steps_per_s,
-               items_per_s=result.items_per_s, metrics=result.metrics, classes=classes)
+    run.update(
+        step=result.step,
+        wall_time_s=result.wall_time_s,
+        steps_per_s=result.steps_per_s,
+        items_per_s=result.items_per_s,
+        metrics=result.metrics,
+        classes=classes,
+    )
     if dist.is_main:
         precise_bn(recipe, encoder, run_dir, result.step, train=train, classes=classes)
         if evaluate:
-            run["eval"] = evaluate_sound(recipe, encoder, head, run_dir / "eval", name=run_dir.name,
-                                         test=test, classes=classes)
+            run["eval"] = evaluate_sound(
+                recipe, encoder, head, run_dir / "eval", name=run_dir.name, test=test, classes=classes
+            )
         (run_dir / "run.json").write_text(json.dumps(run, indent=2, default=str))
     cleanup_distributed()
     return run
 
 
 @torch.no_grad()
-def precise_bn(recipe: SoundRecipe, encoder: nn.Module, run_dir: Path, step: int, *, train: Sequence,
-               classes: Sequence[str]) -> None:
+def precise_bn(
+    recipe: SoundRecipe, encoder: nn.Module, run_dir: Path, step: int, *, train: Sequence, classes: Sequence[str]
+) -> None:
     """Re-estimate the encoder's BatchNorm statistics as plain averages over ``recipe.precise_bn``
     batches of un-augmented training clips ("precise BN", Wu and Johnson, 2021) and save them as
     ``run_dir/precise_bn.pt``, which ``load_sound_run`` applies. After a few dozen fine-tuning
@@ -288,8 +333,9 @@ def precise_bn(recipe: SoundRecipe, encoder: nn.Module, run_dir: Path, step: int
     if recipe.precise_bn < 1 or not norms:
         return
     trainer = dataclasses.replace(recipe.trainer, steps=recipe.precise_bn, seed=recipe.trainer.seed + EVAL_SEED_OFFSET)
-    batches = build_batches(dataclasses.replace(recipe, augment=None, trainer=trainer), rank=0, train=train,
-                            classes=classes)
+    batches = build_batches(
+        dataclasses.replace(recipe, augment=None, trainer=trainer), rank=0, train=train, classes=classes
+    )
     momenta = [m.momentum for m in norms]
     for m in norms:
         m.reset_running_stats()
@@ -338,14 +384,32 @@ def load_trained_sound_encoder(run_dir: Path) -> TrainedEncoder:
     run_dir = Path(run_dir)
     loaded = load_sound_run(run_dir)
     recipe, run = loaded.recipe, loaded.run
-    summary = {k: v for k, v in (run.get("eval") or {}).items()
-               if k in ("data", "clips", "classes", "accuracy", "balanced_accuracy", "few_shot")}
-    provenance = {"kind": "training", "run": str(run_dir), "step": loaded.step,
-                  "recipe": (run_dir / "recipe.yaml").read_text(), "config_hash": run.get("recipe_hash"),
-                  "data_manifest": run.get("data_manifest"), "data_manifest_sha256": run.get("data_manifest_sha256"),
-                  "formula": recipe.data.formula.dataset if recipe.data.formula else None,
-                  "init_from": run.get("init_from"), "model": recipe.model.get("name"),
-                  "method": "formula pre-training" if recipe.data.formula else "supervised fine-tuning",
-                  "classes": loaded.classes, "eval": summary or None, "license": "Apache-2.0"}
-    return TrainedEncoder(loaded.encoder, recipe.data.sample_rate, int(loaded.encoder.embedding_dim), loaded.step,
-                          recipe.export_name, provenance)
+    summary = {
+        k: v
+        for k, v in (run.get("eval") or {}).items()
+        if k in ("data", "clips", "classes", "accuracy", "balanced_accuracy", "few_shot")
+    }
+    provenance = {
+        "kind": "training",
+        "run": str(run_dir),
+        "step": loaded.step,
+        "recipe": (run_dir / "recipe.yaml").read_text(),
+        "config_hash": run.get("recipe_hash"),
+        "data_manifest": run.get("data_manifest"),
+        "data_manifest_sha256": run.get("data_manifest_sha256"),
+        "formula": recipe.data.formula.dataset if recipe.data.formula else None,
+        "init_from": run.get("init_from"),
+        "model": recipe.model.get("name"),
+        "method": "formula pre-training" if recipe.data.formula else "supervised fine-tuning",
+        "classes": loaded.classes,
+        "eval": summary or None,
+        "license": "Apache-2.0",
+    }
+    return TrainedEncoder(
+        loaded.encoder,
+        recipe.data.sample_rate,
+        int(loaded.encoder.embedding_dim),
+        loaded.step,
+        recipe.export_name,
+        provenance,
+    )

@@ -70,17 +70,30 @@ def predict(encoder: nn.Module, head: nn.Module, clips: Sequence[np.ndarray], ba
     return out
 
 
-def evaluate_sound(recipe: SoundRecipe, encoder: nn.Module, head: nn.Module, out_dir: Path, *, name: str,
-                   test: Sequence = (), classes: Sequence[str] = ()) -> dict[str, Any]:
+def evaluate_sound(
+    recipe: SoundRecipe,
+    encoder: nn.Module,
+    head: nn.Module,
+    out_dir: Path,
+    *,
+    name: str,
+    test: Sequence = (),
+    classes: Sequence[str] = (),
+) -> dict[str, Any]:
     """Accuracy and confusion matrix on the test fold (or fresh formula batches); writes
     ``out_dir/report.json`` and ``out_dir/confusion.png``; returns the report."""
     d = recipe.data
     if d.formula is not None:
         from training.data.formula_batches import FormulaBatches
 
-        batches = FormulaBatches(formula_dataset(d.formula), batch_size=d.batch_size, clip_seconds=d.clip_seconds,
-                                 sample_rate=d.sample_rate, seed=recipe.trainer.seed + EVAL_SEED_OFFSET,
-                                 steps=d.eval_batches)
+        batches = FormulaBatches(
+            formula_dataset(d.formula),
+            batch_size=d.batch_size,
+            clip_seconds=d.clip_seconds,
+            sample_rate=d.sample_rate,
+            seed=recipe.trainer.seed + EVAL_SEED_OFFSET,
+            steps=d.eval_batches,
+        )
         items = [batches[i] for i in range(len(batches))]
         clips = [row[: int(n)].numpy() for b in items for row, n in zip(b["waveform"], b["lengths"])]
         labels = np.concatenate([b["labels"].numpy() for b in items])
@@ -98,23 +111,35 @@ def evaluate_sound(recipe: SoundRecipe, encoder: nn.Module, head: nn.Module, out
     if d.few_shot is not None:
         report["few_shot"] = {"test_fold": d.few_shot.test_fold, "k": d.few_shot.k, "draw": d.few_shot.draw}
     out_dir.mkdir(parents=True, exist_ok=True)
-    plot_confusion(out_dir / "confusion.png", np.array(report["confusion"]), list(classes),
-                   title=f"{name}: accuracy {report['accuracy']:.1%}")
+    plot_confusion(
+        out_dir / "confusion.png",
+        np.array(report["confusion"]),
+        list(classes),
+        title=f"{name}: accuracy {report['accuracy']:.1%}",
+    )
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     return report
 
 
-def classification_report(labels: np.ndarray, predicted: np.ndarray, classes: list[str], *, name: str,
-                          data: str) -> dict[str, Any]:
+def classification_report(
+    labels: np.ndarray, predicted: np.ndarray, classes: list[str], *, name: str, data: str
+) -> dict[str, Any]:
     """Accuracy, per-class recall and the confusion matrix (rows: true class, columns: predicted)."""
     confusion = np.zeros((len(classes), len(classes)), dtype=np.int64)
     np.add.at(confusion, (labels, predicted), 1)
     support = confusion.sum(1)
     recall = {c: float(confusion[i, i] / support[i]) for i, c in enumerate(classes) if support[i]}
-    return {"name": name, "data": data, "clips": int(labels.size), "classes": len(classes),
-            "accuracy": float((labels == predicted).mean()) if labels.size else 0.0,
-            "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
-            "per_class_recall": recall, "class_names": classes, "confusion": confusion.tolist()}
+    return {
+        "name": name,
+        "data": data,
+        "clips": int(labels.size),
+        "classes": len(classes),
+        "accuracy": float((labels == predicted).mean()) if labels.size else 0.0,
+        "balanced_accuracy": float(np.mean(list(recall.values()))) if recall else 0.0,
+        "per_class_recall": recall,
+        "class_names": classes,
+        "confusion": confusion.tolist(),
+    }
 
 
 def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title: str) -> Path:
@@ -132,8 +157,15 @@ def plot_confusion(path: Path, confusion: np.ndarray, classes: list[str], title:
     if n <= 24:
         for (i, j), count in np.ndenumerate(confusion):
             if count:
-                ax.text(j, i, str(count), ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if rates[i, j] > 0.5 else "black",
+                )
     labels = [c if len(c) <= 24 else c[:23] + "…" for c in classes]
     ax.set_xticks(range(n), labels, rotation=90, fontsize=6)
     ax.set_yticks(range(n), labels, fontsize=6)

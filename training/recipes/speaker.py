@@ -100,9 +100,17 @@ def manifest_records(data: DataSection) -> tuple[list[ManifestRecord], Path]:
         from training.data.speech_corpus import build_speech_corpus
 
         s = data.synthetic
-        path = Path(build_speech_corpus(s.out, s.n_speakers, s.utterances_per_speaker, s.seed,
-                                        sample_rate=data.sample_rate, heldout_fraction=s.heldout_fraction,
-                                        effects=s.effects))
+        path = Path(
+            build_speech_corpus(
+                s.out,
+                s.n_speakers,
+                s.utterances_per_speaker,
+                s.seed,
+                sample_rate=data.sample_rate,
+                heldout_fraction=s.heldout_fraction,
+                effects=s.effects,
+            )
+        )
     else:
         path = Path(data.manifest)
     return read_manifest(path), path
@@ -132,9 +140,23 @@ def load_trained_encoder(run_dir: Path) -> TrainedEncoder:
     encoder = build_encoder(recipe)
     encoder.load_state_dict(state["modules"]["encoder"])
     run = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
-    provenance = {"kind": "training", "run": str(run_dir), "step": state["step"],
-                  "recipe": (run_dir / "recipe.yaml").read_text(), "config_hash": run.get("recipe_hash"),
-                  "data_manifest": run.get("data_manifest"), "data_manifest_sha256": run.get("data_manifest_sha256"),
-                  "model": recipe.model.get("name"), "method": recipe.method.get("name"), "license": "Apache-2.0"}
-    return TrainedEncoder(encoder.eval(), recipe.data.sample_rate, int(encoder.embedding_dim), int(state["step"]),
-                          recipe.export_name, provenance)
+    provenance = {
+        "kind": "training",
+        "run": str(run_dir),
+        "step": state["step"],
+        "recipe": (run_dir / "recipe.yaml").read_text(),
+        "config_hash": run.get("recipe_hash"),
+        "data_manifest": run.get("data_manifest"),
+        "data_manifest_sha256": run.get("data_manifest_sha256"),
+        "model": recipe.model.get("name"),
+        "method": recipe.method.get("name"),
+        "license": "Apache-2.0",
+    }
+    return TrainedEncoder(
+        encoder.eval(),
+        recipe.data.sample_rate,
+        int(encoder.embedding_dim),
+        int(state["step"]),
+        recipe.export_name,
+        provenance,
+    )

@@ -58,8 +58,9 @@ def meta_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
     waves = torch.cat([batch["support"], batch["query"]])
     lengths = torch.cat([batch["support_lengths"], batch["query_lengths"]])
     emb = modules["encoder"](waves, lengths).float()
-    return modules["loss"](emb[:k], batch["support_labels"], emb[k:], batch["query_labels"],
-                           n_classes=int(batch["speakers"].shape[0]))
+    return modules["loss"](
+        emb[:k], batch["support_labels"], emb[k:], batch["query_labels"], n_classes=int(batch["speakers"].shape[0])
+    )
 
 
 STEPS: dict[str, Callable] = {"gcl": gcl_step, "ap": ap_step, "aam": aam_step, "meta": meta_step}
@@ -100,16 +101,23 @@ def build_batches(recipe: SpeakerRecipe, records: Sequence, *, rank: int):
     train = [r for r in records if r.split == "train"]
     store = AudioStore(train, recipe.data.sample_rate, cache=recipe.data.cache_audio)
     augment = Augmenter.from_config(recipe.augment, recipe.data.sample_rate)
-    common = dict(crop_seconds=recipe.sampler.crop_seconds, augment=augment, seed=recipe.trainer.seed,
-                  rank=rank, steps=recipe.trainer.steps)
+    common = dict(
+        crop_seconds=recipe.sampler.crop_seconds,
+        augment=augment,
+        seed=recipe.trainer.seed,
+        rank=rank,
+        steps=recipe.trainer.steps,
+    )
     s, method = recipe.sampler, recipe.method["name"]
     if method == "meta":
-        return EpisodeBatches(train, store, speakers_per_episode=s.speakers_per_episode, support=s.support,
-                              query=s.query, **common)
+        return EpisodeBatches(
+            train, store, speakers_per_episode=s.speakers_per_episode, support=s.support, query=s.query, **common
+        )
     if method == "aam" and s.mode != "supervised":
         raise ValueError("method aam needs sampler.mode supervised")
-    return PairBatches(train, store, pairs_per_batch=s.pairs_per_batch, mode=s.mode,
-                       labelled_fraction=s.labelled_fraction, **common)
+    return PairBatches(
+        train, store, pairs_per_batch=s.pairs_per_batch, mode=s.mode, labelled_fraction=s.labelled_fraction, **common
+    )
 
 
 def items_in(batch: dict[str, Any]) -> int:
@@ -133,14 +141,30 @@ def train_recipe(recipe: SpeakerRecipe, run_dir: Path, *, resume: bool = True, e
     seed_everything(recipe.trainer.seed)  # the same initial weights for every method and rank
     modules = build_modules(recipe, len(batches.speakers))
     encoder = modules["encoder"]
-    trainer = Trainer(recipe.trainer, modules, STEPS[recipe.method["name"]], batches, run_dir,
-                      identity=identity, items_per_batch=items_in, dist=dist, resume=resume)
+    trainer = Trainer(
+        recipe.trainer,
+        modules,
+        STEPS[recipe.method["name"]],
+        batches,
+        run_dir,
+        identity=identity,
+        items_per_batch=items_in,
+        dist=dist,
+        resume=resume,
+    )
     result = trainer.fit()
-    run = {"recipe_hash": identity.recipe_hash, "data_manifest": str(manifest),
-           "data_manifest_sha256": file_sha256(manifest), "step": result.step, "wall_time_s": result.wall_time_s,
-           "steps_per_s": result.steps_per_s, "items_per_s": result.items_per_s, "metrics": result.metrics,
-           "labelled_speakers": len(getattr(batches, "labelled_speakers", ()) or ()),
-           "train_speakers": len(batches.speakers)}
+    run = {
+        "recipe_hash": identity.recipe_hash,
+        "data_manifest": str(manifest),
+        "data_manifest_sha256": file_sha256(manifest),
+        "step": result.step,
+        "wall_time_s": result.wall_time_s,
+        "steps_per_s": result.steps_per_s,
+        "items_per_s": result.items_per_s,
+        "metrics": result.metrics,
+        "labelled_speakers": len(getattr(batches, "labelled_speakers", ()) or ()),
+        "train_speakers": len(batches.speakers),
+    }
     if dist.is_main:
         if evaluate:
             run["eval"] = evaluate_encoder_on_data(encoder, recipe, run_dir / "eval", name=run_dir.name)
@@ -182,4 +206,3 @@ def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir:
     report = evaluate_encoder(encoder, trials, out_dir, name=name, sample_rate=recipe.data.sample_rate, device=device)
     report["eval_seconds"] = time.perf_counter() - started
     return report
-

@@ -103,21 +103,22 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
     return state
 
 
-def check_compatible(state: Mapping[str, Any], path: Path, resume_hash: str, module_names: set[str],
-                     force: bool = False) -> None:
+def check_compatible(
+    state: Mapping[str, Any], path: Path, resume_hash: str, module_names: set[str], force: bool = False
+) -> None:
     """Refuse to resume from a checkpoint of another recipe unless ``force``.
 
     Different module names are refused even with ``force``: their weights cannot be loaded.
     """
     saved = set(state["modules"])
     if saved != module_names:
-        raise CheckpointMismatchError(
-            f"{path} holds modules {sorted(saved)}, this run has {sorted(module_names)}")
+        raise CheckpointMismatchError(f"{path} holds modules {sorted(saved)}, this run has {sorted(module_names)}")
     if state["resume_hash"] != resume_hash and not force:
         raise CheckpointMismatchError(
             f"{path} was written by another recipe (resume hash {state['resume_hash'][:12]}…, this "
             f"recipe {resume_hash[:12]}…). Use a new run folder, restore the old recipe, or force "
-            "the resume (force=True / --force) if the change is intended.")
+            "the resume (force=True / --force) if the change is intended."
+        )
 
 
 def module_states(modules: Mapping[str, nn.Module]) -> dict[str, dict[str, torch.Tensor]]:

@@ -58,7 +58,7 @@ class DistInfo:
 
 
 def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """"auto" → cuda:local_rank when CUDA is available, else cpu; "cuda" insists on CUDA."""
+    """ "auto" → cuda:local_rank when CUDA is available, else cpu; "cuda" insists on CUDA."""
     if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was asked for but no CUDA device is available")
@@ -80,9 +80,13 @@ def init_distributed(device: str = "auto", timeout_s: float = 1800.0) -> DistInf
     if world_size > 1 and not td.is_initialized():
         if dev.type == "cuda":
             torch.cuda.set_device(dev)  # NCCL and all_gather_object use the current device
-        td.init_process_group("nccl" if dev.type == "cuda" else "gloo", init_method="env://",
-                              rank=rank, world_size=world_size,
-                              timeout=datetime.timedelta(seconds=timeout_s))
+        td.init_process_group(
+            "nccl" if dev.type == "cuda" else "gloo",
+            init_method="env://",
+            rank=rank,
+            world_size=world_size,
+            timeout=datetime.timedelta(seconds=timeout_s),
+        )
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
 
@@ -103,8 +107,9 @@ def barrier(dist: DistInfo) -> None:
         td.barrier()
 
 
-def wrap_modules(modules: Mapping[str, nn.Module], dist: DistInfo,
-                 find_unused_parameters: bool = False) -> dict[str, nn.Module]:
+def wrap_modules(
+    modules: Mapping[str, nn.Module], dist: DistInfo, find_unused_parameters: bool = False
+) -> dict[str, nn.Module]:
     """Each module with trainable parameters in its own DDP wrapper (see the module docstring).
 
     Modules must already be on ``dist.device``. Alone, the modules come back unchanged.
@@ -115,8 +120,7 @@ def wrap_modules(modules: Mapping[str, nn.Module], dist: DistInfo,
     for name, module in modules.items():
         if any(p.requires_grad for p in module.parameters()):
             ids = [dist.device.index] if dist.device.type == "cuda" else None
-            out[name] = DistributedDataParallel(module, device_ids=ids,
-                                                find_unused_parameters=find_unused_parameters)
+            out[name] = DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
         else:
             out[name] = module
     return out

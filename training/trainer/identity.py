@@ -46,5 +46,6 @@ def config_identity(config: TrainerConfig) -> RunIdentity:
     fields = dataclasses.fields(config)
     plain = {f.name: getattr(config, f.name) for f in fields}
     resumable = {f.name: plain[f.name] for f in fields if not f.metadata.get(RESUME_SAFE)}
-    return RunIdentity(recipe_hash=_sha256(plain), resume_hash=_sha256(resumable),
-                       text=yaml.safe_dump(plain, sort_keys=False))
+    return RunIdentity(
+        recipe_hash=_sha256(plain), resume_hash=_sha256(resumable), text=yaml.safe_dump(plain, sort_keys=False)
+    )

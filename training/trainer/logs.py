@@ -60,9 +60,13 @@ class Meter:
         """
         keys = sorted(self.sums)
         device = self.sums["loss"].device if self.sums else dist.device
-        vector = torch.stack([self.sums[k] for k in keys] +
-                             [torch.tensor(float(self.count), dtype=torch.float64, device=device),
-                              torch.tensor(float(self.items), dtype=torch.float64, device=device)])
+        vector = torch.stack(
+            [self.sums[k] for k in keys]
+            + [
+                torch.tensor(float(self.count), dtype=torch.float64, device=device),
+                torch.tensor(float(self.items), dtype=torch.float64, device=device),
+            ]
+        )
         values = all_reduce_sum(vector, dist).tolist()
         count, items = values[-2], int(values[-1])
         self.sums, self.count, self.items = {}, 0, 0
@@ -81,8 +85,9 @@ class Meter:
 class RunLog:
     """metrics.jsonl, TensorBoard and the progress bar; only rank 0 creates one."""
 
-    def __init__(self, run_dir: Path, start_step: int, total_steps: int, log_every: int,
-                 tensorboard: bool, progress: bool) -> None:
+    def __init__(
+        self, run_dir: Path, start_step: int, total_steps: int, log_every: int, tensorboard: bool, progress: bool
+    ) -> None:
         self.path = Path(run_dir) / METRICS_FILE
         self.writer = None
         # The end-of-run line of a run that stopped off the log grid is dropped when the run
@@ -93,8 +98,14 @@ class RunLog:
             self.writer = _summary_writer(Path(run_dir) / TB_DIR, purge_step=start_step + keep_start)
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total_steps, initial=start_step, disable=not progress, unit="step",
-                        dynamic_ncols=True, mininterval=1.0)
+        self.bar = tqdm(
+            total=total_steps,
+            initial=start_step,
+            disable=not progress,
+            unit="step",
+            dynamic_ncols=True,
+            mininterval=1.0,
+        )
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Append one record (see the module docstring) everywhere."""
@@ -102,9 +113,12 @@ class RunLog:
             f.write(json.dumps(record, allow_nan=True) + "\n")
         step = int(record["step"])
         if self.writer is not None:
-            scalars = {"train/loss": record["loss"], "train/lr": record["lr"],
-                       **{f"train/{k}": v for k, v in record["metrics"].items()},
-                       **{f"perf/{k}": v for k, v in record["time"].items() if k != "elapsed_s"}}
+            scalars = {
+                "train/loss": record["loss"],
+                "train/lr": record["lr"],
+                **{f"train/{k}": v for k, v in record["metrics"].items()},
+                **{f"perf/{k}": v for k, v in record["time"].items() if k != "elapsed_s"},
+            }
             for tag, value in scalars.items():
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.writer.add_scalar(tag, value, step)
@@ -125,8 +139,10 @@ def _summary_writer(folder: Path, purge_step: int) -> Any:
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:  # the package is optional: the `train` extra brings it
-        raise ImportError("TensorBoard logging needs the 'tensorboard' package: pip install "
-                          "'toitsu[train]', or set trainer.tensorboard: false") from e
+        raise ImportError(
+            "TensorBoard logging needs the 'tensorboard' package: pip install "
+            "'toitsu[train]', or set trainer.tensorboard: false"
+        ) from e
     return SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
 

@@ -101,8 +101,10 @@ def resolve_amp(mode: str, device: torch.device) -> torch.dtype | None:
     if mode == "auto":
         return torch.bfloat16 if usable else None
     if not usable:
-        raise ValueError("amp: bf16 needs a CUDA device with bf16 support (Ampere or newer); "
-                         "use amp: auto (bf16 where possible) or off")
+        raise ValueError(
+            "amp: bf16 needs a CUDA device with bf16 support (Ampere or newer); "
+            "use amp: auto (bf16 where possible) or off"
+        )
     return torch.bfloat16
 
 
@@ -132,18 +134,30 @@ def to_device(batch: Any, device: torch.device) -> Any:
 def _unpack(out: Any) -> tuple[torch.Tensor, Mapping[str, Any]]:
     loss, metrics = (out, {}) if isinstance(out, torch.Tensor) else (out.loss, getattr(out, "metrics", {}) or {})
     if not isinstance(loss, torch.Tensor) or loss.ndim != 0:
-        raise ValueError(f"step_fn must return a 0-d loss tensor, got {type(loss).__name__} "
-                         f"{tuple(getattr(loss, 'shape', ()))}")
+        raise ValueError(
+            f"step_fn must return a 0-d loss tensor, got {type(loss).__name__} {tuple(getattr(loss, 'shape', ()))}"
+        )
     return loss, metrics
 
 
 class Trainer:
     """Trains ``modules`` with ``step_fn`` over ``dataset`` (see the module docstring)."""
 
-    def __init__(self, config: TrainerConfig, modules: Mapping[str, nn.Module], step_fn: StepFn,
-                 dataset: Dataset, run_dir: Path, *, hooks: Sequence[Hook] = (),
-                 items_per_batch: Callable[[Any], int] | None = None, identity: RunIdentity | None = None,
-                 dist: DistInfo | None = None, resume: bool = True, force: bool = False) -> None:
+    def __init__(
+        self,
+        config: TrainerConfig,
+        modules: Mapping[str, nn.Module],
+        step_fn: StepFn,
+        dataset: Dataset,
+        run_dir: Path,
+        *,
+        hooks: Sequence[Hook] = (),
+        items_per_batch: Callable[[Any], int] | None = None,
+        identity: RunIdentity | None = None,
+        dist: DistInfo | None = None,
+        resume: bool = True,
+        force: bool = False,
+    ) -> None:
         """Stores its arguments; all work happens in ``fit``.
 
         identity: the resolved recipe's hashes (into checkpoints) and text (``run_dir/recipe.yaml``),
@@ -173,7 +187,8 @@ class Trainer:
             raise ValueError("no module has a parameter that requires a gradient")
         self.optimizer = torch.optim.Adam(self._params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
-            self.optimizer, step_size=cfg.lr_decay_every_steps, gamma=cfg.lr_decay)
+            self.optimizer, step_size=cfg.lr_decay_every_steps, gamma=cfg.lr_decay
+        )
         self.meter, self._last_record, self._lr = Meter(), None, cfg.lr
         self._hashes = {"recipe_hash": self.identity.recipe_hash, "resume_hash": self.identity.resume_hash}
         self.start_step = self._resume_or_seed()
@@ -184,14 +199,14 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             text = self.identity.header() + self.identity.text
             (self.run_dir / RECIPE_FILE).write_text(text, encoding="utf-8")
-            self._log = RunLog(self.run_dir, self.start_step, cfg.steps, cfg.log_every,
-                               cfg.tensorboard, cfg.progress)
+            self._log = RunLog(self.run_dir, self.start_step, cfg.steps, cfg.log_every, cfg.tensorboard, cfg.progress)
 
     def _resume_or_seed(self) -> int:
         path = ckpt.latest_checkpoint(self.run_dir)
         if path is not None and not self.resume:
-            raise FileExistsError(f"{self.run_dir} already has checkpoints and resume is off: "
-                                  "use a new run folder, or resume")
+            raise FileExistsError(
+                f"{self.run_dir} already has checkpoints and resume is off: use a new run folder, or resume"
+            )
         if path is None:
             seed_everything(self.config.seed, self.dist.rank)
             return 0
@@ -257,8 +272,14 @@ class Trainer:
         # A private generator: the loader would otherwise draw its worker seed from torch's
         # global RNG, which a resumed run must find exactly where the checkpoint left it.
         generator = torch.Generator().manual_seed(self.config.seed)
-        return DataLoader(self.dataset, batch_size=None, sampler=range(start, self.config.steps),
-                          num_workers=self.config.num_workers, pin_memory=cuda, generator=generator)
+        return DataLoader(
+            self.dataset,
+            batch_size=None,
+            sampler=range(start, self.config.steps),
+            num_workers=self.config.num_workers,
+            pin_memory=cuda,
+            generator=generator,
+        )
 
     def _autocast(self) -> contextlib.AbstractContextManager[Any]:
         if self._amp is None:
@@ -294,8 +315,14 @@ class Trainer:
         timing = {"elapsed_s": now - t0, "steps_per_s": steps / seconds}
         if self.items_per_batch is not None:
             timing["items_per_s"] = items / seconds
-        record = {"step": step, "epoch": step / self.config.steps_per_epoch, "lr": self._lr,
-                  "loss": loss, "metrics": values, "time": timing}
+        record = {
+            "step": step,
+            "epoch": step / self.config.steps_per_epoch,
+            "lr": self._lr,
+            "loss": loss,
+            "metrics": values,
+            "time": timing,
+        }
         for hook in self.hooks:
             extra = hook.on_log(self._ctx(step), record)
             values.update({k: float(v) for k, v in (extra or {}).items()})
@@ -309,14 +336,23 @@ class Trainer:
         per_rank = all_gather_objects({"rng": capture_rng_state(), "meter": self.meter.state_dict()}, self.dist)
         drifted = out_of_sync(self.modules, self.dist)
         if drifted:
-            raise RuntimeError(f"ranks hold different parameters of {drifted} at step {step}: the step "
-                               "function must call these modules (forward) for DDP to sync them")
+            raise RuntimeError(
+                f"ranks hold different parameters of {drifted} at step {step}: the step "
+                "function must call these modules (forward) for DDP to sync them"
+            )
         path = None
         if self.dist.is_main:
-            state = {"format": ckpt.FORMAT, "step": step, "modules": ckpt.module_states(self.modules),
-                     "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-                     "ranks": per_rank, "world_size": self.dist.world_size,
-                     "last_record": self._last_record, **self._hashes}
+            state = {
+                "format": ckpt.FORMAT,
+                "step": step,
+                "modules": ckpt.module_states(self.modules),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "ranks": per_rank,
+                "world_size": self.dist.world_size,
+                "last_record": self._last_record,
+                **self._hashes,
+            }
             path = ckpt.save_checkpoint(self.run_dir, step, state, self.config.keep_checkpoints)
         for hook in self.hooks:
             hook.on_checkpoint(self._ctx(step), path)
@@ -325,15 +361,17 @@ class Trainer:
     def _finish(self, start: int, step: int, wall: float, saved: Path | None) -> TrainResult:
         record, done = self._last_record or {}, step - start
         result = TrainResult(
-            step=step, start_step=start,
+            step=step,
+            start_step=start,
             metrics={"loss": record["loss"], **record["metrics"]} if record else {},
-            wall_time_s=wall, steps_per_s=done / wall if wall > 0 else 0.0,
+            wall_time_s=wall,
+            steps_per_s=done / wall if wall > 0 else 0.0,
             items_per_s=self._items_total / wall if self.items_per_batch and wall > 0 else None,
-            checkpoint=saved or ckpt.latest_checkpoint(self.run_dir))
+            checkpoint=saved or ckpt.latest_checkpoint(self.run_dir),
+        )
         for hook in self.hooks:
             hook.on_end(self._ctx(step), result)
         return result
 
     def _ctx(self, step: int) -> HookContext:
-        return HookContext(step=step, config=self.config, dist=self.dist, run_dir=self.run_dir,
-                           modules=self.modules)
+        return HookContext(step=step, config=self.config, dist=self.dist, run_dir=self.run_dir, modules=self.modules)

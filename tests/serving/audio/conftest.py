@@ -40,8 +40,11 @@ def vad(vad_model_path: Path) -> SileroVad:
 @pytest.fixture(scope="session")
 def speech_16k(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """About 6 s of a sentence, float32 [n] at 16 kHz, no padding."""
-    return espeak("The quick brown fox jumps over the lazy dog. Speaker verification needs "
-                  "a few seconds of clear speech.", tmp_path_factory.mktemp("tts"), "sentence")
+    return espeak(
+        "The quick brown fox jumps over the lazy dog. Speaker verification needs a few seconds of clear speech.",
+        tmp_path_factory.mktemp("tts"),
+        "sentence",
+    )
 
 
 @pytest.fixture(scope="session")

@@ -22,14 +22,17 @@ def tone(seconds: float = 1.0, sr: int = SR, freq: float = 440.0, amp: float = 0
 # --------------------------------------------------------------------------- round trips
 
 
-@pytest.mark.parametrize(("fmt", "subtype", "tol", "label"), [
-    ("WAV", "PCM_16", 1 / 32768, "WAV/PCM_16"),
-    ("WAV", "PCM_24", 1 / 2**23, "WAV/PCM_24"),
-    ("WAV", "FLOAT", 0.0, "WAV/FLOAT"),
-    ("FLAC", "PCM_16", 1 / 32768, "FLAC/PCM_16"),
-    ("FLAC", "PCM_24", 1 / 2**23, "FLAC/PCM_24"),
-    ("AIFF", "PCM_16", 1 / 32768, "AIFF/PCM_16"),
-])
+@pytest.mark.parametrize(
+    ("fmt", "subtype", "tol", "label"),
+    [
+        ("WAV", "PCM_16", 1 / 32768, "WAV/PCM_16"),
+        ("WAV", "PCM_24", 1 / 2**23, "WAV/PCM_24"),
+        ("WAV", "FLOAT", 0.0, "WAV/FLOAT"),
+        ("FLAC", "PCM_16", 1 / 32768, "FLAC/PCM_16"),
+        ("FLAC", "PCM_24", 1 / 2**23, "FLAC/PCM_24"),
+        ("AIFF", "PCM_16", 1 / 32768, "AIFF/PCM_16"),
+    ],
+)
 def test_lossless_round_trip(fmt: str, subtype: str, tol: float, label: str) -> None:
     x = tone()
     d = decode_encoded(encode(x, SR, fmt, subtype))
@@ -59,10 +62,15 @@ def test_stereo_is_averaged() -> None:
     np.testing.assert_allclose(d.samples, (left + right) / 2, atol=1e-7)
 
 
-@pytest.mark.parametrize(("fmt", "dtype", "scale"), [
-    ("s16le", "<i2", 32767), ("s32le", "<i4", 2**31 - 1), ("f32le", "<f4", 1.0),
-    ("PCM_S16LE", "<i2", 32767),
-])
+@pytest.mark.parametrize(
+    ("fmt", "dtype", "scale"),
+    [
+        ("s16le", "<i2", 32767),
+        ("s32le", "<i4", 2**31 - 1),
+        ("f32le", "<f4", 1.0),
+        ("PCM_S16LE", "<i2", 32767),
+    ],
+)
 def test_raw_pcm_formats(fmt: str, dtype: str, scale: float) -> None:
     x = tone(0.5)
     data = np.round(x * scale).astype(dtype).tobytes() if scale != 1.0 else x.astype(dtype).tobytes()
@@ -102,12 +110,12 @@ def test_garbage_bytes() -> None:
 
 def test_truncated_wav_names_the_durations() -> None:
     data = encode(tone(3.0), SR)  # 44-byte header + 96000 bytes of PCM_16
-    rejects(lambda: decode_encoded(data[:44 + 2 * 19_200]),
-            "truncated WAV: header declares 3.00 s, body holds 1.20 s")
+    rejects(lambda: decode_encoded(data[: 44 + 2 * 19_200]), "truncated WAV: header declares 3.00 s, body holds 1.20 s")
 
 
-@pytest.mark.parametrize(("fmt", "subtype"), [("WAV", "FLOAT"), ("RF64", "PCM_16"),
-                                              ("AIFF", "PCM_16"), ("AU", "PCM_16")])
+@pytest.mark.parametrize(
+    ("fmt", "subtype"), [("WAV", "FLOAT"), ("RF64", "PCM_16"), ("AIFF", "PCM_16"), ("AU", "PCM_16")]
+)
 def test_truncated_other_containers(fmt: str, subtype: str) -> None:
     data = encode(tone(3.0), SR, fmt, subtype)
     rejects(lambda: decode_encoded(data[: len(data) // 2]), "truncated", "header declares 3.00 s")
@@ -157,20 +165,21 @@ def test_zero_length() -> None:
 
 @pytest.mark.parametrize("rate", [4_000, 384_000])
 def test_unsupported_sample_rate(rate: int) -> None:
-    rejects(lambda: decode_encoded(encode(tone(0.1, sr=rate), rate)),
-            f"sample rate {rate} Hz", "supported: 8000 to 192000 Hz")
+    rejects(
+        lambda: decode_encoded(encode(tone(0.1, sr=rate), rate)),
+        f"sample rate {rate} Hz",
+        "supported: 8000 to 192000 Hz",
+    )
     rejects(lambda: decode_pcm(b"\x00\x00" * 100, rate, 1, "s16le"), f"{rate} Hz", "8000 to 192000")
 
 
 def test_too_many_channels() -> None:
-    rejects(lambda: decode_encoded(encode(np.full((100, 9), 0.1, np.float32), SR)),
-            "9 channels", "1 to 8")
+    rejects(lambda: decode_encoded(encode(np.full((100, 9), 0.1, np.float32), SR)), "9 channels", "1 to 8")
     rejects(lambda: decode_pcm(b"\x00\x00" * 10, SR, 0, "s16le"), "0 channels")
 
 
 def test_odd_byte_count_s16() -> None:
-    rejects(lambda: decode_pcm(b"\x00" * 1001, SR, 1, "s16le"),
-            "1001 bytes", "multiple of the frame size 2")
+    rejects(lambda: decode_pcm(b"\x00" * 1001, SR, 1, "s16le"), "1001 bytes", "multiple of the frame size 2")
     rejects(lambda: decode_pcm(b"\x00" * 6, SR, 2, "s16le"), "frame size 4", "2 channels")
 
 

@@ -22,8 +22,11 @@ SEEDS = {
     "ogg": encode(_X, 16_000, "OGG", "VORBIS"),
     "aiff": encode(_X, 16_000, "AIFF"),
 }
-FUZZ = settings(max_examples=int(os.environ.get("TOITSU_FUZZ_EXAMPLES", "300")), deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=int(os.environ.get("TOITSU_FUZZ_EXAMPLES", "300")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def check(data: bytes) -> None:
@@ -59,11 +62,10 @@ def test_mutated_files(name: str, data: st.DataObject) -> None:
 
 
 @FUZZ
-@given(st.sampled_from(["wav16", "wav_float", "aiff"]), st.integers(0, 11),
-       st.integers(0, 2**32 - 1))
+@given(st.sampled_from(["wav16", "wav_float", "aiff"]), st.integers(0, 11), st.integers(0, 2**32 - 1))
 def test_mutated_header_fields(name: str, field: int, value: int) -> None:
     """Replace one 32-bit header field (sizes, rates, counts) with any value."""
     buf = bytearray(SEEDS[name])
     pos = 4 + 4 * field
-    buf[pos:pos + 4] = value.to_bytes(4, "little" if name != "aiff" else "big")
+    buf[pos : pos + 4] = value.to_bytes(4, "little" if name != "aiff" else "big")
     check(bytes(buf))

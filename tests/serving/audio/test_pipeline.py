@@ -87,10 +87,12 @@ def test_no_speech(pipeline: AudioPipeline) -> None:
     rejects(lambda: pipeline.prepare(decoded(noise)), "no speech found in 4.00 s")
 
 
-def test_not_enough_speech(pipeline: AudioPipeline, short_word_16k: np.ndarray,
-                           speech_16k: np.ndarray, vad: SileroVad) -> None:
-    msg = rejects(lambda: pipeline.prepare(decoded(pad(short_word_16k, 2.0))),
-                  "s of speech found in", "need at least 1.00 s")
+def test_not_enough_speech(
+    pipeline: AudioPipeline, short_word_16k: np.ndarray, speech_16k: np.ndarray, vad: SileroVad
+) -> None:
+    msg = rejects(
+        lambda: pipeline.prepare(decoded(pad(short_word_16k, 2.0))), "s of speech found in", "need at least 1.00 s"
+    )
     assert msg.startswith("only 0.")
     strict = AudioPipeline(vad, SR, AudioLimits(min_speech_seconds=10.0))
     rejects(lambda: strict.prepare(decoded(pad(speech_16k, 1.0))), "need at least 10.00 s")
@@ -106,10 +108,16 @@ def test_decode_request_routing_and_errors() -> None:
     rejects(lambda: decode_request(pcm=pcm, sample_rate=SR), "sample format", "s16le")
     rejects(lambda: decode_request(encoded=b""), "empty")
     limits = AudioLimits(max_sample_rate=48_000, max_channels=2)
-    rejects(lambda: decode_request(pcm=pcm, sample_rate=96_000, pcm_format="s16le",
-                                   limits=limits), "96000 Hz", "8000 to 48000 Hz")
-    rejects(lambda: decode_request(pcm=pcm[:12], sample_rate=SR, channels=3, pcm_format="s16le",
-                                   limits=limits), "3 channels", "1 to 2")
+    rejects(
+        lambda: decode_request(pcm=pcm, sample_rate=96_000, pcm_format="s16le", limits=limits),
+        "96000 Hz",
+        "8000 to 48000 Hz",
+    )
+    rejects(
+        lambda: decode_request(pcm=pcm[:12], sample_rate=SR, channels=3, pcm_format="s16le", limits=limits),
+        "3 channels",
+        "1 to 2",
+    )
 
 
 def test_limits_are_validated() -> None:

@@ -12,7 +12,7 @@ def peak_frequency(x: np.ndarray, sr: int) -> float:
     """Frequency of the strongest bin of a Hann-windowed spectrum, parabola-interpolated (Hz)."""
     spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
     k = int(np.argmax(spec))
-    a, b, c = np.log(spec[k - 1:k + 2])
+    a, b, c = np.log(spec[k - 1 : k + 2])
     return (k + 0.5 * (a - c) / (a - 2 * b + c)) * sr / len(x)
 
 
@@ -23,7 +23,7 @@ def test_sine_keeps_frequency_and_amplitude(sr_in: int, sr_out: int) -> None:
     y = resample(x, sr_in, sr_out)
     assert y.dtype == np.float32 and y.ndim == 1
     assert len(y) == pytest.approx(sr_out, abs=1)
-    core = y[sr_out // 10: -sr_out // 10]  # away from the filter's edge transients
+    core = y[sr_out // 10 : -sr_out // 10]  # away from the filter's edge transients
     assert peak_frequency(core, sr_out) == pytest.approx(1000.0, abs=0.5)
     assert np.sqrt(np.mean(core**2)) == pytest.approx(0.5 / np.sqrt(2), rel=0.01)
     assert np.max(np.abs(core)) == pytest.approx(0.5, rel=0.01)

@@ -56,8 +56,7 @@ def test_probabilities_match_official_package(vad: SileroVad, official, parity_a
 
 
 @pytest.mark.parametrize("params", PARAMS, ids=[f"p{i}" for i in range(len(PARAMS))])
-def test_segments_match_official_package(vad: SileroVad, official, parity_audio,
-                                         params: VadParams) -> None:
+def test_segments_match_official_package(vad: SileroVad, official, parity_audio, params: VadParams) -> None:
     torch, model, silero = official
     ours = vad.speech_segments(parity_audio, params)
     ref = silero.get_speech_timestamps(torch.from_numpy(parity_audio), model, **asdict(params))
@@ -74,8 +73,9 @@ def official_sequence(official, vad_model_path):
     return SileroVADSequence(str(vad_model_path)), silero
 
 
-def test_probabilities_match_official_sequence_path(vad: SileroVad, official_sequence,
-                                                    parity_audio, monkeypatch) -> None:
+def test_probabilities_match_official_sequence_path(
+    vad: SileroVad, official_sequence, parity_audio, monkeypatch
+) -> None:
     """Same framing and blocks as ``SileroVADSequence.audio_forward``: the same bits. Small
     blocks make the LSTM state cross many block boundaries, and must not change a frame."""
     model, _ = official_sequence
@@ -87,8 +87,7 @@ def test_probabilities_match_official_sequence_path(vad: SileroVad, official_seq
         np.testing.assert_array_equal(model.audio_forward(parity_audio, max_frames=frames), ref)
 
 
-def test_segments_match_official_sequence_path(vad: SileroVad, official_sequence,
-                                               parity_audio) -> None:
+def test_segments_match_official_sequence_path(vad: SileroVad, official_sequence, parity_audio) -> None:
     model, silero = official_sequence
     from silero_vad.sequence_vad import get_speech_timestamps_sequence
 
@@ -100,9 +99,12 @@ def test_segments_match_official_sequence_path(vad: SileroVad, official_sequence
 def test_other_model_file_is_refused(tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
     h = onnx.helper
-    graph = h.make_graph([h.make_node("Identity", ["x"], ["y"])], "g",
-                         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
-                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    graph = h.make_graph(
+        [h.make_node("Identity", ["x"], ["y"])],
+        "g",
+        [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
     path = tmp_path / "other.onnx"
     onnx.save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), str(path))
     with pytest.raises(ValueError, match="not Silero.s sequence VAD model"):
@@ -113,23 +115,36 @@ _runs = st.lists(st.tuples(st.floats(0.0, 1.0), st.integers(1, 40)), min_size=0,
 
 
 @settings(max_examples=300, deadline=None)
-@given(runs=_runs, threshold=st.floats(0.05, 0.95), neg=st.one_of(st.none(), st.floats(0.01, 1.0)),
-       min_speech=st.integers(0, 600), max_speech=st.one_of(st.just(math.inf), st.floats(0.1, 4.0)),
-       min_silence=st.integers(0, 400), pad_ms=st.integers(0, 200), sil_at_max=st.integers(0, 300),
-       use_max=st.booleans(), short=st.integers(0, 511))
+@given(
+    runs=_runs,
+    threshold=st.floats(0.05, 0.95),
+    neg=st.one_of(st.none(), st.floats(0.01, 1.0)),
+    min_speech=st.integers(0, 600),
+    max_speech=st.one_of(st.just(math.inf), st.floats(0.1, 4.0)),
+    min_silence=st.integers(0, 400),
+    pad_ms=st.integers(0, 200),
+    sil_at_max=st.integers(0, 300),
+    use_max=st.booleans(),
+    short=st.integers(0, 511),
+)
 def test_segment_logic_matches_official_on_any_probabilities(
-        official, runs, threshold, neg, min_speech, max_speech, min_silence, pad_ms,
-        sil_at_max, use_max, short) -> None:
+    official, runs, threshold, neg, min_speech, max_speech, min_silence, pad_ms, sil_at_max, use_max, short
+) -> None:
     """The state machine alone, on probability sequences built from runs, every branch."""
     _, _, silero = official
     probs = np.array([p for p, n in runs for _ in range(n)], np.float32)
-    params = VadParams(threshold=threshold, neg_threshold=neg, min_speech_duration_ms=min_speech,
-                       max_speech_duration_s=max_speech, min_silence_duration_ms=min_silence,
-                       speech_pad_ms=pad_ms, min_silence_at_max_speech=sil_at_max,
-                       use_max_poss_sil_at_max_speech=use_max)
+    params = VadParams(
+        threshold=threshold,
+        neg_threshold=neg,
+        min_speech_duration_ms=min_speech,
+        max_speech_duration_s=max_speech,
+        min_silence_duration_ms=min_silence,
+        speech_pad_ms=pad_ms,
+        min_silence_at_max_speech=sil_at_max,
+        use_max_poss_sil_at_max_speech=use_max,
+    )
     n = max(len(probs) * 512 - short, 0)
-    ref = silero.get_speech_timestamps_from_probs(
-        [float(p) for p in probs], audio_length_samples=n, **asdict(params))
+    ref = silero.get_speech_timestamps_from_probs([float(p) for p in probs], audio_length_samples=n, **asdict(params))
     assert segments_from_probabilities(probs, n, params) == [(d["start"], d["end"]) for d in ref]
 
 
@@ -163,7 +178,7 @@ def test_edges_and_concurrency(vad: SileroVad, speech_16k: np.ndarray) -> None:
     with pytest.raises(ValueError):
         vad.speech_probabilities(np.full(600, np.nan, np.float32))
     # The recurrent state is per call: concurrent calls give the sequential answers.
-    clips = [speech_16k[i * 8000:(i + 3) * 8000] for i in range(4)]
+    clips = [speech_16k[i * 8000 : (i + 3) * 8000] for i in range(4)]
     expected = [vad.speech_probabilities(c) for c in clips]
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(vad.speech_probabilities, clips * 2))

@@ -25,7 +25,7 @@ def noisy(rng: np.random.Generator, sources: np.ndarray, lo: float = 0.6, hi: fl
     noise -= (noise * sources).sum(axis=1, keepdims=True) * sources
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     cos = rng.uniform(lo, hi, (len(sources), 1)).astype(np.float32)
-    return (cos * sources + np.sqrt(1 - cos ** 2) * noise).astype(np.float32)
+    return (cos * sources + np.sqrt(1 - cos**2) * noise).astype(np.float32)
 
 
 def crash(gallery: Gallery) -> None:
@@ -48,11 +48,11 @@ def open_gallery(tmp_path: Path) -> Iterator[Callable[..., Gallery]]:
     """``open_gallery(name="g", model=MODEL, **config)`` → an open gallery, closed after the test."""
     opened: list[Gallery] = []
 
-    def factory(name: str = "g", model: ModelBinding | None = MODEL, dim: int = DIM, modality: str = "speaker",
-                **config) -> Gallery:
+    def factory(
+        name: str = "g", model: ModelBinding | None = MODEL, dim: int = DIM, modality: str = "speaker", **config
+    ) -> Gallery:
         config.setdefault("background", False)
-        gallery = Gallery.open(tmp_path / name, modality=modality, dim=dim, model=model,
-                               config=GalleryConfig(**config))
+        gallery = Gallery.open(tmp_path / name, modality=modality, dim=dim, model=model, config=GalleryConfig(**config))
         opened.append(gallery)
         return gallery
 

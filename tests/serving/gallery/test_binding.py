@@ -80,7 +80,11 @@ def test_closed_gallery_is_unavailable(open_gallery, rng):
     gallery.enroll("a", unit(rng, 1), model=MODEL)
     gallery.close()
     gallery.close()  # idempotent
-    for call in (lambda: gallery.enroll("b", unit(rng, 1), model=MODEL), lambda: gallery.info("a"),
-                 lambda: gallery.search(unit(rng, 1)[0], 1, model=MODEL), lambda: gallery.delete("a")):
+    for call in (
+        lambda: gallery.enroll("b", unit(rng, 1), model=MODEL),
+        lambda: gallery.info("a"),
+        lambda: gallery.search(unit(rng, 1)[0], 1, model=MODEL),
+        lambda: gallery.delete("a"),
+    ):
         with pytest.raises(Unavailable):
             call()

@@ -11,10 +11,13 @@ from serving.gallery import EnrollMode
 from tests.serving.gallery.conftest import MODEL, unit
 
 
-@pytest.mark.parametrize("kind, stable_count, config", [
-    ("flat", 600, {}),
-    ("pq-rerank", 1200, {"flat_max": 1000, "compact_ratio": 0.05}),
-])
+@pytest.mark.parametrize(
+    "kind, stable_count, config",
+    [
+        ("flat", 600, {}),
+        ("pq-rerank", 1200, {"flat_max": 1000, "compact_ratio": 0.05}),
+    ],
+)
 def test_searches_during_writes(open_gallery, rng, kind, stable_count, config):
     gallery = open_gallery(background=True, snapshot_every=50, **config)
     stable = unit(rng, stable_count)
@@ -47,8 +50,7 @@ def test_searches_during_writes(open_gallery, rng, kind, stable_count, config):
                 churn.append(f"c{j}")
                 assert gallery.search(vector[0], 1, model=MODEL)[0].identity == f"c{j}"  # read your write
                 if j % 3 == 0:
-                    gallery.enroll(churn[int(r.integers(len(churn)))], unit(r, 1), model=MODEL,
-                                   mode=EnrollMode.REPLACE)
+                    gallery.enroll(churn[int(r.integers(len(churn)))], unit(r, 1), model=MODEL, mode=EnrollMode.REPLACE)
                 if j % 2 == 0:
                     gallery.delete(churn.pop(int(r.integers(len(churn)))))
         except Exception as exc:

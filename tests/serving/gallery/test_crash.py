@@ -51,8 +51,13 @@ CHILD = textwrap.dedent(f"""
 
 def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str, str]]:
     """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it; returns the log."""
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(start)], cwd=REPO,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(root), str(start)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     events: list[tuple[str, str, str]] = []
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
@@ -86,27 +91,34 @@ def _check_store(path: Path) -> set[str]:
     """No half-written identity: each has one template averaging all its samples, and media; no orphans."""
     with sqlite3.connect(path) as conn:
         names = {}
-        for row_id, name, n, blob in conn.execute("SELECT i.id, i.external_id, t.num_samples, t.vector "
-                                                  "FROM identities i LEFT JOIN templates t ON t.identity_id = i.id"):
+        for row_id, name, n, blob in conn.execute(
+            "SELECT i.id, i.external_id, t.num_samples, t.vector "
+            "FROM identities i LEFT JOIN templates t ON t.identity_id = i.id"
+        ):
             assert blob is not None, f"{name} has no template"
-            samples = np.frombuffer(b"".join(r[0] for r in conn.execute(
-                "SELECT vector FROM samples WHERE identity_id = ?", (row_id,))), "<f4").reshape(-1, DIM)
+            samples = np.frombuffer(
+                b"".join(r[0] for r in conn.execute("SELECT vector FROM samples WHERE identity_id = ?", (row_id,))),
+                "<f4",
+            ).reshape(-1, DIM)
             assert len(samples) == n and n >= 2, f"{name}: {len(samples)} samples, template says {n}"
             mean = samples.mean(axis=0)
             np.testing.assert_allclose(np.frombuffer(blob, "<f4"), mean / np.linalg.norm(mean), atol=1e-5)
             assert conn.execute("SELECT COUNT(*) FROM media WHERE identity_id = ?", (row_id,)).fetchone()[0] >= 1
             names[row_id] = name
         for table in ("templates", "samples", "media"):
-            orphans = conn.execute(f"SELECT COUNT(*) FROM {table} WHERE identity_id NOT IN "
-                                   "(SELECT id FROM identities)").fetchone()[0]
+            orphans = conn.execute(
+                f"SELECT COUNT(*) FROM {table} WHERE identity_id NOT IN (SELECT id FROM identities)"
+            ).fetchone()[0]
             assert orphans == 0, f"{orphans} orphan rows in {table}"
     return set(names.values())
 
 
 def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
     root = tmp_path / "g"
-    runs = [_run_until_killed(root, 0, acks=150),
-            _run_until_killed(root, 10_000, acks=80)]  # the second run recovers from the first crash
+    runs = [
+        _run_until_killed(root, 0, acks=150),
+        _run_until_killed(root, 10_000, acks=80),
+    ]  # the second run recovers from the first crash
     present, deleted, in_flight = _expected(runs)
     assert len(present) > 100 and deleted
 

@@ -70,11 +70,20 @@ def test_good_identity_characters(open_gallery, rng):
     assert len(gallery) == 4
 
 
-@pytest.mark.parametrize("embeddings", [
-    np.zeros((0, 64), np.float32), np.ones((2, 63), np.float32), np.ones((2, 2, 64), np.float32),
-    np.zeros((1, 64), np.float32), np.full((1, 64), np.inf, np.float32), np.full((1, 64), np.nan),
-    np.ones((1, 64), np.int64), np.ones((1, 64), bool), "not an array",
-])
+@pytest.mark.parametrize(
+    "embeddings",
+    [
+        np.zeros((0, 64), np.float32),
+        np.ones((2, 63), np.float32),
+        np.ones((2, 2, 64), np.float32),
+        np.zeros((1, 64), np.float32),
+        np.full((1, 64), np.inf, np.float32),
+        np.full((1, 64), np.nan),
+        np.ones((1, 64), np.int64),
+        np.ones((1, 64), bool),
+        "not an array",
+    ],
+)
 def test_bad_embeddings(open_gallery, embeddings):
     gallery = open_gallery()
     with pytest.raises(InvalidInput):
@@ -115,8 +124,13 @@ def test_failed_enrollment_leaves_nothing(open_gallery, rng):
     with pytest.raises(Overloaded):  # fails inside the transaction, after reading the old samples
         gallery.enroll("a", unit(rng, 3), model=MODEL, mode=EnrollMode.APPEND, media=[Media(b"second", "wav")])
     with gallery._store.reader() as conn:
-        assert st.enrollment_counts(conn, "a") == {"identities": 1, "templates": 1, "samples": 2, "media": 1,
-                                                   "tracks": 0}
+        assert st.enrollment_counts(conn, "a") == {
+            "identities": 1,
+            "templates": 1,
+            "samples": 2,
+            "media": 1,
+            "tracks": 0,
+        }
         assert st.max_sequence(conn) == 1
     assert gallery.verify_consistency().ok
 
@@ -140,8 +154,14 @@ def test_delete_removes_everything_and_audits(open_gallery, rng, tmp_path):
     gallery.enroll("erin", unit(rng, 2), model=MODEL)
     with gallery._store.reader() as conn:
         row_id = st.find_identity(conn, "dave")[0]
-        stored = [r[0] for r in conn.execute("SELECT vector FROM samples WHERE identity_id = ? UNION ALL "
-                                             "SELECT vector FROM templates WHERE identity_id = ?", (row_id, row_id))]
+        stored = [
+            r[0]
+            for r in conn.execute(
+                "SELECT vector FROM samples WHERE identity_id = ? UNION ALL "
+                "SELECT vector FROM templates WHERE identity_id = ?",
+                (row_id, row_id),
+            )
+        ]
     gallery.snapshot()
     gallery.delete("dave", actor="admin-1")
 

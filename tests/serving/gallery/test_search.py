@@ -71,7 +71,9 @@ def test_pq_rerank_recall_against_exact(open_gallery, rng):
         for m in matches:  # scores are exact cosines (re-scored), whatever the candidates were
             assert m.score == pytest.approx(exact[m.identity], abs=1e-5)
         assert [m.score for m in matches] == sorted((m.score for m in matches), reverse=True)
-    print(f"recall@1 {hits / len(sources):.4f} on {len(sources)} noisy probes (tuned {info.params['tuned_recall']:.4f})")
+    print(
+        f"recall@1 {hits / len(sources):.4f} on {len(sources)} noisy probes (tuned {info.params['tuned_recall']:.4f})"
+    )
     assert hits / len(sources) >= target  # served at twice the tuned count: at least the target on new probes
 
 
@@ -87,8 +89,9 @@ def test_k_is_capped_and_checked(open_gallery, rng):
         gallery.search(unit(rng, 1)[0], 51, model=MODEL)
 
 
-@pytest.mark.parametrize("probe", [np.zeros(64), np.full(64, np.nan), np.ones(63), np.ones((2, 64)),
-                                   np.array(["a"] * 64), np.full(64, 1e39)])
+@pytest.mark.parametrize(
+    "probe", [np.zeros(64), np.full(64, np.nan), np.ones(63), np.ones((2, 64)), np.array(["a"] * 64), np.full(64, 1e39)]
+)
 def test_bad_probes(open_gallery, rng, probe):
     gallery = open_gallery()
     _load(gallery, unit(rng, 3))

@@ -49,12 +49,15 @@ def test_batches_larger_than_the_models_limit_still_work(loaded, speaker_model):
     assert np.abs(out[-1] - loaded.embed(KEY, waveform_batch(clips[-1:]))[0]).max() <= 1e-5
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda f: {"waveform": f["waveform"]}, "missing input 'lengths'"),
-    (lambda f: {**f, "waveform": f["waveform"].astype(np.float64)}, "must be float32"),
-    (lambda f: {**f, "lengths": f["lengths"].astype(np.int32)}, "must be int64"),
-    (lambda f: {**f, "waveform": f["waveform"][0]}, "with 2 dims"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda f: {"waveform": f["waveform"]}, "missing input 'lengths'"),
+        (lambda f: {**f, "waveform": f["waveform"].astype(np.float64)}, "must be float32"),
+        (lambda f: {**f, "lengths": f["lengths"].astype(np.int32)}, "must be int64"),
+        (lambda f: {**f, "waveform": f["waveform"][0]}, "with 2 dims"),
+    ],
+)
 def test_missing_or_ill_typed_inputs_are_invalid(loaded, change, message):
     feeds = waveform_batch(_clips([16000, 20000]))
     with pytest.raises(InvalidInput, match=message):

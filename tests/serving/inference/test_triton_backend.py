@@ -10,16 +10,21 @@ import numpy as np
 import pytest
 from tritonclient.utils import InferenceServerException
 
-from export.triton_server import free_port
+from contracts.card import CardError
 from contracts.waveforms import waveform_batch
+from export.triton_server import free_port
 from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, Unavailable
 from serving.inference.triton_backend import TritonBackend
-from contracts.card import CardError
 
 KEY = "speaker/1"
-CONFIG = {"max_batch_size": 16, "output": [{"name": "embedding"}],
-          "input": [{"name": "waveform", "data_type": "TYPE_FP32", "dims": ["-1"]},
-                    {"name": "lengths", "data_type": "TYPE_INT64", "dims": ["1"], "reshape": {}}]}
+CONFIG = {
+    "max_batch_size": 16,
+    "output": [{"name": "embedding"}],
+    "input": [
+        {"name": "waveform", "data_type": "TYPE_FP32", "dims": ["-1"]},
+        {"name": "lengths", "data_type": "TYPE_INT64", "dims": ["1"], "reshape": {}},
+    ],
+}
 
 
 class FakeClient:
@@ -81,9 +86,17 @@ def test_unavailable_is_retried_then_succeeds(speaker_model):
     assert client.calls == 3
 
 
-@pytest.mark.parametrize("status, error", [("UNAVAILABLE", Unavailable), ("INVALID_ARGUMENT", InvalidInput),
-                                           ("RESOURCE_EXHAUSTED", Overloaded), ("DEADLINE_EXCEEDED", DeadlineExceeded),
-                                           ("INTERNAL", Unavailable), ("NOT_FOUND", Unavailable)])
+@pytest.mark.parametrize(
+    "status, error",
+    [
+        ("UNAVAILABLE", Unavailable),
+        ("INVALID_ARGUMENT", InvalidInput),
+        ("RESOURCE_EXHAUSTED", Overloaded),
+        ("DEADLINE_EXCEEDED", DeadlineExceeded),
+        ("INTERNAL", Unavailable),
+        ("NOT_FOUND", Unavailable),
+    ],
+)
 def test_errors_map_to_gateway_statuses_and_only_unavailable_is_retried(speaker_model, status, error):
     client = FakeClient([_error(status)] * 5)
     with pytest.raises(error, match="boom"):
@@ -132,8 +145,10 @@ def test_configuration_chooses_the_backend_per_model():
     from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
     from serving.loader import make_backend
 
-    config = load_config(env={"TOITSU_SPEAKER__BACKEND": "triton", "TOITSU_TRITON__URL": "127.0.0.9:8001"},
-                         overrides={"triton.timeout_seconds": "3", "triton.retries": "1"})
+    config = load_config(
+        env={"TOITSU_SPEAKER__BACKEND": "triton", "TOITSU_TRITON__URL": "127.0.0.9:8001"},
+        overrides={"triton.timeout_seconds": "3", "triton.retries": "1"},
+    )
     backend = make_backend(config, config.speaker.backend, threads=1)
     assert isinstance(backend, TritonBackend) and backend.url == "127.0.0.9:8001" and backend._timeout == 3.0
     backend.close()

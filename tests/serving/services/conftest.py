@@ -15,8 +15,17 @@ MAX_MESSAGE_MB = 2
 
 @pytest.fixture
 def gateway(models_dir, tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false", "paths.models": str(models_dir),
-                                    "paths.var": str(tmp_path / "var"), "server.max_message_mb": str(MAX_MESSAGE_MB)})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "sound.enabled": "false",
+            "face.enabled": "false",
+            "paths.models": str(models_dir),
+            "paths.var": str(tmp_path / "var"),
+            "server.max_message_mb": str(MAX_MESSAGE_MB),
+        }
+    )
     gw = Gateway(config)
     gw.start(background_load=False)
     assert gw.wait_loaded(60)
@@ -26,8 +35,7 @@ def gateway(models_dir, tmp_path):
 
 @pytest.fixture
 def channel(gateway):
-    with grpc.insecure_channel(f"127.0.0.1:{gateway.port}",
-                               options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
+    with grpc.insecure_channel(f"127.0.0.1:{gateway.port}", options=[("grpc.max_send_message_length", 64 << 20)]) as ch:
         yield ch
 
 
@@ -40,7 +48,8 @@ def stub(channel):
 def health(channel):
     stub = health_pb2_grpc.HealthStub(channel)
     return lambda service="": health_pb2.HealthCheckResponse.ServingStatus.Name(
-        stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status)
+        stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status
+    )
 
 
 def audio(data: bytes) -> common_pb2.Audio:

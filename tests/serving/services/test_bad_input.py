@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import numpy as np
 import grpc
+import numpy as np
 import pytest
 
 from protos.v1 import common_pb2, speaker_pb2
 from tests.conftest import wav_bytes
 from tests.serving.services.conftest import MAX_MESSAGE_MB, audio
 
-INVALID, NOT_FOUND, EXHAUSTED = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND, grpc.StatusCode.RESOURCE_EXHAUSTED
+INVALID, NOT_FOUND, EXHAUSTED = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
 
 
 def _pcm(samples: np.ndarray, rate: int = 16000, fmt=common_pb2.PCM_F32LE) -> common_pb2.Audio:
@@ -34,13 +38,28 @@ def _cases(voices):
         "too short": (audio(wav_bytes(speech[:8000])), INVALID, "speech"),
         "too long": (audio(wav_bytes(np.tile(speech, 1 + int(61 * 16000 / len(speech))))), INVALID, "60"),
         "unsupported rate": (_pcm(speech[:4000], rate=4000), INVALID, "8000"),
-        "pcm without format": (common_pb2.Audio(pcm=common_pb2.RawPcm(data=b"\0\0" * 100, sample_rate=16000)),
-                               INVALID, "format"),
+        "pcm without format": (
+            common_pb2.Audio(pcm=common_pb2.RawPcm(data=b"\0\0" * 100, sample_rate=16000)),
+            INVALID,
+            "format",
+        ),
     }
 
 
-CASES = ["empty body", "no audio at all", "garbage bytes", "truncated wav", "nan pcm", "inf pcm", "zero-length pcm",
-         "all silence", "too short", "too long", "unsupported rate", "pcm without format"]
+CASES = [
+    "empty body",
+    "no audio at all",
+    "garbage bytes",
+    "truncated wav",
+    "nan pcm",
+    "inf pcm",
+    "zero-length pcm",
+    "all silence",
+    "too short",
+    "too long",
+    "unsupported rate",
+    "pcm without format",
+]
 
 
 def _code(call):
@@ -68,34 +87,45 @@ def test_failed_enrollment_leaves_nothing_behind(stub, voices, health):
     assert health() == "SERVING"
 
 
-@pytest.mark.parametrize("request_, expected, words", [
-    (speaker_pb2.VerifySpeakerRequest(speaker_id="nobody"), NOT_FOUND, "nobody"),
-    (speaker_pb2.DeleteSpeakerRequest(speaker_id="nobody"), NOT_FOUND, "nobody"),
-    (speaker_pb2.EnrollSpeakerRequest(speaker_id="bad id!"), INVALID, "utterance"),
-    (speaker_pb2.IdentifySpeakerRequest(), INVALID, "probe"),
-    (speaker_pb2.IdentifySpeakerRequest(top_k=10_000), INVALID, "top_k"),
-    (speaker_pb2.IdentifySpeakerRequest(target_far=0.05), INVALID, "not calibrated"),
-    (speaker_pb2.ListSpeakersRequest(page_size=5000), INVALID, "page_size"),
-])
+@pytest.mark.parametrize(
+    "request_, expected, words",
+    [
+        (speaker_pb2.VerifySpeakerRequest(speaker_id="nobody"), NOT_FOUND, "nobody"),
+        (speaker_pb2.DeleteSpeakerRequest(speaker_id="nobody"), NOT_FOUND, "nobody"),
+        (speaker_pb2.EnrollSpeakerRequest(speaker_id="bad id!"), INVALID, "utterance"),
+        (speaker_pb2.IdentifySpeakerRequest(), INVALID, "probe"),
+        (speaker_pb2.IdentifySpeakerRequest(top_k=10_000), INVALID, "top_k"),
+        (speaker_pb2.IdentifySpeakerRequest(target_far=0.05), INVALID, "not calibrated"),
+        (speaker_pb2.ListSpeakersRequest(page_size=5000), INVALID, "page_size"),
+    ],
+)
 def test_bad_requests(request_, expected, words, stub, health):
-    method = {speaker_pb2.VerifySpeakerRequest: stub.Verify, speaker_pb2.DeleteSpeakerRequest: stub.Delete,
-              speaker_pb2.EnrollSpeakerRequest: stub.Enroll, speaker_pb2.IdentifySpeakerRequest: stub.Identify,
-              speaker_pb2.ListSpeakersRequest: stub.List}[type(request_)]
+    method = {
+        speaker_pb2.VerifySpeakerRequest: stub.Verify,
+        speaker_pb2.DeleteSpeakerRequest: stub.Delete,
+        speaker_pb2.EnrollSpeakerRequest: stub.Enroll,
+        speaker_pb2.IdentifySpeakerRequest: stub.Identify,
+        speaker_pb2.ListSpeakersRequest: stub.List,
+    }[type(request_)]
     code, details = _code(lambda: method(request_, timeout=30))
     assert code == expected and words in details, details
     assert health() == "SERVING"
 
 
 def test_bad_ids_and_embeddings(stub, voices, health):
-    code, details = _code(lambda: stub.Enroll(speaker_pb2.EnrollSpeakerRequest(
-        speaker_id="bad id!", audio=[audio(voices.clip(0, 0))]), timeout=30))
+    code, details = _code(
+        lambda: stub.Enroll(
+            speaker_pb2.EnrollSpeakerRequest(speaker_id="bad id!", audio=[audio(voices.clip(0, 0))]), timeout=30
+        )
+    )
     assert code == INVALID and "bad id!" in details
     stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="bob", audio=[audio(voices.clip(1, 0))]), timeout=30)
     model = common_pb2.ModelRef(name="resemblyzer-ge2e", version=1)
     for values, words in (([0.1] * 10, "256"), ([0.0] * 256, "zero"), ([float("nan")] * 256, "finite")):
         probe = common_pb2.Embedding(values=values, model=model)
-        code, details = _code(lambda: stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="bob", embedding=probe),
-                                                  timeout=30))
+        code, details = _code(
+            lambda: stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="bob", embedding=probe), timeout=30)
+        )
         assert code == INVALID and words in details, details
     assert health() == "SERVING"
 

@@ -18,10 +18,18 @@ MAX_MEGAPIXELS = 1.0
 
 @pytest.fixture(scope="module")
 def gateway(models_dir, tmp_path_factory):
-    config = load_config(overrides={
-        "server.port": "0", "server.metrics_port": "0", "speaker.enabled": "false", "sound.enabled": "false",
-        "paths.models": str(models_dir), "paths.var": str(tmp_path_factory.mktemp("var")),
-        "face.max_megapixels": str(MAX_MEGAPIXELS), "server.max_message_mb": "8"})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "speaker.enabled": "false",
+            "sound.enabled": "false",
+            "paths.models": str(models_dir),
+            "paths.var": str(tmp_path_factory.mktemp("var")),
+            "face.max_megapixels": str(MAX_MEGAPIXELS),
+            "server.max_message_mb": "8",
+        }
+    )
     gw = Gateway(config)
     gw.start(background_load=False)
     assert gw.wait_loaded(60)
@@ -89,65 +97,97 @@ def test_embed_of_an_aligned_crop_needs_the_models_size(stub):
     face = reply.faces[0].face
     assert len(reply.faces) == 1 and len(face.landmarks) == 0 and face.quality.sharpness > 0  # no detection
     wrong = np.zeros((100, 100, 3), np.uint8)
-    assert _code(lambda: stub.Embed(face_pb2.EmbedFacesRequest(aligned=image(encode(wrong, "PNG"))),
-                                    timeout=30)) == grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        _code(lambda: stub.Embed(face_pb2.EmbedFacesRequest(aligned=image(encode(wrong, "PNG"))), timeout=30))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )
 
 
 def test_enroll_verify_identify(clean):
     stub = clean
-    reply = stub.Enroll(face_pb2.EnrollFaceRequest(person_id="eileen", images=[image(encode(photo("astronaut")))]),
-                        timeout=30)
+    reply = stub.Enroll(
+        face_pb2.EnrollFaceRequest(person_id="eileen", images=[image(encode(photo("astronaut")))]), timeout=30
+    )
     assert reply.created and reply.num_samples == 1
-    stub.Enroll(face_pb2.EnrollFaceRequest(person_id="grace", images=[image(encode(photo("grace-hopper")))]),
-                timeout=30)
-    same = stub.Verify(face_pb2.VerifyFaceRequest(person_id="eileen", image=image(frames("astronaut", 1, seed=9)[0])),
-                       timeout=30)
-    other = stub.Verify(face_pb2.VerifyFaceRequest(person_id="grace", image=image(frames("astronaut", 1, seed=9)[0])),
-                        timeout=30)
+    stub.Enroll(
+        face_pb2.EnrollFaceRequest(person_id="grace", images=[image(encode(photo("grace-hopper")))]), timeout=30
+    )
+    same = stub.Verify(
+        face_pb2.VerifyFaceRequest(person_id="eileen", image=image(frames("astronaut", 1, seed=9)[0])), timeout=30
+    )
+    other = stub.Verify(
+        face_pb2.VerifyFaceRequest(person_id="grace", image=image(frames("astronaut", 1, seed=9)[0])), timeout=30
+    )
     assert same.decision.accepted and not other.decision.accepted
     assert same.decision.threshold == other.decision.threshold and same.face.probability > 0.9
     found = stub.Identify(face_pb2.IdentifyFaceRequest(image=image(frames("grace-hopper", 1, seed=2)[0])), timeout=30)
     assert found.identified and found.best_id == "grace" and found.gallery_size == 2
-    assert _code(lambda: stub.Enroll(face_pb2.EnrollFaceRequest(person_id="eileen",
-                                                                images=[image(encode(photo("astronaut")))]),
-                                     timeout=30)) == grpc.StatusCode.ALREADY_EXISTS
-    assert _code(lambda: stub.Verify(face_pb2.VerifyFaceRequest(person_id="nobody", image=image(no_face())),
-                                     timeout=30)) == grpc.StatusCode.NOT_FOUND
+    assert (
+        _code(
+            lambda: stub.Enroll(
+                face_pb2.EnrollFaceRequest(person_id="eileen", images=[image(encode(photo("astronaut")))]), timeout=30
+            )
+        )
+        == grpc.StatusCode.ALREADY_EXISTS
+    )
+    assert (
+        _code(lambda: stub.Verify(face_pb2.VerifyFaceRequest(person_id="nobody", image=image(no_face())), timeout=30))
+        == grpc.StatusCode.NOT_FOUND
+    )
 
 
 def test_bad_images_get_clear_statuses_and_the_server_stays_up(stub, channel):
     cases = {
         "garbage bytes": (face_pb2.Image(encoded=b"\x89PNG not really"), grpc.StatusCode.INVALID_ARGUMENT),
         "empty": (face_pb2.Image(), grpc.StatusCode.INVALID_ARGUMENT),
-        "raw, wrong size": (face_pb2.Image(raw=face_pb2.RawImage(data=b"\0" * 10, width=4, height=4,
-                                                                 format=face_pb2.RGB8)),
-                            grpc.StatusCode.INVALID_ARGUMENT),
-        "raw, no format": (face_pb2.Image(raw=face_pb2.RawImage(data=b"\0" * 48, width=4, height=4)),
-                           grpc.StatusCode.INVALID_ARGUMENT),
+        "raw, wrong size": (
+            face_pb2.Image(raw=face_pb2.RawImage(data=b"\0" * 10, width=4, height=4, format=face_pb2.RGB8)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        "raw, no format": (
+            face_pb2.Image(raw=face_pb2.RawImage(data=b"\0" * 48, width=4, height=4)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         "oversized": (image(encode(np.zeros((1200, 1000, 3), np.uint8), "PNG")), grpc.StatusCode.RESOURCE_EXHAUSTED),
         "tiny": (image(encode(np.zeros((8, 8, 3), np.uint8), "PNG")), grpc.StatusCode.INVALID_ARGUMENT),
     }
     for name, (bad, expected) in cases.items():
         assert _code(lambda: stub.Detect(face_pb2.DetectFacesRequest(image=bad), timeout=30)) == expected, name
-    assert _code(lambda: stub.Identify(face_pb2.IdentifyFaceRequest(image=image(no_face())),
-                                       timeout=30)) == grpc.StatusCode.INVALID_ARGUMENT  # no face to compare
+    assert (
+        _code(lambda: stub.Identify(face_pb2.IdentifyFaceRequest(image=image(no_face())), timeout=30))
+        == grpc.StatusCode.INVALID_ARGUMENT
+    )  # no face to compare
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     raw = photo("astronaut")
-    reply = stub.Detect(face_pb2.DetectFacesRequest(image=face_pb2.Image(raw=face_pb2.RawImage(
-        data=raw[:, :, ::-1].tobytes(), width=512, height=512, format=face_pb2.BGR8))), timeout=30)
+    reply = stub.Detect(
+        face_pb2.DetectFacesRequest(
+            image=face_pb2.Image(
+                raw=face_pb2.RawImage(data=raw[:, :, ::-1].tobytes(), width=512, height=512, format=face_pb2.BGR8)
+            )
+        ),
+        timeout=30,
+    )
     assert len(reply.faces) == 1  # BGR raw pixels are read as such
 
 
 # --- EnrollTracks -------------------------------------------------------------------------------
 
-def _track(track_id: str, person: str, data: list[bytes], chunk: int = 4,
-           **fields) -> list[face_pb2.EnrollTracksRequest]:
-    parts = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [[]]
-    return [face_pb2.EnrollTracksRequest(track_id=track_id, person_id=person if n == 0 else "",
-                                         frames=[face_pb2.Frame(image=image(f)) for f in part],
-                                         end=n == len(parts) - 1, **(fields if n == 0 else {}))
-            for n, part in enumerate(parts)]
+
+def _track(
+    track_id: str, person: str, data: list[bytes], chunk: int = 4, **fields
+) -> list[face_pb2.EnrollTracksRequest]:
+    parts = [data[i : i + chunk] for i in range(0, len(data), chunk)] or [[]]
+    return [
+        face_pb2.EnrollTracksRequest(
+            track_id=track_id,
+            person_id=person if n == 0 else "",
+            frames=[face_pb2.Frame(image=image(f)) for f in part],
+            end=n == len(parts) - 1,
+            **(fields if n == 0 else {}),
+        )
+        for n, part in enumerate(parts)
+    ]
 
 
 def _stream(stub, requests):
@@ -161,17 +201,21 @@ def _gallery(stub) -> dict[str, tuple[int, np.ndarray]]:
     people = stub.List(face_pb2.ListFacesRequest(), timeout=10).people
     request = face_pb2.EmbedFacesRequest(image=image(encode(photo("astronaut"))))
     probe = stub.Embed(request, timeout=30).faces[0].embedding
-    scores = {c.id: c.score for c in stub.Identify(face_pb2.IdentifyFaceRequest(embedding=probe, top_k=10),
-                                                   timeout=30).candidates}
+    scores = {
+        c.id: c.score
+        for c in stub.Identify(face_pb2.IdentifyFaceRequest(embedding=probe, top_k=10), timeout=30).candidates
+    }
     return {p.id: (p.num_samples, scores[p.id]) for p in people}
 
 
 def test_enroll_tracks_selects_good_frames_and_is_idempotent(clean):
     stub = clean
-    tracks = {"cam1-0001": ("eileen", frames("astronaut", 10, seed=1, blur_every=3)),
-              "cam1-0002": ("eileen", frames("astronaut", 6, seed=2)),
-              "cam2-0001": ("grace", frames("grace-hopper", 8, seed=3)),
-              "cam2-0002": ("nobody", [no_face(s) for s in range(3)])}
+    tracks = {
+        "cam1-0001": ("eileen", frames("astronaut", 10, seed=1, blur_every=3)),
+        "cam1-0002": ("eileen", frames("astronaut", 6, seed=2)),
+        "cam2-0001": ("grace", frames("grace-hopper", 8, seed=3)),
+        "cam2-0002": ("nobody", [no_face(s) for s in range(3)]),
+    }
     requests = [r for tid, (person, data) in tracks.items() for r in _track(tid, person, data)]
     requests[0].options.CopyFrom(face_pb2.TrackOptions(best_frames=4, progress_every=4))
     results, progress = _stream(stub, requests)
@@ -199,8 +243,10 @@ def test_enroll_tracks_selects_good_frames_and_is_idempotent(clean):
 def test_enroll_tracks_structure_errors_end_the_stream_but_keep_committed_tracks(clean):
     stub = clean
     good = _track("t-ok", "grace", frames("grace-hopper", 3, seed=4))
-    changed = [face_pb2.EnrollTracksRequest(track_id="t-bad", person_id="a", frames=[]),
-               face_pb2.EnrollTracksRequest(track_id="t-bad", person_id="b", end=True)]
+    changed = [
+        face_pb2.EnrollTracksRequest(track_id="t-bad", person_id="a", frames=[]),
+        face_pb2.EnrollTracksRequest(track_id="t-bad", person_id="b", end=True),
+    ]
     replies = []
     with pytest.raises(grpc.RpcError) as info:
         for reply in stub.EnrollTracks(iter(good + changed), timeout=60):
@@ -208,8 +254,10 @@ def test_enroll_tracks_structure_errors_end_the_stream_but_keep_committed_tracks
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "started as person" in info.value.details()
     assert any(r.result.track_id == "t-ok" and r.result.accepted for r in replies)
     assert [p.id for p in stub.List(face_pb2.ListFacesRequest(), timeout=10).people] == ["grace"]
-    for bad, code in ([face_pb2.EnrollTracksRequest(track_id="", person_id="x")], grpc.StatusCode.INVALID_ARGUMENT), \
-                     ([face_pb2.EnrollTracksRequest(track_id="t", end=True)], grpc.StatusCode.INVALID_ARGUMENT):
+    for bad, code in (
+        ([face_pb2.EnrollTracksRequest(track_id="", person_id="x")], grpc.StatusCode.INVALID_ARGUMENT),
+        ([face_pb2.EnrollTracksRequest(track_id="t", end=True)], grpc.StatusCode.INVALID_ARGUMENT),
+    ):
         assert _code(lambda: list(stub.EnrollTracks(iter(bad), timeout=30))) == code
 
 
@@ -235,5 +283,7 @@ def test_embedding_probes_from_another_model_are_refused(clean):
     stub = clean
     stub.Enroll(face_pb2.EnrollFaceRequest(person_id="eileen", images=[image(encode(photo("astronaut")))]), timeout=30)
     probe = common_pb2.Embedding(values=[0.1] * 128, model=common_pb2.ModelRef(name="other-model", version=1))
-    assert _code(lambda: stub.Verify(face_pb2.VerifyFaceRequest(person_id="eileen", embedding=probe),
-                                     timeout=30)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        _code(lambda: stub.Verify(face_pb2.VerifyFaceRequest(person_id="eileen", embedding=probe), timeout=30))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )

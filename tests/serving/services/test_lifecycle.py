@@ -27,8 +27,16 @@ def _status(port: int) -> str:
 
 
 def test_a_model_that_cannot_load_keeps_the_server_up_but_not_serving(tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
-                                    "paths.models": str(tmp_path / "empty"), "paths.var": str(tmp_path / "var")})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "sound.enabled": "false",
+            "face.enabled": "false",
+            "paths.models": str(tmp_path / "empty"),
+            "paths.var": str(tmp_path / "var"),
+        }
+    )
     gateway = Gateway(config)
     port = gateway.start()
     assert not gateway.wait_loaded(30)
@@ -42,8 +50,16 @@ def test_a_model_that_cannot_load_keeps_the_server_up_but_not_serving(tmp_path):
 
 def test_metrics_endpoint_and_graceful_stop(models_dir, tmp_path):
     metrics_port = _free_port()
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": str(metrics_port), "sound.enabled": "false", "face.enabled": "false",
-                                    "paths.models": str(models_dir), "paths.var": str(tmp_path / "var")})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": str(metrics_port),
+            "sound.enabled": "false",
+            "face.enabled": "false",
+            "paths.models": str(models_dir),
+            "paths.var": str(tmp_path / "var"),
+        }
+    )
     gateway = Gateway(config)
     port = gateway.start()
     assert gateway.wait_loaded(60) and _status(port) == "SERVING"
@@ -65,8 +81,18 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
     from protos.v1 import common_pb2
 
     var = tmp_path / "var"
-    first = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
-                                           "paths.models": str(models_dir), "paths.var": str(var)}))
+    first = Gateway(
+        load_config(
+            overrides={
+                "server.port": "0",
+                "server.metrics_port": "0",
+                "sound.enabled": "false",
+                "face.enabled": "false",
+                "paths.models": str(models_dir),
+                "paths.var": str(var),
+            }
+        )
+    )
     port = first.start(background_load=False)
     enroll = speaker_pb2.EnrollSpeakerRequest(speaker_id="ann", audio=[common_pb2.Audio(encoded=voices.clip(0, 0))])
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -78,8 +104,18 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
     shutil.copytree(repo / "resemblyzer-ge2e" / "1", v2)
     card = json.loads((v2 / "card.json").read_text())
     (v2 / "card.json").write_text(json.dumps({**card, "version": 2}))
-    second = Gateway(load_config(overrides={"server.port": "0", "server.metrics_port": "0", "sound.enabled": "false", "face.enabled": "false",
-                                            "paths.models": str(repo), "paths.var": str(var)}))
+    second = Gateway(
+        load_config(
+            overrides={
+                "server.port": "0",
+                "server.metrics_port": "0",
+                "sound.enabled": "false",
+                "face.enabled": "false",
+                "paths.models": str(repo),
+                "paths.var": str(var),
+            }
+        )
+    )
     port = second.start(background_load=False)
     assert second.wait_loaded(10) and _status(port) == "SERVING"
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
@@ -87,8 +123,10 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
         embedded = stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=enroll.audio[0]), timeout=30)
         assert embedded.embedding.model.version == 2
         verify = speaker_pb2.VerifySpeakerRequest(speaker_id="ann", audio=enroll.audio[0])
-        for call in (lambda: stub.Verify(verify, timeout=30), lambda: stub.Enroll(
-                speaker_pb2.EnrollSpeakerRequest(speaker_id="bo", audio=enroll.audio), timeout=30)):
+        for call in (
+            lambda: stub.Verify(verify, timeout=30),
+            lambda: stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="bo", audio=enroll.audio), timeout=30),
+        ):
             with pytest.raises(grpc.RpcError) as err:
                 call()
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION

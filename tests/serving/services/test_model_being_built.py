@@ -39,9 +39,16 @@ def repo(models_dir, tmp_path) -> Path:
 
 
 def _gateway(repo: Path, var: Path) -> Gateway:
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "face.enabled": "false",
-                                    "server.load_retry_seconds": "0.1", "paths.models": str(repo),
-                                    "paths.var": str(var)})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "face.enabled": "false",
+            "server.load_retry_seconds": "0.1",
+            "paths.models": str(repo),
+            "paths.var": str(var),
+        }
+    )
     return Gateway(config)
 
 
@@ -138,8 +145,9 @@ def test_the_lock_lives_as_long_as_the_process_it_was_handed_to(tmp_path):
     lock after the parent closes its own, and the kernel drops it when the child exits."""
     lock = BuildLock(tmp_path, "sound", [SOUND], log="x.log")
     assert lock.acquire(wait=False)
-    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE,
-                             pass_fds=[lock.fd])
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE, pass_fds=[lock.fd]
+    )
     lock.write("running", pid=child.pid)
     lock.release()
     try:

@@ -31,8 +31,12 @@ def echo(tmp_path_factory):
     """A service the gateway has never heard of, compiled here: (pb2, pb2_grpc)."""
     out = tmp_path_factory.mktemp("echo")
     (out / "registry_echo.proto").write_text(textwrap.dedent(ECHO_PROTO))
-    assert protoc.main(["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}",
-                        str(out / "registry_echo.proto")]) == 0
+    assert (
+        protoc.main(
+            ["protoc", f"-I{out}", f"--python_out={out}", f"--grpc_python_out={out}", str(out / "registry_echo.proto")]
+        )
+        == 0
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.syspath_prepend(str(out))
         yield importlib.import_module("registry_echo_pb2"), importlib.import_module("registry_echo_pb2_grpc")
@@ -43,16 +47,28 @@ def _echo_service(pb2, pb2_grpc) -> Service:
         def Echo(self, request, context):
             return pb2.EchoReply(text=request.text[::-1])
 
-    return Service(pb2.DESCRIPTOR.services_by_name["EchoService"].full_name, pb2_grpc.add_EchoServiceServicer_to_server,
-                   lambda runtime: Echo(), needs=())
+    return Service(
+        pb2.DESCRIPTOR.services_by_name["EchoService"].full_name,
+        pb2_grpc.add_EchoServiceServicer_to_server,
+        lambda runtime: Echo(),
+        needs=(),
+    )
 
 
 @pytest.fixture
 def gateway(tmp_path) -> Iterator[Gateway]:
     """No modality enabled: nothing to load, so no model pack is needed."""
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "speaker.enabled": "false",
-                                    "sound.enabled": "false", "face.enabled": "false",
-                                    "paths.models": str(tmp_path / "none"), "paths.var": str(tmp_path / "var")})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "speaker.enabled": "false",
+            "sound.enabled": "false",
+            "face.enabled": "false",
+            "paths.models": str(tmp_path / "none"),
+            "paths.var": str(tmp_path / "var"),
+        }
+    )
     gw = Gateway(config)
     yield gw
     gw.stop(grace=0)

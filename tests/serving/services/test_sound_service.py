@@ -22,8 +22,9 @@ def sounds(tmp_path_factory) -> dict[str, list[bytes]]:
     from training.data.sound_corpus import build_sound_corpus
 
     out = tmp_path_factory.mktemp("sounds")
-    manifest = build_sound_corpus(out, clips_per_class=6, clip_seconds=3.0, sample_rate=16000, n_folds=2, seed=5,
-                                  progress=False)
+    manifest = build_sound_corpus(
+        out, clips_per_class=6, clip_seconds=3.0, sample_rate=16000, n_folds=2, seed=5, progress=False
+    )
     clips: dict[str, list[bytes]] = {}
     for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
         clips.setdefault(str(record.identity), []).append(record.path.read_bytes())
@@ -32,8 +33,16 @@ def sounds(tmp_path_factory) -> dict[str, list[bytes]]:
 
 @pytest.fixture
 def stub(models_dir, tmp_path):
-    config = load_config(overrides={"server.port": "0", "server.metrics_port": "0", "speaker.enabled": "false", "face.enabled": "false",
-                                    "paths.models": str(models_dir), "paths.var": str(tmp_path / "var")})
+    config = load_config(
+        overrides={
+            "server.port": "0",
+            "server.metrics_port": "0",
+            "speaker.enabled": "false",
+            "face.enabled": "false",
+            "paths.models": str(models_dir),
+            "paths.var": str(tmp_path / "var"),
+        }
+    )
     gateway = Gateway(config)
     port = gateway.start(background_load=False)
     assert gateway.wait_loaded(60)
@@ -48,8 +57,9 @@ def _audio(data: bytes) -> common_pb2.Audio:
 
 def test_few_shot_classes_and_open_set_unknown(stub, sounds):
     for label in ENROLLED:
-        reply = stub.EnrollClass(sound_pb2.EnrollClassRequest(label=label, audio=[_audio(c) for c in sounds[label][:3]]),
-                                 timeout=60)
+        reply = stub.EnrollClass(
+            sound_pb2.EnrollClassRequest(label=label, audio=[_audio(c) for c in sounds[label][:3]]), timeout=60
+        )
         assert reply.created and reply.num_samples == 3 and reply.model.name == "toitsu-sound-formula"
     correct = total = 0
     for label in ENROLLED:
@@ -69,23 +79,41 @@ def test_class_management_and_errors(stub, sounds):
     with pytest.raises(grpc.RpcError) as err:
         stub.EnrollClass(sound_pb2.EnrollClassRequest(label="siren", audio=[_audio(sounds["siren"][1])]), timeout=60)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    appended = stub.EnrollClass(sound_pb2.EnrollClassRequest(label="siren", audio=[_audio(sounds["siren"][1])],
-                                                             mode=common_pb2.APPEND), timeout=60)
+    appended = stub.EnrollClass(
+        sound_pb2.EnrollClassRequest(label="siren", audio=[_audio(sounds["siren"][1])], mode=common_pb2.APPEND),
+        timeout=60,
+    )
     assert appended.num_samples == 2
     assert [c.id for c in stub.ListClasses(sound_pb2.ListClassesRequest(), timeout=10).classes] == ["siren"]
     stub.DeleteClass(sound_pb2.DeleteClassRequest(label="siren"), timeout=10)
-    for call, code in ((lambda: stub.DeleteClass(sound_pb2.DeleteClassRequest(label="siren"), timeout=10),
-                        grpc.StatusCode.NOT_FOUND),
-                       (lambda: stub.Classify(sound_pb2.ClassifySoundRequest(audio=_audio(wav_bytes(
-                           np.zeros(16000, np.float32)))), timeout=10), grpc.StatusCode.INVALID_ARGUMENT),
-                       (lambda: stub.Classify(sound_pb2.ClassifySoundRequest(audio=_audio(wav_bytes(
-                           np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1))), timeout=10),
-                        grpc.StatusCode.INVALID_ARGUMENT),
-                       (lambda: stub.Embed(sound_pb2.EmbedSoundRequest(audio=_audio(b"junk")), timeout=10),
-                        grpc.StatusCode.INVALID_ARGUMENT),
-                       (lambda: stub.Classify(sound_pb2.ClassifySoundRequest(audio=_audio(sounds["hum"][0]),
-                                                                             target_far=0.2), timeout=10),
-                        grpc.StatusCode.INVALID_ARGUMENT)):
+    for call, code in (
+        (lambda: stub.DeleteClass(sound_pb2.DeleteClassRequest(label="siren"), timeout=10), grpc.StatusCode.NOT_FOUND),
+        (
+            lambda: stub.Classify(
+                sound_pb2.ClassifySoundRequest(audio=_audio(wav_bytes(np.zeros(16000, np.float32)))), timeout=10
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: stub.Classify(
+                sound_pb2.ClassifySoundRequest(
+                    audio=_audio(wav_bytes(np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1))
+                ),
+                timeout=10,
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: stub.Embed(sound_pb2.EmbedSoundRequest(audio=_audio(b"junk")), timeout=10),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            lambda: stub.Classify(
+                sound_pb2.ClassifySoundRequest(audio=_audio(sounds["hum"][0]), target_far=0.2), timeout=10
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == code, err.value.details()

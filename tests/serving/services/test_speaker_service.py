@@ -11,8 +11,12 @@ from tests.serving.services.conftest import audio
 
 
 def _enroll(stub, voices, speaker: int, clips=(0, 1), **kw):
-    return stub.Enroll(speaker_pb2.EnrollSpeakerRequest(
-        speaker_id=f"spk{speaker}", audio=[audio(voices.clip(speaker, k)) for k in clips], **kw), timeout=60)
+    return stub.Enroll(
+        speaker_pb2.EnrollSpeakerRequest(
+            speaker_id=f"spk{speaker}", audio=[audio(voices.clip(speaker, k)) for k in clips], **kw
+        ),
+        timeout=60,
+    )
 
 
 def test_embed_returns_a_unit_vector_and_names_the_model(stub, voices, health):
@@ -28,12 +32,18 @@ def test_enroll_verify_identify_with_calibrated_decisions(stub, voices):
     for speaker in range(4):
         created = _enroll(stub, voices, speaker)
         assert created.created and created.num_samples == 2 and created.model.name == "resemblyzer-ge2e"
-    genuine = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2))), timeout=30)
-    impostor = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(1, 2))), timeout=30)
+    genuine = stub.Verify(
+        speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2))), timeout=30
+    )
+    impostor = stub.Verify(
+        speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(1, 2))), timeout=30
+    )
     assert genuine.decision.accepted and not impostor.decision.accepted
     assert genuine.decision.target_far == pytest.approx(0.01) and genuine.decision.score > impostor.decision.score
-    strict = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2)),
-                                                          target_far=0.001), timeout=30)
+    strict = stub.Verify(
+        speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2)), target_far=0.001),
+        timeout=30,
+    )
     assert strict.decision.threshold > genuine.decision.threshold
     found = stub.Identify(speaker_pb2.IdentifySpeakerRequest(audio=audio(voices.clip(2, 3)), top_k=3), timeout=30)
     assert found.identified and found.best_id == "spk2" and found.gallery_size == 4
@@ -45,7 +55,9 @@ def test_enroll_verify_identify_with_calibrated_decisions(stub, voices):
 def test_embedding_probe_scores_like_audio_and_other_versions_are_refused(stub, voices):
     _enroll(stub, voices, 0)
     embedded = stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=audio(voices.clip(0, 2))), timeout=30).embedding
-    by_audio = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2))), timeout=30)
+    by_audio = stub.Verify(
+        speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2))), timeout=30
+    )
     by_vector = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", embedding=embedded), timeout=30)
     assert by_vector.decision.score == pytest.approx(by_audio.decision.score, abs=1e-5)
     stale = common_pb2.Embedding(values=embedded.values, model=common_pb2.ModelRef(name="resemblyzer-ge2e", version=9))
@@ -76,9 +88,12 @@ def test_enroll_modes_delete_and_list(stub, voices):
             break
     assert sorted(seen) == ["spk0", "spk1", "spk2"] and page.total == 3
     stub.Delete(speaker_pb2.DeleteSpeakerRequest(speaker_id="spk1"), timeout=10)
-    for call in (lambda: stub.Delete(speaker_pb2.DeleteSpeakerRequest(speaker_id="spk1"), timeout=10),
-                 lambda: stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk1",
-                                                                      audio=audio(voices.clip(1, 2))), timeout=10)):
+    for call in (
+        lambda: stub.Delete(speaker_pb2.DeleteSpeakerRequest(speaker_id="spk1"), timeout=10),
+        lambda: stub.Verify(
+            speaker_pb2.VerifySpeakerRequest(speaker_id="spk1", audio=audio(voices.clip(1, 2))), timeout=10
+        ),
+    ):
         with pytest.raises(grpc.RpcError) as err:
             call()
         assert err.value.code() == grpc.StatusCode.NOT_FOUND

@@ -51,8 +51,12 @@ def _cases(photos):
     photo, moved with the scaling."""
     detector = dlib.get_frontal_face_detector()
     for name, photo in photos.items():
-        for variant, image in (("orig", photo), ("mirror", photo[:, ::-1].copy()), ("rot+20", _rotate(photo, 20)),
-                               ("rot-12", _rotate(photo, -12))):
+        for variant, image in (
+            ("orig", photo),
+            ("mirror", photo[:, ::-1].copy()),
+            ("rot+20", _rotate(photo, 20)),
+            ("rot-12", _rotate(photo, -12)),
+        ):
             for k, rect in enumerate(detector(image, 0)):
                 yield f"{name}/{variant}/{k}", image, rect
         rect = max(detector(photo, 0), key=lambda r: r.area())
@@ -127,6 +131,7 @@ def test_fallback_chip_is_close_to_dlibs(photos, predictor):
     reference = face_chip(image, points)
     fallback = align.fallback_chip_from_mtcnn(image, ASTRONAUT_MTCNN_POINTS)
     assert fallback.shape == (CHIP_SIZE, CHIP_SIZE, 3) and fallback.dtype == np.uint8
+
     # dlib's landmarks land within a few chip pixels of where dlib's own chip puts them.
     def in_chip(details):
         to_chip = np.linalg.inv(np.vstack([details.affine(), [0.0, 0.0, 1.0]]))

@@ -30,12 +30,23 @@ pytestmark = pytest.mark.skipif(importlib.util.find_spec("facenet_pytorch") is N
 FACES = {"astronaut": (181, 62, 268, 172), "grace_hopper": (174, 120, 356, 340)}
 # (height, width), background, [(photo, pasted crop width, (left, top))]; sizes from 24 to 200 px.
 SCENES = {
-    "noise": ((480, 640), [("astronaut", 60, (20, 30)), ("grace_hopper", 120, (200, 100)),
-                           ("astronaut", 200, (400, 200))]),
-    "gradient": ((600, 400), [("grace_hopper", 40, (30, 400)), ("astronaut", 150, (200, 20)),
-                              ("grace_hopper", 90, (60, 200))]),
-    "gradient+noise": ((360, 720), [("astronaut", 36, (10, 10)), ("grace_hopper", 52, (100, 250)),
-                                    ("astronaut", 80, (300, 100)), ("grace_hopper", 180, (500, 60))]),
+    "noise": (
+        (480, 640),
+        [("astronaut", 60, (20, 30)), ("grace_hopper", 120, (200, 100)), ("astronaut", 200, (400, 200))],
+    ),
+    "gradient": (
+        (600, 400),
+        [("grace_hopper", 40, (30, 400)), ("astronaut", 150, (200, 20)), ("grace_hopper", 90, (60, 200))],
+    ),
+    "gradient+noise": (
+        (360, 720),
+        [
+            ("astronaut", 36, (10, 10)),
+            ("grace_hopper", 52, (100, 250)),
+            ("astronaut", 80, (300, 100)),
+            ("grace_hopper", 180, (500, 60)),
+        ],
+    ),
 }
 
 
@@ -105,8 +116,11 @@ def reference():
         boxes, probs, points = model.detect(image, landmarks=True)
         if boxes is None:
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, 5, 2), np.float32)
-        return (np.asarray(boxes.tolist(), np.float32), np.asarray(list(probs), np.float32),
-                np.asarray(points.tolist(), np.float32))
+        return (
+            np.asarray(boxes.tolist(), np.float32),
+            np.asarray(list(probs), np.float32),
+            np.asarray(points.tolist(), np.float32),
+        )
 
     return detect
 
@@ -118,8 +132,10 @@ def assert_same_faces(ours, reference_result) -> None:
     worst = np.zeros(3)
     for box, prob, landmarks in zip(boxes, probs, points, strict=True):
         match = max(ours, key=lambda d: iou(d.box, box))
-        worst = np.maximum(worst, [np.abs(match.box - box).max(), np.abs(match.landmarks - landmarks).max(),
-                                   abs(match.probability - prob)])
+        worst = np.maximum(
+            worst,
+            [np.abs(match.box - box).max(), np.abs(match.landmarks - landmarks).max(), abs(match.probability - prob)],
+        )
     print(f"worst |Δ| vs MTCNN.detect: box {worst[0]:.2e} px, landmarks {worst[1]:.2e} px, probability {worst[2]:.2e}")
     assert worst[0] <= BOX_PX and worst[1] <= LANDMARK_PX and worst[2] <= PROBABILITY, worst
     assert [d.probability for d in ours] == sorted((d.probability for d in ours), reverse=True)
@@ -159,8 +175,9 @@ def test_images_too_small_for_a_face_give_an_empty_list(detector, shape):
     assert detector.detect(np.full(shape, 128, np.uint8)) == []
 
 
-@pytest.mark.parametrize("image", [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 4), np.uint8),
-                                   np.zeros((64, 64, 3), np.float32)])
+@pytest.mark.parametrize(
+    "image", [np.zeros((64, 64), np.uint8), np.zeros((64, 64, 4), np.uint8), np.zeros((64, 64, 3), np.float32)]
+)
 def test_only_rgb_uint8_images_are_accepted(detector, image):
     with pytest.raises(InvalidInput, match="RGB uint8"):
         detector.detect(image)
@@ -203,10 +220,13 @@ def test_nms_semantics_match_the_references():
     random_boxes = np.concatenate([corners, corners + rng.uniform(5, 80, (300, 2)).astype(np.float32)], axis=1)
     random_scores = rng.uniform(0.7, 1, 300).astype(np.float32)
     for threshold in (0.3, 0.7):
-        assert nms_min(random_boxes, random_scores, threshold).tolist() == \
-            nms_numpy(random_boxes, random_scores, threshold, "Min").tolist()
-    assert nms_min(np.array([[0, 0, 100, 100], [40, 40, 45, 45]], np.float32), np.array([0.8, 0.9], np.float32),
-                   0.7).tolist() == [1]
+        assert (
+            nms_min(random_boxes, random_scores, threshold).tolist()
+            == nms_numpy(random_boxes, random_scores, threshold, "Min").tolist()
+        )
+    assert nms_min(
+        np.array([[0, 0, 100, 100], [40, 40, 45, 45]], np.float32), np.array([0.8, 0.9], np.float32), 0.7
+    ).tolist() == [1]
 
 
 def test_detect_time_on_the_astronaut_with_one_thread(detector):
@@ -217,6 +237,8 @@ def test_detect_time_on_the_astronaut_with_one_thread(detector):
         started = time.perf_counter()
         detector.detect(image)
         times.append(time.perf_counter() - started)
-    print(f"MTCNN detect, 512x512 astronaut, 1 thread: median {np.median(times) * 1e3:.1f} ms, "
-          f"best {min(times) * 1e3:.1f} ms")
+    print(
+        f"MTCNN detect, 512x512 astronaut, 1 thread: median {np.median(times) * 1e3:.1f} ms, "
+        f"best {min(times) * 1e3:.1f} ms"
+    )
     assert np.median(times) < 2.0  # ~60 ms here; far slower means a pathological (non-vectorised) path

@@ -55,8 +55,7 @@ def measured(models_dir) -> dict[str, tuple[float, float]]:
     repo = ModelRepository(models_dir)
     stages = [repo.get(f"mtcnn-{s}").model_path for s in ("pnet", "rnet", "onet")]
     mtcnn = MtcnnDetector(*stages)
-    pipeline = FacePipeline(mtcnn, ShapePredictor5.load(repo.get("dlib-sp5").model_path),
-                            dlib_alignment(150))
+    pipeline = FacePipeline(mtcnn, ShapePredictor5.load(repo.get("dlib-sp5").model_path), dlib_alignment(150))
     fallback = FacePipeline(mtcnn, None, dlib_alignment(150))
     session = ort.InferenceSession(str(repo.get("dlib-resnet-v1").model_path), providers=["CPUExecutionProvider"])
     detector, predictor = dlib.get_frontal_face_detector(), dlib.shape_predictor(str(sp5_path()))
@@ -70,8 +69,10 @@ def measured(models_dir) -> dict[str, tuple[float, float]]:
             continue  # dlib's HOG detector itself misses some variants: nothing to compare against
         shape = predictor(image, found[0])
         reference = np.array(recognizer.compute_face_descriptor(dlib.get_face_chip(image, shape, 150, 0.25)))
-        ours, points_only = (session.run(None, {session.get_inputs()[0].name: p.main_face(image).chip[None]})[0][0]
-                             for p in (pipeline, fallback))
+        ours, points_only = (
+            session.run(None, {session.get_inputs()[0].name: p.main_face(image).chip[None]})[0][0]
+            for p in (pipeline, fallback)
+        )
         out[name] = (float(np.linalg.norm(ours - reference)), float(np.linalg.norm(points_only - reference)))
     return out
 

@@ -25,17 +25,19 @@ def clips(tmp_path: Path) -> tuple[list[ManifestRecord], list[np.ndarray]]:
     long = (0.1 * rng.standard_normal(16000)).astype(np.float32)
     short = (0.1 * rng.standard_normal(4000)).astype(np.float32)
     stereo = (0.1 * rng.standard_normal((4000, 2))).astype(np.float32)
-    records = [_record(tmp_path / "long.wav", long, 16000),
-               _record(tmp_path / "short.wav", short, 16000),
-               _record(tmp_path / "stereo8k.wav", stereo, 8000)]
+    records = [
+        _record(tmp_path / "long.wav", long, 16000),
+        _record(tmp_path / "short.wav", short, 16000),
+        _record(tmp_path / "stereo8k.wav", stereo, 8000),
+    ]
     expected = [long, short, resample_poly(stereo.mean(axis=1).astype(np.float64), 2, 1)]
     return records, expected
 
 
 def _find(haystack: np.ndarray, needle: np.ndarray) -> list[int]:
     """Offsets where ``needle`` occurs in ``haystack`` exactly."""
-    starts = np.flatnonzero(haystack[:haystack.size - needle.size + 1] == needle[0])
-    return [int(s) for s in starts if np.array_equal(haystack[s:s + needle.size], needle)]
+    starts = np.flatnonzero(haystack[: haystack.size - needle.size + 1] == needle[0])
+    return [int(s) for s in starts if np.array_equal(haystack[s : s + needle.size], needle)]
 
 
 def test_load_is_mono_float32_at_the_store_rate(clips) -> None:

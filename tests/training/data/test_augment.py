@@ -15,8 +15,7 @@ def _speechlike(n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SR
     x = sum(np.sin(2 * np.pi * 150 * k * t + rng.uniform(0, 6)) / k for k in range(1, 30))
-    return (0.1 * x * (1.2 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)
-            ).astype(np.float32)
+    return (0.1 * x * (1.2 + np.sin(2 * np.pi * 3 * t)) + 0.01 * rng.standard_normal(n)).astype(np.float32)
 
 
 def _band_power(x: np.ndarray, lo: float, hi: float) -> float:
@@ -68,8 +67,9 @@ def test_noise_snr_is_the_drawn_one() -> None:
 
 def test_bandpass_removes_energy_outside_the_band() -> None:
     x = np.random.default_rng(0).standard_normal(32000).astype(np.float32)
-    aug = Augmenter(noise_p=0, reverb_p=0, speed_p=0, bandpass_p=1,
-                    bandpass_low_hz=(300, 300), bandpass_high_hz=(3000, 3000))
+    aug = Augmenter(
+        noise_p=0, reverb_p=0, speed_p=0, bandpass_p=1, bandpass_low_hz=(300, 300), bandpass_high_hz=(3000, 3000)
+    )
     y = aug(x, np.random.default_rng(1))
     inside = _band_power(y, 600, 2500)
     assert inside == pytest.approx(_band_power(x, 600, 2500), rel=0.2)  # passband ≈ untouched
@@ -82,7 +82,7 @@ def test_reverb_adds_a_tail_that_grows_with_rt60() -> None:
     burst[:800] = np.random.default_rng(0).standard_normal(800)  # 50 ms, then silence
 
     def tail_energy(y: np.ndarray, start_s: float, end_s: float) -> float:
-        return float(np.sum(y[int(start_s * SR):int(end_s * SR)] ** 2) / np.sum(y**2))
+        return float(np.sum(y[int(start_s * SR) : int(end_s * SR)] ** 2) / np.sum(y**2))
 
     aug = Augmenter(noise_p=0, speed_p=0, bandpass_p=0, reverb_p=1, drr_db=(0, 0))
     short = aug.apply(burst, AugmentDraw(rt60_s=0.2, drr_db=0.0, seed=1))
@@ -113,8 +113,7 @@ def test_branch_rates_follow_their_probabilities() -> None:
     aug = Augmenter()  # noise 0.6, reverb 0.3, speed 0.2, band-pass 0.2
     rng = np.random.default_rng(0)
     draws = [aug.draw(rng) for _ in range(3000)]
-    rates = [np.mean([getattr(d, f) is not None for d in draws])
-             for f in ("snr_db", "rt60_s", "speed", "band_hz")]
+    rates = [np.mean([getattr(d, f) is not None for d in draws]) for f in ("snr_db", "rt60_s", "speed", "band_hz")]
     np.testing.assert_allclose(rates, [0.6, 0.3, 0.2, 0.2], atol=0.035)
 
 

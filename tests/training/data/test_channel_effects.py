@@ -36,8 +36,7 @@ def wav(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["telephone", "telephone+noise"])
-def test_telephone_band_has_little_energy_above_4k(wav: Path, tmp_path: Path,
-                                                   name: str) -> None:
+def test_telephone_band_has_little_energy_above_4k(wav: Path, tmp_path: Path, name: str) -> None:
     x, _ = ce.read_wav(wav)
     assert _band_energy_fraction(x, 4000, SR / 2) > 0.05  # the input is broadband
     y, sr = ce.read_wav(ce.apply_effect(wav, tmp_path / "out.wav", name, seed=1))

@@ -40,8 +40,9 @@ def test_aligned_youtube_faces_and_a_manifest_the_trainer_reads(tmp_path):
         for video in ("0", "1"):
             for frame in (1, 2):
                 _jpg(db / person / video / f"aligned_detect_{video}.{frame}.jpg", 40 * i)
-    manifest = build_face_layout_manifest(tmp_path, tmp_path / "ytf.jsonl", "youtube_faces", aligned=True,
-                                          heldout_fraction=0.5, seed=1)
+    manifest = build_face_layout_manifest(
+        tmp_path, tmp_path / "ytf.jsonl", "youtube_faces", aligned=True, heldout_fraction=0.5, seed=1
+    )
     tracks = load_face_tracks(manifest, size=32)
     assert tracks.frames.shape == (16, 32, 32, 3) and len(tracks.track_names) == 8 and not tracks.has_quality
     held = set(tracks.identity[tracks.split == "heldout"].tolist())
@@ -55,15 +56,22 @@ def test_voxceleb_face_tracks_both_layouts(tmp_path):
             _jpg(plain / "id10001" / "1zcIwhmdeo4" / track / f"{n:04d}.jpg", n)
     _jpg(plain / "id10002" / "abc" / "00001" / "0001.jpg", 9)
     records = face_layout_records(plain, "voxceleb")
-    assert len(records) == 7 and records[0].extra == {"track": "id10001/1zcIwhmdeo4/00001", "video": "1zcIwhmdeo4",
-                                                      "frame": 1}
+    assert len(records) == 7 and records[0].extra == {
+        "track": "id10001/1zcIwhmdeo4/00001",
+        "video": "1zcIwhmdeo4",
+        "frame": 1,
+    }
     assert [r.extra["frame"] for r in records[:3]] == [1, 2, 10]
     interval = tmp_path / "unzippedIntervalFaces"
     for name in ("A.J._Buckley", "Aaron_Tveit"):
         _jpg(interval / "data" / name / "1.6" / "vid1" / "1" / "01.jpg", 1)
         _jpg(interval / "data" / name / "1.6" / "vid1" / "2" / "01.jpg", 2)
     records = face_layout_records(interval, "voxceleb")
-    assert [r.extra["track"] for r in records] == ["A.J._Buckley/vid1/1", "A.J._Buckley/vid1/2",
-                                                   "Aaron_Tveit/vid1/1", "Aaron_Tveit/vid1/2"]
+    assert [r.extra["track"] for r in records] == [
+        "A.J._Buckley/vid1/1",
+        "A.J._Buckley/vid1/2",
+        "Aaron_Tveit/vid1/1",
+        "Aaron_Tveit/vid1/2",
+    ]
     with pytest.raises(FileNotFoundError, match="no face frames"):
         face_layout_records(tmp_path / "plain" / "id10002" / "abc" / "00001", "voxceleb")

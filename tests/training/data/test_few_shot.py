@@ -19,9 +19,12 @@ CLASSES = ("dog", "rain", "siren", "wind")  # labels 3, 1, 0, 2 below: not alpha
 
 def _records(per_fold: int = 3, folds: int = 5) -> list[ManifestRecord]:
     label = {"dog": 3, "rain": 1, "siren": 0, "wind": 2}
-    return [ManifestRecord(Path(f"/data/{c}-{f}-{j}.wav"), c, 1.0, f"fold{f}",
-                           {"fold": f, "label": label[c]})
-            for f in range(1, folds + 1) for c in CLASSES for j in range(per_fold)]
+    return [
+        ManifestRecord(Path(f"/data/{c}-{f}-{j}.wav"), c, 1.0, f"fold{f}", {"fold": f, "label": label[c]})
+        for f in range(1, folds + 1)
+        for c in CLASSES
+        for j in range(per_fold)
+    ]
 
 
 def test_k_clips_per_class_from_the_other_folds() -> None:
@@ -30,8 +33,7 @@ def test_k_clips_per_class_from_the_other_folds() -> None:
         train, test = kshot_split(records, test_fold=test_fold, k=2, draw=0, seed=0)
         assert Counter(r.identity for r in train) == {c: 2 for c in CLASSES}
         assert all(r.extra["fold"] != test_fold and r.split == "train" for r in train)
-        assert [r.path for r in test] == [r.path for r in records
-                                          if r.extra["fold"] == test_fold]
+        assert [r.path for r in test] == [r.path for r in records if r.extra["fold"] == test_fold]
         assert all(r.split == "test" for r in test)
         assert not {r.path for r in train} & {r.path for r in test}
     train, _ = kshot_split(records, test_fold=2, k=None, draw=0, seed=0)
@@ -42,8 +44,7 @@ def test_draws_differ_and_each_draw_is_deterministic() -> None:
     records = _records()
 
     def picked(**kw) -> list[Path]:
-        return [r.path for r in kshot_split(records, **{"test_fold": 1, "k": 1, "seed": 0,
-                                                        "draw": 0, **kw})[0]]
+        return [r.path for r in kshot_split(records, **{"test_fold": 1, "k": 1, "seed": 0, "draw": 0, **kw})[0]]
 
     draws = [picked(draw=d) for d in range(5)]
     assert len({tuple(d) for d in draws}) == 5
@@ -59,13 +60,11 @@ def test_kshot_errors() -> None:
         kshot_split(records, test_fold=9, k=1, draw=0, seed=0)
     with pytest.raises(ValueError, match="k must be"):
         kshot_split(records, test_fold=1, k=0, draw=0, seed=0)
-    only_in_fold_1 = records + [ManifestRecord(Path("/x.wav"), "owl", 1.0, "fold1",
-                                               {"fold": 1, "label": 4})]
+    only_in_fold_1 = records + [ManifestRecord(Path("/x.wav"), "owl", 1.0, "fold1", {"fold": 1, "label": 4})]
     with pytest.raises(ValueError, match="owl"):
         kshot_split(only_in_fold_1, test_fold=1, k=1, draw=0, seed=0)
     with pytest.raises(ValueError, match="fold"):
-        kshot_split([ManifestRecord(Path("/y.wav"), "dog", 1.0, "train")], test_fold=1, k=1,
-                    draw=0, seed=0)
+        kshot_split([ManifestRecord(Path("/y.wav"), "dog", 1.0, "train")], test_fold=1, k=1, draw=0, seed=0)
 
 
 def test_class_list_follows_labels_else_names() -> None:
@@ -79,15 +78,13 @@ def clips() -> tuple[list[ManifestRecord], AudioStore]:
     """One k = 2 training set over 4 classes, each clip a distinct ramp so that crops can be
     traced back to it; clips are 0.2–0.5 s, so 0.3 s crops both fit and loop."""
     train, _ = kshot_split(_records(), test_fold=1, k=2, draw=0, seed=0)
-    arrays = [(100_000 * i + np.arange(int(1600 * (2 + i % 4)))).astype(np.float32)
-              for i in range(len(train))]
+    arrays = [(100_000 * i + np.arange(int(1600 * (2 + i % 4)))).astype(np.float32) for i in range(len(train))]
     return train, AudioStore.from_arrays(train, arrays, 8000)
 
 
 def test_clip_batches_are_balanced_crops_of_their_class(clips) -> None:
     train, store = clips
-    batches = ClipBatches(train, store, batch_size=10, clip_seconds=0.3,
-                          augment=Augmenter.none(8000), seed=0, steps=20)
+    batches = ClipBatches(train, store, batch_size=10, clip_seconds=0.3, augment=Augmenter.none(8000), seed=0, steps=20)
     assert batches.classes == ["siren", "rain", "wind", "dog"]
     for step in range(5):
         b = batches[step]
@@ -101,21 +98,39 @@ def test_clip_batches_are_balanced_crops_of_their_class(clips) -> None:
     a = batches[3]
     assert all(torch.equal(a[k], batches[3][k]) for k in a)
     assert not torch.equal(a["waveform"], batches[4]["waveform"])
-    other_rank = ClipBatches(train, store, batch_size=10, clip_seconds=0.3,
-                             augment=Augmenter.none(8000), seed=0, rank=1, steps=20)
+    other_rank = ClipBatches(
+        train, store, batch_size=10, clip_seconds=0.3, augment=Augmenter.none(8000), seed=0, rank=1, steps=20
+    )
     assert not torch.equal(a["waveform"], other_rank[3]["waveform"])
 
 
 def test_clip_batches_with_given_classes_and_errors(clips) -> None:
     train, store = clips
     given = ["wind", "dog", "siren", "rain"]
-    b = ClipBatches(train, store, batch_size=4, clip_seconds=0.1, augment=Augmenter.none(8000),
-                    seed=1, steps=1, classes=given)[0]
+    b = ClipBatches(
+        train, store, batch_size=4, clip_seconds=0.1, augment=Augmenter.none(8000), seed=1, steps=1, classes=given
+    )[0]
     for label, clip in zip(b["labels"].tolist(), b["clip"].tolist()):
         assert train[clip].identity == given[label]
     with pytest.raises(ValueError, match="not in classes"):
-        ClipBatches(train, store, batch_size=4, clip_seconds=0.1, augment=Augmenter.none(8000),
-                    seed=1, steps=1, classes=["wind", "dog", "siren"])[0]
+        ClipBatches(
+            train,
+            store,
+            batch_size=4,
+            clip_seconds=0.1,
+            augment=Augmenter.none(8000),
+            seed=1,
+            steps=1,
+            classes=["wind", "dog", "siren"],
+        )[0]
     with pytest.raises(ValueError, match="without training clips"):
-        ClipBatches(train, store, batch_size=4, clip_seconds=0.1, augment=Augmenter.none(8000),
-                    seed=1, steps=1, classes=[*given, "owl"])[0]
+        ClipBatches(
+            train,
+            store,
+            batch_size=4,
+            clip_seconds=0.1,
+            augment=Augmenter.none(8000),
+            seed=1,
+            steps=1,
+            classes=[*given, "owl"],
+        )[0]

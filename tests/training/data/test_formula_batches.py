@@ -55,8 +55,7 @@ def test_formula_batches_are_fresh_per_step_and_pure() -> None:
 
 
 def test_dataloader_workers_give_the_single_process_batches() -> None:
-    batches = FormulaBatches(D3(), batch_size=4, clip_seconds=0.1, sample_rate=SR, seed=0,
-                             steps=6)
+    batches = FormulaBatches(D3(), batch_size=4, clip_seconds=0.1, sample_rate=SR, seed=0, steps=6)
     serial = list(DataLoader(batches, batch_size=None, sampler=range(2, 6), num_workers=0))
     parallel = list(DataLoader(batches, batch_size=None, sampler=range(2, 6), num_workers=2))
     assert len(serial) == 4 and all(_same(a, b) for a, b in zip(serial, parallel))

@@ -15,8 +15,7 @@ from training.data import sound_corpus as sc
 from training.data.manifest import read_manifest
 
 TEN = tuple(sc.SOUND_CLASSES)[:10]
-TINY = dict(clips_per_class=2, clip_seconds=1.0, n_folds=5, seed=3, progress=False,
-            classes=TEN)
+TINY = dict(clips_per_class=2, clip_seconds=1.0, n_folds=5, seed=3, progress=False, classes=TEN)
 
 
 def _wav_bytes(root: Path) -> dict[str, bytes]:
@@ -30,8 +29,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_registry_has_at_least_ten_distinct_classes() -> None:
     assert len(sc.SOUND_CLASSES) >= 10
-    assert {"rain", "wind", "engine", "siren", "alarm", "hum", "footsteps", "bird",
-            "door_knock", "dog_bark"} <= set(sc.SOUND_CLASSES)
+    assert {"rain", "wind", "engine", "siren", "alarm", "hum", "footsteps", "bird", "door_knock", "dog_bark"} <= set(
+        sc.SOUND_CLASSES
+    )
 
 
 def test_tiny_corpus_is_valid_with_balanced_folds(tiny: Path) -> None:
@@ -63,8 +63,9 @@ def test_fold_assignment_is_balanced_per_class_and_overall() -> None:
     assert set(Counter(np.concatenate(folds).tolist()).values()) == {7}
 
 
-def test_build_is_deterministic_and_skipped_on_rerun(tiny: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_build_is_deterministic_and_skipped_on_rerun(
+    tiny: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     again = sc.build_sound_corpus(tmp_path / "b", workers=1, **TINY)
     assert _wav_bytes(tiny.parent) == _wav_bytes(again.parent)
     assert len(set(_wav_bytes(again.parent).values())) == 20  # no two clips alike
@@ -76,8 +77,7 @@ def test_build_is_deterministic_and_skipped_on_rerun(tiny: Path, tmp_path: Path,
     assert sc.build_sound_corpus(tmp_path / "b", workers=1, **TINY) == again
 
 
-def test_interrupted_build_resumes_and_changed_args_rebuild(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_resumes_and_changed_args_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kwargs = {**TINY, "classes": ("siren", "hum"), "clip_seconds": 0.25, "workers": 1}
     out = tmp_path / "c"
     sc.build_sound_corpus(out, **kwargs)
@@ -113,15 +113,21 @@ def _features(x: np.ndarray) -> np.ndarray:
     """Log energy in 24 log-spaced bands over 32 ms frames (16 kHz), relative to the clip's
     mean level: mean, std and 95th percentile over frames, the loudest frame's shape, and the
     std of the frame level. A minimal bag-of-frames description."""
-    frames = x[:x.size // 512 * 512].reshape(-1, 512) * np.hanning(512)
+    frames = x[: x.size // 512 * 512].reshape(-1, 512) * np.hanning(512)
     power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
     edges = np.geomspace(2, 257, 25).astype(int)
-    bands = np.log(np.stack([power[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:])], 1)
-                   + 1e-10)
+    bands = np.log(np.stack([power[:, a:b].sum(1) for a, b in zip(edges[:-1], edges[1:])], 1) + 1e-10)
     level = np.log(power.sum(1) + 1e-10)
     bands -= level.mean()  # the level is random per clip; the class is in the shape
-    return np.concatenate([bands.mean(0), bands.std(0), np.percentile(bands, 95, axis=0),
-                           bands[np.argmax(level)] - bands.mean(0), [level.std()]])
+    return np.concatenate(
+        [
+            bands.mean(0),
+            bands.std(0),
+            np.percentile(bands, 95, axis=0),
+            bands[np.argmax(level)] - bands.mean(0),
+            [level.std()],
+        ]
+    )
 
 
 def test_classes_are_distinct_to_a_nearest_centroid_classifier() -> None:
@@ -129,8 +135,11 @@ def test_classes_are_distinct_to_a_nearest_centroid_classifier() -> None:
     # nearest centroid scores 0.85–0.90 over seeds (chance: 1/12), so 0.75 fails only if
     # classes collapse into one another.
     names = list(sc.SOUND_CLASSES)
-    clips = [(c, sc.render_clip(name, np.random.default_rng([7, c, j]), 32000, 16000)[0])
-             for c, name in enumerate(names) for j in range(6)]
+    clips = [
+        (c, sc.render_clip(name, np.random.default_rng([7, c, j]), 32000, 16000)[0])
+        for c, name in enumerate(names)
+        for j in range(6)
+    ]
     feats = np.array([_features(x) for _, x in clips])
     labels = np.array([c for c, _ in clips])
     feats = (feats - feats.mean(0)) / (feats.std(0) + 1e-9)

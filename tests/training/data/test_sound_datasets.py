@@ -10,8 +10,7 @@ import pytest
 import soundfile as sf
 
 from training.data.manifest import read_manifest
-from training.data.sound_datasets import (ESC50_COLUMNS, FOLDS, US8K_COLUMNS, esc50_manifest,
-                                          urbansound8k_manifest)
+from training.data.sound_datasets import ESC50_COLUMNS, FOLDS, US8K_COLUMNS, esc50_manifest, urbansound8k_manifest
 
 # (target, category, esc10) — three ESC-50 classes, two of them in ESC-10.
 ESC_CLASSES = [(0, "dog", True), (10, "rain", True), (37, "clock_alarm", False)]
@@ -19,8 +18,7 @@ ESC_CLASSES = [(0, "dog", True), (10, "rain", True), (37, "clock_alarm", False)]
 
 def _wav(path: Path, seconds: float, rate: int, channels: int = 1) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.zeros((int(seconds * rate), channels), dtype=np.int16), rate,
-             subtype="PCM_16")
+    sf.write(path, np.zeros((int(seconds * rate), channels), dtype=np.int16), rate, subtype="PCM_16")
 
 
 def _csv(path: Path, columns: tuple[str, ...], rows: list[dict]) -> None:
@@ -41,9 +39,17 @@ def esc50(tmp_path: Path) -> Path:
             for take in "AB":
                 src = f"{100 + 10 * target + fold}"
                 name = f"{fold}-{src}-{take}-{target}.wav"
-                rows.append({"filename": name, "fold": fold, "target": target,
-                             "category": category, "esc10": str(esc10), "src_file": src,
-                             "take": take})
+                rows.append(
+                    {
+                        "filename": name,
+                        "fold": fold,
+                        "target": target,
+                        "category": category,
+                        "esc10": str(esc10),
+                        "src_file": src,
+                        "take": take,
+                    }
+                )
                 _wav(root / "audio" / name, 0.05, 44100)
     _csv(root / "meta" / "esc50.csv", ESC50_COLUMNS, rows)
     return root
@@ -53,8 +59,7 @@ def test_esc50_manifest_has_folds_labels_and_durations(esc50: Path, tmp_path: Pa
     out = esc50_manifest(esc50, tmp_path / "esc50.jsonl", workers=2)
     records = read_manifest(out)
     assert len(records) == 30
-    assert [(r.extra["fold"], r.path.name) for r in records] == sorted(
-        (r.extra["fold"], r.path.name) for r in records)
+    assert [(r.extra["fold"], r.path.name) for r in records] == sorted((r.extra["fold"], r.path.name) for r in records)
     for r in records:
         fold, src, take, target = r.path.stem.split("-")
         assert r.extra["fold"] == int(fold) and r.split == f"fold{fold}"
@@ -71,8 +76,7 @@ def test_esc50_manifest_has_folds_labels_and_durations(esc50: Path, tmp_path: Pa
 def test_esc10_is_the_flagged_subset_renumbered(esc50: Path, tmp_path: Path) -> None:
     records = read_manifest(esc50_manifest(esc50, tmp_path / "esc10.jsonl", esc10=True))
     assert len(records) == 20 and {r.identity for r in records} == {"dog", "rain"}
-    assert {(r.identity, r.extra["label"], r.extra["target"]) for r in records} == {
-        ("dog", 0, 0), ("rain", 1, 10)}
+    assert {(r.identity, r.extra["label"], r.extra["target"]) for r in records} == {("dog", 0, 0), ("rain", 1, 10)}
     assert {r.extra["dataset"] for r in records} == {"esc10"}
     assert {r.extra["fold"] for r in records} == set(range(1, FOLDS["esc10"] + 1))
 
@@ -86,9 +90,21 @@ def test_esc50_errors_name_the_problem(esc50: Path, tmp_path: Path) -> None:
     _csv(esc50 / "meta" / "esc50.csv", ESC50_COLUMNS[:4], [])
     with pytest.raises(ValueError, match="esc10"):
         esc50_manifest(esc50, tmp_path / "x.jsonl")
-    _csv(esc50 / "meta" / "esc50.csv", ESC50_COLUMNS,
-         [{"filename": "6-1-A-0.wav", "fold": 6, "target": 0, "category": "dog",
-           "esc10": "True", "src_file": 1, "take": "A"}])
+    _csv(
+        esc50 / "meta" / "esc50.csv",
+        ESC50_COLUMNS,
+        [
+            {
+                "filename": "6-1-A-0.wav",
+                "fold": 6,
+                "target": 0,
+                "category": "dog",
+                "esc10": "True",
+                "src_file": 1,
+                "take": "A",
+            }
+        ],
+    )
     _wav(esc50 / "audio" / "6-1-A-0.wav", 0.05, 44100)
     with pytest.raises(ValueError, match=r"folds \[6\]"):
         esc50_manifest(esc50, tmp_path / "x.jsonl")
@@ -104,11 +120,20 @@ def urbansound(tmp_path: Path) -> Path:
         for k, (class_id, name) in enumerate(classes):
             fs_id = 1000 * fold + class_id
             slice_name = f"{fs_id}-{class_id}-0-{k}.wav"
-            rate, channels = ((22050, 2) if k == 1 else (44100, 1))
+            rate, channels = (22050, 2) if k == 1 else (44100, 1)
             _wav(root / "audio" / f"fold{fold}" / slice_name, 0.1 + 0.01 * k, rate, channels)
-            rows.append({"slice_file_name": slice_name, "fsID": fs_id, "start": 1.5,
-                         "end": 1.6 + 0.01 * k, "salience": 1 + k % 2, "fold": fold,
-                         "classID": class_id, "class": name})
+            rows.append(
+                {
+                    "slice_file_name": slice_name,
+                    "fsID": fs_id,
+                    "start": 1.5,
+                    "end": 1.6 + 0.01 * k,
+                    "salience": 1 + k % 2,
+                    "fold": fold,
+                    "classID": class_id,
+                    "class": name,
+                }
+            )
     _csv(root / "metadata" / "UrbanSound8K.csv", US8K_COLUMNS, rows[::-1])
     return root
 

@@ -33,8 +33,7 @@ def noise_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[ManifestRecor
             x = (0.1 * rng.standard_normal(int(rng.uniform(0.1, 0.6) * 16000))).astype("f4")
             path = folder / f"s{k:02d}_{j}.wav"
             sf.write(path, x, 16000, subtype="FLOAT")
-            records.append(ManifestRecord(path=path, identity=f"s{k:02d}",
-                                          duration=x.size / 16000, split="train"))
+            records.append(ManifestRecord(path=path, identity=f"s{k:02d}", duration=x.size / 16000, split="train"))
     return records
 
 
@@ -42,14 +41,24 @@ def noise_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[ManifestRecor
 def speech_corpus(tmp_path_factory: pytest.TempPathFactory) -> list[ManifestRecord]:
     """The espeak-ng tiny corpus: 6 speakers × 3 utterances (5 train speakers)."""
     out = tmp_path_factory.mktemp("speech_corpus")
-    return read_manifest(build_speech_corpus(out, n_speakers=6, utterances_per_speaker=3,
-                                             seed=0, progress=False, workers=2))
+    return read_manifest(
+        build_speech_corpus(out, n_speakers=6, utterances_per_speaker=3, seed=0, progress=False, workers=2)
+    )
 
 
 def _pairs(records, mode="unsupervised", n=8, augment=None, seed=0, rank=0, **kw):
-    return PairBatches(records, AudioStore(records), pairs_per_batch=n, crop_seconds=CROP,
-                       mode=mode, augment=augment or Augmenter.none(), seed=seed, rank=rank,
-                       steps=100, **kw)
+    return PairBatches(
+        records,
+        AudioStore(records),
+        pairs_per_batch=n,
+        crop_seconds=CROP,
+        mode=mode,
+        augment=augment or Augmenter.none(),
+        seed=seed,
+        rank=rank,
+        steps=100,
+        **kw,
+    )
 
 
 def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
@@ -60,8 +69,8 @@ def _is_crop_of(crop: torch.Tensor, x: np.ndarray) -> bool:
     """Whether ``crop`` is a window of ``x`` looped end to start."""
     looped = np.tile(x, 2 + crop.numel() // x.size)
     c = crop.numpy()
-    starts = np.flatnonzero(looped[:x.size] == c[0])
-    return any(np.array_equal(looped[s:s + c.size], c) for s in starts)
+    starts = np.flatnonzero(looped[: x.size] == c[0])
+    return any(np.array_equal(looped[s : s + c.size], c) for s in starts)
 
 
 def test_batches_are_a_pure_function_of_seed_rank_and_step(noise_corpus) -> None:
@@ -70,8 +79,7 @@ def test_batches_are_a_pure_function_of_seed_rank_and_step(noise_corpus) -> None
     assert _same(first, batches[5])
     assert _same(first, _pairs(noise_corpus, augment=Augmenter())[5])  # fresh instance
     assert not torch.equal(first["anchor"], batches[6]["anchor"])
-    for other in (_pairs(noise_corpus, augment=Augmenter(), rank=1),
-                  _pairs(noise_corpus, augment=Augmenter(), seed=1)):
+    for other in (_pairs(noise_corpus, augment=Augmenter(), rank=1), _pairs(noise_corpus, augment=Augmenter(), seed=1)):
         assert not torch.equal(first["anchor"], other[5]["anchor"])
     assert len(batches) == 100
     with pytest.raises(IndexError):
@@ -131,24 +139,38 @@ def test_semi_batches_mix_labelled_speakers_and_unlabelled_utterances(noise_corp
 
 
 def test_labelled_subset_is_fifteen_percent_and_can_be_given(tmp_path: Path) -> None:
-    fake = [ManifestRecord(tmp_path / f"{k}-{j}.wav", f"spk{k:03d}", 3.0, "train")
-            for k in range(200) for j in range(2)]
-    semi = PairBatches(fake, AudioStore(fake), mode="semi", augment=Augmenter.none(), seed=4,
-                       steps=1)
+    fake = [
+        ManifestRecord(tmp_path / f"{k}-{j}.wav", f"spk{k:03d}", 3.0, "train") for k in range(200) for j in range(2)
+    ]
+    semi = PairBatches(fake, AudioStore(fake), mode="semi", augment=Augmenter.none(), seed=4, steps=1)
     assert len(semi.labelled_speakers) == 30  # no audio is read to choose them
-    given = PairBatches(fake, AudioStore(fake), mode="semi", augment=Augmenter.none(), seed=4,
-                        steps=1, labelled_speakers={"spk001", "spk000"})
+    given = PairBatches(
+        fake,
+        AudioStore(fake),
+        mode="semi",
+        augment=Augmenter.none(),
+        seed=4,
+        steps=1,
+        labelled_speakers={"spk001", "spk000"},
+    )
     assert given.labelled_speakers == ("spk000", "spk001")
-    unknown = PairBatches(fake, AudioStore(fake), mode="semi", augment=Augmenter.none(),
-                          seed=4, steps=1, labelled_speakers={"nobody"})
+    unknown = PairBatches(
+        fake, AudioStore(fake), mode="semi", augment=Augmenter.none(), seed=4, steps=1, labelled_speakers={"nobody"}
+    )
     with pytest.raises(ValueError, match="nobody"):
         unknown.labelled_speakers
     with pytest.raises(ValueError, match="mode"):
-        PairBatches(fake, AudioStore(fake), mode="weak", augment=Augmenter.none(), seed=0,
-                    steps=1)
+        PairBatches(fake, AudioStore(fake), mode="weak", augment=Augmenter.none(), seed=0, steps=1)
     with pytest.raises(ValueError, match="'semi' only"):
-        PairBatches(fake, AudioStore(fake), mode="supervised", augment=Augmenter.none(),
-                    seed=0, steps=1, labelled_speakers={"spk000"})
+        PairBatches(
+            fake,
+            AudioStore(fake),
+            mode="supervised",
+            augment=Augmenter.none(),
+            seed=0,
+            steps=1,
+            labelled_speakers={"spk000"},
+        )
 
 
 def test_too_few_speakers_or_utterances_is_an_error(noise_corpus) -> None:
@@ -160,8 +182,15 @@ def test_too_few_speakers_or_utterances_is_an_error(noise_corpus) -> None:
 
 def test_records_may_be_a_subset_of_the_store(noise_corpus) -> None:
     subset = noise_corpus[10:]
-    batches = PairBatches(subset, AudioStore(noise_corpus), pairs_per_batch=4,
-                          crop_seconds=CROP, augment=Augmenter.none(), seed=0, steps=1)
+    batches = PairBatches(
+        subset,
+        AudioStore(noise_corpus),
+        pairs_per_batch=4,
+        crop_seconds=CROP,
+        augment=Augmenter.none(),
+        seed=0,
+        steps=1,
+    )
     b = batches[0]
     for i, u in enumerate(b["anchor_utterance"].tolist()):
         assert _is_crop_of(b["anchor"][i], AudioStore(subset).load(u))
@@ -182,9 +211,17 @@ def test_support_and_query_use_different_utterances_when_they_can() -> None:
 
 
 def test_episodes_have_k_speakers_with_support_and_query(noise_corpus) -> None:
-    episodes = EpisodeBatches(noise_corpus, AudioStore(noise_corpus), speakers_per_episode=7,
-                              support=2, query=3, crop_seconds=CROP, augment=Augmenter(),
-                              seed=0, steps=10)
+    episodes = EpisodeBatches(
+        noise_corpus,
+        AudioStore(noise_corpus),
+        speakers_per_episode=7,
+        support=2,
+        query=3,
+        crop_seconds=CROP,
+        augment=Augmenter(),
+        seed=0,
+        steps=10,
+    )
     e = episodes[2]
     assert e["support"].shape == (14, T) and e["query"].shape == (21, T)
     assert e["support_labels"].tolist() == [c for c in range(7) for _ in range(2)]
@@ -197,22 +234,31 @@ def test_episodes_have_k_speakers_with_support_and_query(noise_corpus) -> None:
             assert noise_corpus[u].identity == episodes.speakers[e["speakers"][label]]
     assert _same(e, episodes[2]) and not torch.equal(e["query"], episodes[3]["query"])
     with pytest.raises(ValueError, match="distinct speakers"):
-        EpisodeBatches(noise_corpus, AudioStore(noise_corpus), speakers_per_episode=41,
-                       augment=Augmenter.none(), seed=0, steps=1)[0]
+        EpisodeBatches(
+            noise_corpus, AudioStore(noise_corpus), speakers_per_episode=41, augment=Augmenter.none(), seed=0, steps=1
+        )[0]
 
 
 def test_dataloader_workers_give_the_single_process_batches(speech_corpus) -> None:
     train = [r for r in speech_corpus if r.split == "train"]
     store = AudioStore(speech_corpus)  # a store over every record, batches over the train ones
-    pairs = PairBatches(train, store, pairs_per_batch=4, crop_seconds=1.0, mode="semi",
-                        labelled_speakers=set(sorted({r.identity for r in train})[:2]),
-                        augment=Augmenter(), seed=3, steps=6)
-    episodes = EpisodeBatches(train, store, speakers_per_episode=3, support=2, query=1,
-                              crop_seconds=1.0, augment=Augmenter(), seed=3, steps=6)
+    pairs = PairBatches(
+        train,
+        store,
+        pairs_per_batch=4,
+        crop_seconds=1.0,
+        mode="semi",
+        labelled_speakers=set(sorted({r.identity for r in train})[:2]),
+        augment=Augmenter(),
+        seed=3,
+        steps=6,
+    )
+    episodes = EpisodeBatches(
+        train, store, speakers_per_episode=3, support=2, query=1, crop_seconds=1.0, augment=Augmenter(), seed=3, steps=6
+    )
     for dataset in (pairs, episodes):
         serial = list(DataLoader(dataset, batch_size=None, sampler=range(2, 6), num_workers=0))
-        parallel = list(DataLoader(dataset, batch_size=None, sampler=range(2, 6),
-                                   num_workers=2))
+        parallel = list(DataLoader(dataset, batch_size=None, sampler=range(2, 6), num_workers=2))
         assert len(serial) == len(parallel) == 4
         assert all(_same(a, b) for a, b in zip(serial, parallel))
         assert all(_same(a, dataset[step]) for a, step in zip(serial, range(2, 6)))

@@ -20,9 +20,9 @@ def _wav_bytes(root: Path) -> dict[str, bytes]:
 
 
 def test_tiny_corpus_is_valid_deterministic_and_skipped_on_rerun(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    kwargs = dict(n_speakers=3, utterances_per_speaker=2, seed=11, heldout_fraction=0.34,
-                  progress=False)
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kwargs = dict(n_speakers=3, utterances_per_speaker=2, seed=11, heldout_fraction=0.34, progress=False)
     manifest = sc.build_speech_corpus(tmp_path / "a", workers=2, **kwargs)
     records = read_manifest(manifest)
     assert len(records) == 6
@@ -52,8 +52,7 @@ def test_tiny_corpus_is_valid_deterministic_and_skipped_on_rerun(
     assert json.loads((tmp_path / "a" / "build.json").read_text())["complete"] is True
 
 
-def test_interrupted_build_resumes_and_changed_args_rebuild(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_interrupted_build_resumes_and_changed_args_rebuild(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     kwargs = dict(n_speakers=2, utterances_per_speaker=1, seed=5, progress=False, workers=1)
     out = tmp_path / "c"
     sc.build_speech_corpus(out, **kwargs)
@@ -64,8 +63,7 @@ def test_interrupted_build_resumes_and_changed_args_rebuild(
     (out / "audio" / "spk0001" / "utterances.jsonl").unlink()
     calls = []
     real = sc.render_utterance
-    monkeypatch.setattr(sc, "render_utterance", lambda spec, *a: calls.append(spec.id)
-                        or real(spec, *a))
+    monkeypatch.setattr(sc, "render_utterance", lambda spec, *a: calls.append(spec.id) or real(spec, *a))
     sc.build_speech_corpus(out, **kwargs)
     assert calls == ["spk0001"] and _wav_bytes(out) == before
     # Other arguments: the old audio goes, the new build replaces it.
@@ -80,14 +78,14 @@ def test_foreign_folder_is_not_overwritten(tmp_path: Path) -> None:
 
 
 def test_dev_trials_full_cross_product(tmp_path: Path) -> None:
-    dev = sc.build_dev_trials(tmp_path / "dev", n_speakers=4, enroll_per_speaker=1,
-                              test_per_speaker=2, seed=1, workers=2, progress=False)
+    dev = sc.build_dev_trials(
+        tmp_path / "dev", n_speakers=4, enroll_per_speaker=1, test_per_speaker=2, seed=1, workers=2, progress=False
+    )
     speakers = sorted(dev.enrollments)
     assert len(speakers) == 4 and all(len(v) == 1 for v in dev.enrollments.values())
     assert all(s.startswith("spk1") for s in speakers)  # the reserved dev range
     assert len(dev.trials) == 4 * 4 * 2 and sum(t.target for t in dev.trials) == 8
-    assert {(t.speaker, t.test) for t in dev.trials} == {
-        (s, t.test) for s in speakers for t in dev.trials}
+    assert {(t.speaker, t.test) for t in dev.trials} == {(s, t.test) for s in speakers for t in dev.trials}
     for t in dev.trials:
         assert t.test.is_file() and t.target == (t.test.parent.name == t.speaker)
     lines = (tmp_path / "dev" / "trials.txt").read_text().splitlines()

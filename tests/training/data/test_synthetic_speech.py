@@ -29,8 +29,7 @@ def test_enumerate_speakers_distinct_spread_and_deterministic() -> None:
     assert ss.enumerate_speakers(400, seed=3) == specs[:400]
     assert ss.enumerate_speakers(10, seed=3, start=400) == specs[400:410]
     other = ss.enumerate_speakers(400, seed=4)
-    assert [(s.language, s.variant) for s in other] == [(s.language, s.variant)
-                                                        for s in specs[:400]]
+    assert [(s.language, s.variant) for s in other] == [(s.language, s.variant) for s in specs[:400]]
     assert other != specs[:400]
     with pytest.raises(ValueError, match="at most"):
         ss.enumerate_speakers(ss.max_speakers() + 1, seed=0)
@@ -51,7 +50,7 @@ def test_synthesize_writes_trimmed_16k_mono(tmp_path: Path) -> None:
     assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
     x, _ = sf.read(path)
     assert 0.8 < x.size / 16000 < 4.0
-    frames = np.sqrt(np.mean(x[:x.size // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+    frames = np.sqrt(np.mean(x[: x.size // 160 * 160].reshape(-1, 160) ** 2, axis=1))
     loud = frames > frames.max() * 0.01  # the trim keeps 50 ms (5 frames) around speech
     assert loud[:6].any() and loud[-6:].any()
     assert np.max(np.abs(x)) == pytest.approx(0.5, abs=1e-3)

@@ -11,8 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from training.evaluation.verification import (
-    det_curve, eer, far_frr_at, min_dcf, plot_det, reject_all_threshold, threshold_at_far,
-    verification_report)
+    det_curve,
+    eer,
+    far_frr_at,
+    min_dcf,
+    plot_det,
+    reject_all_threshold,
+    threshold_at_far,
+    verification_report,
+)
 
 # 4 targets / 6 non-targets. Operating points (t: FAR, FRR), accept if score >= t:
 #  .1: 6/6,0  .2: 5/6,0  .3: 4/6,0  .35: 3/6,0  .4: 3/6,1/4  .5: 2/6,1/4  .6: 1/6,1/4
@@ -30,11 +37,14 @@ def test_eer_hand_computed() -> None:
     assert threshold == pytest.approx(0.55)
 
 
-@pytest.mark.parametrize(("p_target", "value", "threshold"), [
-    (0.25, 0.5, 0.8),      # normalised DCF = FRR + 3 FAR: 0.5 at t=.8
-    (0.5, 5 / 12, 0.6),    # FRR + FAR: 1/4 + 1/6 at t=.6
-    (0.01, 0.5, 0.8),      # FRR + 99 FAR: only FAR=0 points matter, best FRR 1/2 at .8
-])
+@pytest.mark.parametrize(
+    ("p_target", "value", "threshold"),
+    [
+        (0.25, 0.5, 0.8),  # normalised DCF = FRR + 3 FAR: 0.5 at t=.8
+        (0.5, 5 / 12, 0.6),  # FRR + FAR: 1/4 + 1/6 at t=.6
+        (0.01, 0.5, 0.8),  # FRR + 99 FAR: only FAR=0 points matter, best FRR 1/2 at .8
+    ],
+)
 def test_min_dcf_hand_computed(p_target: float, value: float, threshold: float) -> None:
     got_value, got_threshold = min_dcf(SCORES, LABELS, p_target)
     assert got_value == pytest.approx(value)
@@ -48,8 +58,7 @@ def test_min_dcf_costs() -> None:
     assert threshold == pytest.approx(0.35)
 
 
-@pytest.mark.parametrize(("far", "threshold"), [
-    (1.0, 0.1), (0.5, 0.4), (0.34, 0.5), (0.2, 0.7), (1 / 6, 0.7)])
+@pytest.mark.parametrize(("far", "threshold"), [(1.0, 0.1), (0.5, 0.4), (0.34, 0.5), (0.2, 0.7), (1 / 6, 0.7)])
 def test_threshold_at_far_hand_computed(far: float, threshold: float) -> None:
     assert threshold_at_far(SCORES, LABELS, far) == pytest.approx(threshold)
 
@@ -120,8 +129,7 @@ def _brute_force_eer(scores: np.ndarray, labels: np.ndarray) -> float:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.integers(0, 20), min_size=2, max_size=40),
-       st.lists(st.integers(0, 20), min_size=2, max_size=40))
+@given(st.lists(st.integers(0, 20), min_size=2, max_size=40), st.lists(st.integers(0, 20), min_size=2, max_size=40))
 def test_eer_matches_brute_force(targets: list[int], nontargets: list[int]) -> None:
     scores = np.array(targets + nontargets, dtype=float) / 4.0  # small ints: plenty of ties
     labels = np.array([1] * len(targets) + [0] * len(nontargets))
@@ -134,11 +142,12 @@ def test_eer_matches_brute_force(targets: list[int], nontargets: list[int]) -> N
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(-30, 30), min_size=1, max_size=20),
-       st.lists(st.integers(-30, 30), min_size=1, max_size=300),
-       st.sampled_from([0.5, 0.2, 0.1, 0.05, 0.03, 0.01]))
-def test_threshold_at_far_property(targets: list[int], nontargets: list[int],
-                                   far: float) -> None:
+@given(
+    st.lists(st.integers(-30, 30), min_size=1, max_size=20),
+    st.lists(st.integers(-30, 30), min_size=1, max_size=300),
+    st.sampled_from([0.5, 0.2, 0.1, 0.05, 0.03, 0.01]),
+)
+def test_threshold_at_far_property(targets: list[int], nontargets: list[int], far: float) -> None:
     scores = np.array(targets + nontargets, dtype=float) / 8.0
     labels = np.array([1] * len(targets) + [0] * len(nontargets))
     non = scores[labels == 0]
@@ -194,7 +203,9 @@ def test_report_omits_unresolvable_fars() -> None:
 def test_plot_det_writes_png(tmp_path) -> None:
     rng = np.random.default_rng(2)
     labels = np.array([1] * 100 + [0] * 400)
-    curves = {name: (np.concatenate([rng.normal(mu, 1, 100), rng.normal(0, 1, 400)]), labels)
-              for name, mu in (("good", 3.0), ("poor", 1.0))}
+    curves = {
+        name: (np.concatenate([rng.normal(mu, 1, 100), rng.normal(0, 1, 400)]), labels)
+        for name, mu in (("good", 3.0), ("poor", 1.0))
+    }
     path = plot_det(tmp_path / "det" / "det.png", curves, title="test")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

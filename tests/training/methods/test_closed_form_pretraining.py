@@ -41,8 +41,7 @@ def test_fitted_log_log_slope_is_minus_beta(beta: float) -> None:
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
-@given(beta=st.floats(-2.0, 2.0), seed=st.integers(0, 2**32 - 1),
-       rate=st.sampled_from([22050, 44100]))
+@given(beta=st.floats(-2.0, 2.0), seed=st.integers(0, 2**32 - 1), rate=st.sampled_from([22050, 44100]))
 def test_slope_property_at_other_rates(beta: float, seed: int, rate: int) -> None:
     x = power_law_noise(rate, beta, np.random.default_rng(seed), rate)  # 1 s clips
     slope = spectral_slope(x, rate, f_lo=25 * rate / 2048, f_hi=0.45 * rate, nperseg=2048)
@@ -135,8 +134,7 @@ def test_band_noise_energy_is_in_band_with_slope_minus_beta() -> None:
 def test_d2_clip_energy_sits_in_its_own_band() -> None:
     d2 = D2()
     e = d2.band_edges
-    assert np.allclose(e[[0, -1]], [50.0, 8000.0]) and np.allclose(np.diff(np.log(e)),
-                                                                   np.log(160) / 6)
+    assert np.allclose(e[[0, -1]], [50.0, 8000.0]) and np.allclose(np.diff(np.log(e)), np.log(160) / 6)
     f = np.fft.rfftfreq(SR, 1 / SR)
     for c in range(d2.n_classes):
         x = d2.sample(c, np.random.default_rng(c), SR, SR).astype(float)
@@ -150,8 +148,7 @@ def test_d2_clip_energy_sits_in_its_own_band() -> None:
 
 
 def _segment_slopes(x: np.ndarray, pieces: int = 8) -> np.ndarray:
-    return np.array([spectral_slope(s, SR, 500.0, 7000.0, 256)
-                     for s in np.array_split(x, pieces)])
+    return np.array([spectral_slope(s, SR, 500.0, 7000.0, 256) for s in np.array_split(x, pieces)])
 
 
 def test_d3_beta_drift_is_measurable() -> None:
@@ -174,12 +171,13 @@ def test_d3_envelopes_are_measurable() -> None:
     def variation(x: np.ndarray) -> float:
         # Frame RMS of the first difference (10 ms frames): differencing tilts any β to
         # high frequencies, so short frames estimate the level well and only the envelope moves.
-        d = np.diff(x.astype(float))[:SR - 160]
+        d = np.diff(x.astype(float))[: SR - 160]
         rms = np.sqrt(np.mean(d.reshape(-1, 160) ** 2, axis=1))
         return float(np.std(rms) / np.mean(rms))
 
     for seed in range(6):
-        v = {e: variation(d3.sample(d3.class_names.index(f"d3/steady/{e}"),
-                                    np.random.default_rng(seed), SR, SR))
-             for e in d3.envelopes}
+        v = {
+            e: variation(d3.sample(d3.class_names.index(f"d3/steady/{e}"), np.random.default_rng(seed), SR, SR))
+            for e in d3.envelopes
+        }
         assert v["flat"] < 0.2 and min(v["bursts"], v["am"], v["swell"]) > 0.3

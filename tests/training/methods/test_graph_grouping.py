@@ -32,8 +32,10 @@ def _separated(groups: int = 4, per_group: int = 3) -> tuple[torch.Tensor, torch
 @pytest.mark.parametrize("form,steps", [("walk", 1), ("walk", 2), ("walk", 3), ("ncut", 1)])
 def test_perfectly_separated_groups_drive_the_loss_to_zero_as_w_grows(form, steps):
     emb, labels = _separated()  # the literal walk (returns to i count) and ncut reach 0
-    losses = [float(GraphGroupingLoss(form, steps, include_self=True, init_w=w)(emb, labels).loss.detach())
-              for w in (1.0, 4.0, 8.0, 30.0)]
+    losses = [
+        float(GraphGroupingLoss(form, steps, include_self=True, init_w=w)(emb, labels).loss.detach())
+        for w in (1.0, 4.0, 8.0, 30.0)
+    ]
     assert all(a > b for a, b in itertools.pairwise(losses)), losses
     assert losses[0] > 0.1 and losses[-1] < 1e-6
 
@@ -71,8 +73,9 @@ def test_log_space_walk_equals_the_matrix_power_of_p(steps):
     expected = -torch.log((pt * same).sum(1)).mean()  # the literal formula: a return to i counts
     assert torch.allclose(random_walk_loss(s, labels, steps, include_self=True), expected, atol=1e-12)
     others = same & ~torch.eye(len(labels), dtype=torch.bool)
-    assert torch.allclose(random_walk_loss(s, labels, steps, include_self=False),
-                          -torch.log((pt * others).sum(1)).mean(), atol=1e-12)
+    assert torch.allclose(
+        random_walk_loss(s, labels, steps, include_self=False), -torch.log((pt * others).sum(1)).mean(), atol=1e-12
+    )
 
 
 def test_ncut_matches_its_definition_and_each_ratio_is_in_0_1():

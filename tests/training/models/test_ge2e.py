@@ -29,8 +29,9 @@ def test_window_count_matches_compute_partial_slices(n):
 
 
 def test_equals_embed_utterance_and_padding_is_harmless(encoder, voices):
-    import soundfile as sf
     import io
+
+    import soundfile as sf
 
     reference = resemblyzer.VoiceEncoder("cpu", verbose=False)
     clips = [resemblyzer.preprocess_wav(sf.read(io.BytesIO(voices.clip(i, 0)), dtype="float32")[0]) for i in range(3)]

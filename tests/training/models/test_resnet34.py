@@ -108,7 +108,10 @@ def test_onnx_export_matches_torch(tmp_path):
     )
     rng = np.random.default_rng(0)
     feeds = [
-        {"waveform": (rng.standard_normal((3, 12345)) * 0.1).astype(np.float32), "lengths": np.array([12345, 9000, 4001])},
+        {
+            "waveform": (rng.standard_normal((3, 12345)) * 0.1).astype(np.float32),
+            "lengths": np.array([12345, 9000, 4001]),
+        },
         {"waveform": (rng.standard_normal((1, 20000)) * 0.1).astype(np.float32), "lengths": np.array([20000])},
     ]
     require(torch_vs_onnx("resnet34", model, path, feeds), max_abs_diff=1e-4)

@@ -92,13 +92,19 @@ def test_onnx_export_matches_torch(tmp_path):
     torch.manual_seed(1)
     model = _trained_like(SoundCnn(**SMALL), seed=1)
     path = export_onnx(
-        model, (torch.randn(2, 8000) * 0.1, torch.tensor([8000, 6001])), tmp_path / "sound.onnx",
-        input_names=["waveform", "lengths"], output_names=["embedding"],
+        model,
+        (torch.randn(2, 8000) * 0.1, torch.tensor([8000, 6001])),
+        tmp_path / "sound.onnx",
+        input_names=["waveform", "lengths"],
+        output_names=["embedding"],
         dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "embedding": {0: "batch"}},
     )
     rng = np.random.default_rng(0)
     feeds = [
-        {"waveform": (rng.standard_normal((3, 12345)) * 0.1).astype(np.float32), "lengths": np.array([12345, 9000, 4001])},
+        {
+            "waveform": (rng.standard_normal((3, 12345)) * 0.1).astype(np.float32),
+            "lengths": np.array([12345, 9000, 4001]),
+        },
         {"waveform": (rng.standard_normal((1, 20000)) * 0.1).astype(np.float32), "lengths": np.array([20000])},
     ]
     require(torch_vs_onnx("sound_cnn", model, path, feeds), max_abs_diff=1e-4)

@@ -14,19 +14,39 @@ from training.recipes.config import RecipeError, build_recipe, load_recipe, to_p
 from training.recipes.face import FaceRecipe, cross_track_eers, train_face_recipe
 
 RECIPES = sorted(p for p in (REPO / "recipes" / "face").glob("*.yaml") if p.stem != "synthetic-base")
-TINY = {"kind": "face", "export_name": "tiny-face",
-        "data": {"synthetic": {"identities": 10, "tracks_per_identity": 2, "frames_per_track": 4,
-                               "heldout_fraction": 0.3}, "groups_per_batch": 4, "frames_per_group": 2},
-        "model": {"name": "iresnet", "widths": [4, 8, 8, 16], "embedding_dim": 16, "input_downsample": 4},
-        "method": {"name": "graph_grouping", "form": "walk", "steps": 2},
-        "trainer": {"steps": 6, "steps_per_epoch": 6, "lr": 0.003, "log_every": 2, "checkpoint_every": 0,
-                    "num_workers": 0, "progress": False, "tensorboard": False}}
+TINY = {
+    "kind": "face",
+    "export_name": "tiny-face",
+    "data": {
+        "synthetic": {"identities": 10, "tracks_per_identity": 2, "frames_per_track": 4, "heldout_fraction": 0.3},
+        "groups_per_batch": 4,
+        "frames_per_group": 2,
+    },
+    "model": {"name": "iresnet", "widths": [4, 8, 8, 16], "embedding_dim": 16, "input_downsample": 4},
+    "method": {"name": "graph_grouping", "form": "walk", "steps": 2},
+    "trainer": {
+        "steps": 6,
+        "steps_per_epoch": 6,
+        "lr": 0.003,
+        "log_every": 2,
+        "checkpoint_every": 0,
+        "num_workers": 0,
+        "progress": False,
+        "tensorboard": False,
+    },
+}
 
 
 def test_the_shipped_recipes_differ_only_in_method():
     loaded = {p.stem: load_recipe(p, schema=FaceRecipe) for p in RECIPES}
-    assert set(loaded) == {"graph-walk-t1", "graph-walk-t2", "graph-walk-t3", "graph-ncut", "gcl-pairwise",
-                           "graph-walk-t2-literal"}
+    assert set(loaded) == {
+        "graph-walk-t1",
+        "graph-walk-t2",
+        "graph-walk-t3",
+        "graph-ncut",
+        "gcl-pairwise",
+        "graph-walk-t2-literal",
+    }
 
     def rest(recipe: FaceRecipe) -> dict:
         return {k: v for k, v in to_plain(recipe).items() if k not in ("method", "export_name")}
@@ -63,17 +83,25 @@ def test_cross_track_eers_skip_same_track_pairs_and_split_by_quality():
     assert set(cross_track_eers(emb, identity, track, None)) == {"overall"}
 
 
-@pytest.mark.parametrize("method", [{"name": "graph_grouping", "form": "walk", "steps": 2},
-                                    {"name": "graph_grouping", "form": "ncut"}, {"name": "gcl", "form": "sigmoid"}],
-                         ids=["walk", "ncut", "gcl"])
+@pytest.mark.parametrize(
+    "method",
+    [
+        {"name": "graph_grouping", "form": "walk", "steps": 2},
+        {"name": "graph_grouping", "form": "ncut"},
+        {"name": "gcl", "form": "sigmoid"},
+    ],
+    ids=["walk", "ncut", "gcl"],
+)
 def test_a_tiny_run_trains_and_evaluates(tmp_path, method):
     run = train_face_recipe(build_recipe({**TINY, "method": method}, FaceRecipe), tmp_path / "run")
     losses = [json.loads(line)["loss"] for line in (tmp_path / "run/metrics.jsonl").read_text().splitlines()]
     assert run["step"] == 6 and len(losses) == 3 and all(math.isfinite(loss) for loss in losses)
     report = json.loads((tmp_path / "run/eval/report.json").read_text())
     assert report["identities"] == 3 and report["frames"] == 24 and 0.0 <= report["eer"] <= 1.0
-    assert report["pairs"]["low_low"]["targets"] + report["pairs"]["high_high"]["targets"] <= \
-        report["pairs"]["overall"]["targets"]
+    assert (
+        report["pairs"]["low_low"]["targets"] + report["pairs"]["high_high"]["targets"]
+        <= report["pairs"]["overall"]["targets"]
+    )
     assert run["train_groups"] == 7 and run["synthetic"]["identities"] == 10
 
 
@@ -83,9 +111,16 @@ def test_toitsu_train_and_eval_dispatch_a_face_recipe(tmp_path, capsys):
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(json.dumps(TINY))  # JSON is YAML
     run_dir = tmp_path / "run"
-    assert train(argparse.Namespace(recipe=recipe, overrides=["trainer.steps=2"], run_dir=run_dir,
-                                    no_resume=False, no_eval=False)) == 0
+    assert (
+        train(
+            argparse.Namespace(
+                recipe=recipe, overrides=["trainer.steps=2"], run_dir=run_dir, no_resume=False, no_eval=False
+            )
+        )
+        == 0
+    )
     assert "held-out EER" in capsys.readouterr().out and (run_dir / "run.json").exists()
-    assert evaluate(argparse.Namespace(target=run_dir, overrides=[], untrained=False, out=tmp_path / "ev",
-                                       json=True)) == 0
+    assert (
+        evaluate(argparse.Namespace(target=run_dir, overrides=[], untrained=False, out=tmp_path / "ev", json=True)) == 0
+    )
     assert json.loads(capsys.readouterr().out)["frames"] == 24

@@ -35,9 +35,14 @@ def _bases(path: Path) -> list[Path]:
 # Files another recipe names as its `base:`: they may be fragments (a section left to the children).
 BASES = {base for path in ALL for base in _bases(path)}
 
-LOSS_OF = {("speaker", "gcl"): GeneralizedContrastiveLoss, ("speaker", "ap"): AngularPrototypicalLoss,
-           ("speaker", "aam"): AAMSoftmax, ("speaker", "meta"): MetaTrainingSetLoss,
-           ("face", "graph_grouping"): GraphGroupingLoss, ("face", "gcl"): GeneralizedContrastiveLoss}
+LOSS_OF = {
+    ("speaker", "gcl"): GeneralizedContrastiveLoss,
+    ("speaker", "ap"): AngularPrototypicalLoss,
+    ("speaker", "aam"): AAMSoftmax,
+    ("speaker", "meta"): MetaTrainingSetLoss,
+    ("face", "graph_grouping"): GraphGroupingLoss,
+    ("face", "gcl"): GeneralizedContrastiveLoss,
+}
 # METHODS §4: D1 has 16 β cells, D2 4 β × 6 bands, D3 4 drifts × 4 envelopes, "all" their union.
 FORMULA_CLASSES = {"d1": 16, "d2": 24, "d3": 16, "all": 56}
 
@@ -90,14 +95,17 @@ def test_every_recipe_loads_strictly_and_builds_its_model_and_loss(path: Path) -
         assert (float(got()) == pytest.approx(value)) if callable(got) else got == value, key
 
 
-@pytest.mark.parametrize(("recipe", "override", "complaint"), [
-    ("speaker/synthetic-gcl-sup.yaml", "model.chanels=64", "chanels"),
-    ("speaker/synthetic-meta.yaml", "method.lam=0", "lam must be > 0"),
-    ("face/graph-walk-t2.yaml", "method.stpes=3", "stpes"),
-    ("face/graph-ncut.yaml", "method.form=cut", "form must be one of"),
-    ("sound/pretrain-d1.yaml", "data.formula.params.n_beta=4", "n_beta"),
-    ("sound/finetune-base.yaml", "model.frontend.sample_rate=8000", "disagrees with data.sample_rate"),
-])
+@pytest.mark.parametrize(
+    ("recipe", "override", "complaint"),
+    [
+        ("speaker/synthetic-gcl-sup.yaml", "model.chanels=64", "chanels"),
+        ("speaker/synthetic-meta.yaml", "method.lam=0", "lam must be > 0"),
+        ("face/graph-walk-t2.yaml", "method.stpes=3", "stpes"),
+        ("face/graph-ncut.yaml", "method.form=cut", "form must be one of"),
+        ("sound/pretrain-d1.yaml", "data.formula.params.n_beta=4", "n_beta"),
+        ("sound/finetune-base.yaml", "model.frontend.sample_rate=8000", "disagrees with data.sample_rate"),
+    ],
+)
 def test_a_bad_constructor_argument_fails_at_load(recipe: str, override: str, complaint: str) -> None:
     path = REPO / "recipes" / recipe
     kind, loaded = load_kind_recipe(path, [override])  # the free-form sections pass the schema…
@@ -114,8 +122,9 @@ def test_toitsu_train_stops_at_a_bad_argument_before_touching_data(tmp_path: Pat
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(json.dumps(FACE_TINY))  # JSON is YAML
     run_dir = tmp_path / "run"
-    args = argparse.Namespace(recipe=recipe, overrides=["model.widthz=[4, 8, 8, 16]"], run_dir=run_dir,
-                              no_resume=False, no_eval=False)
+    args = argparse.Namespace(
+        recipe=recipe, overrides=["model.widthz=[4, 8, 8, 16]"], run_dir=run_dir, no_resume=False, no_eval=False
+    )
     with pytest.raises(SystemExit, match="widthz"):
         train(args)
     assert not run_dir.exists()

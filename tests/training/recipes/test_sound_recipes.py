@@ -17,10 +17,25 @@ from training.recipes.sound import SoundRecipe, build_sound_model, initialise_fr
 from training.trainer.checkpoint import latest_checkpoint, load_checkpoint
 
 RECIPES = sorted((REPO / "recipes" / "sound").glob("*.yaml"))
-TINY_MODEL = {"name": "sound_cnn", "n_mels": 24, "channels": [4, 8, 8, 16], "embedding_dim": 16, "dropout": 0.0,
-              "frontend": {"n_mels": 24}}
-TRAINER = {"steps_per_epoch": 100, "lr": 0.003, "lr_decay": 1.0, "log_every": 4, "checkpoint_every": 0,
-           "num_workers": 0, "progress": False, "tensorboard": False, "seed": 0}
+TINY_MODEL = {
+    "name": "sound_cnn",
+    "n_mels": 24,
+    "channels": [4, 8, 8, 16],
+    "embedding_dim": 16,
+    "dropout": 0.0,
+    "frontend": {"n_mels": 24},
+}
+TRAINER = {
+    "steps_per_epoch": 100,
+    "lr": 0.003,
+    "lr_decay": 1.0,
+    "log_every": 4,
+    "checkpoint_every": 0,
+    "num_workers": 0,
+    "progress": False,
+    "tensorboard": False,
+    "seed": 0,
+}
 
 
 def _tiny(data: dict, steps: int, **top) -> SoundRecipe:
@@ -35,8 +50,12 @@ def _losses(run_dir: Path) -> list[float]:
 @pytest.fixture(scope="module")
 def pretrained(tmp_path_factory) -> tuple[Path, dict]:
     run_dir = tmp_path_factory.mktemp("sound") / "pretrain-d1"
-    data = {"formula": {"dataset": "d1", "params": {"n_betas": 4}}, "clip_seconds": 0.5, "batch_size": 16,
-            "eval_batches": 2}
+    data = {
+        "formula": {"dataset": "d1", "params": {"n_betas": 4}},
+        "clip_seconds": 0.5,
+        "batch_size": 16,
+        "eval_batches": 2,
+    }
     return run_dir, train_sound_recipe(_tiny(data, steps=24), run_dir)
 
 
@@ -89,8 +108,11 @@ def test_formula_pre_training_learns_and_reports_accuracy(pretrained):
 
 def test_init_from_loads_the_pre_trained_encoder_and_not_its_head(pretrained, corpus):
     run_dir, _ = pretrained
-    recipe = _tiny({"synthetic": corpus, "few_shot": {"test_fold": 1, "k": 1}, "clip_seconds": 0.5,
-                    "batch_size": 8}, steps=4, init_from=str(run_dir))
+    recipe = _tiny(
+        {"synthetic": corpus, "few_shot": {"test_fold": 1, "k": 1}, "clip_seconds": 0.5, "batch_size": 8},
+        steps=4,
+        init_from=str(run_dir),
+    )
     saved = load_checkpoint(latest_checkpoint(run_dir))["modules"]["encoder"]
     torch.manual_seed(0)
     encoder = build_sound_model(recipe)
@@ -105,9 +127,13 @@ def test_init_from_loads_the_pre_trained_encoder_and_not_its_head(pretrained, co
 
 def test_k_shot_fine_tuning_from_a_pre_training_run(pretrained, corpus, tmp_path):
     pretrain_dir, _ = pretrained
-    recipe = _tiny({"synthetic": corpus, "few_shot": {"test_fold": 2, "k": 2, "draw": 1}, "clip_seconds": 0.5,
-                    "batch_size": 12}, steps=16, init_from=str(pretrain_dir),
-                   augment={"noise_p": 0.5, "reverb_p": 0.0, "speed_p": 0.0, "bandpass_p": 0.0}, precise_bn=2)
+    recipe = _tiny(
+        {"synthetic": corpus, "few_shot": {"test_fold": 2, "k": 2, "draw": 1}, "clip_seconds": 0.5, "batch_size": 12},
+        steps=16,
+        init_from=str(pretrain_dir),
+        augment={"noise_p": 0.5, "reverb_p": 0.0, "speed_p": 0.0, "bandpass_p": 0.0},
+        precise_bn=2,
+    )
     run_dir = tmp_path / "finetune"
     run = train_sound_recipe(recipe, run_dir)
     losses = _losses(run_dir)

@@ -21,8 +21,10 @@ def test_every_recipe_loads(path: Path):
 
 
 def test_gcl_regimes_differ_only_in_the_sampler_mode():
-    loaded = {m: load_recipe(REPO / f"recipes/speaker/synthetic-gcl-{m}.yaml", schema=SpeakerRecipe)
-              for m in ("unsup", "semi", "sup")}
+    loaded = {
+        m: load_recipe(REPO / f"recipes/speaker/synthetic-gcl-{m}.yaml", schema=SpeakerRecipe)
+        for m in ("unsup", "semi", "sup")
+    }
     base = dataclasses.replace(loaded["sup"], export_name="")
     for recipe in loaded.values():
         same = dataclasses.replace(recipe, export_name="", sampler=base.sampler)
@@ -32,8 +34,9 @@ def test_gcl_regimes_differ_only_in_the_sampler_mode():
 
 def test_a_misspelt_key_or_override_is_an_error(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(f"base: {REPO / 'recipes/speaker/synthetic-base.yaml'}\nmethod: {{name: gcl}}\n"
-                   "sampler: {mdoe: supervised}\n")
+    bad.write_text(
+        f"base: {REPO / 'recipes/speaker/synthetic-base.yaml'}\nmethod: {{name: gcl}}\nsampler: {{mdoe: supervised}}\n"
+    )
     with pytest.raises(RecipeError, match="sampler.mdoe"):
         load_recipe(bad, schema=SpeakerRecipe)
     with pytest.raises(RecipeError, match="trainer.stepz"):

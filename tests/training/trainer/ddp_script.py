@@ -21,10 +21,20 @@ def main(run_dir: Path, steps: int) -> None:
     assert dist.world_size == 2, dist
     seed_everything(100 + dist.rank)  # different initial weights per rank: DDP must broadcast rank 0's
     modules = toy_modules()
-    config = TrainerConfig(steps=steps, steps_per_epoch=10, lr=0.1, lr_decay=0.9, device="cpu", log_every=4,
-                           checkpoint_every=6, tensorboard=False, progress=False)
-    result = Trainer(config, modules, toy_step, ToyBatches(seed=5, rank=dist.rank), run_dir,
-                     items_per_batch=items, dist=dist).fit()
+    config = TrainerConfig(
+        steps=steps,
+        steps_per_epoch=10,
+        lr=0.1,
+        lr_decay=0.9,
+        device="cpu",
+        log_every=4,
+        checkpoint_every=6,
+        tensorboard=False,
+        progress=False,
+    )
+    result = Trainer(
+        config, modules, toy_step, ToyBatches(seed=5, rank=dist.rank), run_dir, items_per_batch=items, dist=dist
+    ).fit()
     torch.save({name: m.state_dict() for name, m in modules.items()}, run_dir / f"params-rank{dist.rank}.pt")
     print(f"rank {dist.rank}: step {result.step} loss {result.metrics['loss']:.4f}", flush=True)
     cleanup_distributed()

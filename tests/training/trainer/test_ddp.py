@@ -17,8 +17,16 @@ SCRIPT = Path(__file__).with_name("ddp_script.py")
 
 def torchrun(run_dir: Path, steps: int) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone",
-           str(SCRIPT), str(run_dir), str(steps)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--standalone",
+        str(SCRIPT),
+        str(run_dir),
+        str(steps),
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout
@@ -39,4 +47,9 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     # Extending the run resumes both ranks from the shared checkpoint (step 12).
     out = torchrun(tmp_path, 16)
     assert "rank 1: step 16" in out
-    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [4, 8, 12, 16]
+    assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [
+        4,
+        8,
+        12,
+        16,
+    ]

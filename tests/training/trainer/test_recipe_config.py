@@ -75,8 +75,11 @@ def test_unknown_key_names_dotted_path_and_known_keys(tmp_path: Path) -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    data = {"trainer": {"lrr": 1.0, "steps": "ten", "steps_per_epoch": 5, "progress": 1},
-            "data": {"speakers": [1, "two"]}, "extra": {}}
+    data = {
+        "trainer": {"lrr": 1.0, "steps": "ten", "steps_per_epoch": 5, "progress": 1},
+        "data": {"speakers": [1, "two"]},
+        "extra": {},
+    }
     with pytest.raises(RecipeError) as err:
         build_recipe(data, Recipe)
     problems = err.value.problems
@@ -89,12 +92,15 @@ def test_every_problem_is_reported_at_once() -> None:
     assert len(problems) == 6
 
 
-@pytest.mark.parametrize(("section", "message"), [
-    ({"amp": "fp16"}, "trainer.amp: expected one of 'auto', 'bf16', 'off'"),
-    ({"lr": True}, "trainer.lr: expected a number"),
-    ({"steps": 2.5}, "trainer.steps: expected an integer"),
-    ({"lr": -1.0}, "trainer: lr must be > 0"),  # the dataclass's own check, with its path
-])
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"amp": "fp16"}, "trainer.amp: expected one of 'auto', 'bf16', 'off'"),
+        ({"lr": True}, "trainer.lr: expected a number"),
+        ({"steps": 2.5}, "trainer.steps: expected an integer"),
+        ({"lr": -1.0}, "trainer: lr must be > 0"),  # the dataclass's own check, with its path
+    ],
+)
 def test_type_errors(section: dict[str, Any], message: str) -> None:
     data = {"trainer": {"steps": 10, "steps_per_epoch": 5, **section}, "data": {"manifest": "m.jsonl"}}
     with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -108,9 +114,18 @@ def test_str_field_refuses_numbers() -> None:
 
 
 def test_overrides(tmp_path: Path) -> None:
-    recipe = load_recipe(write(tmp_path, GOOD), [
-        "trainer.lr=3e-4", "data.speakers=[7]", "model.channels=256", "data.weights.vox=0.5",
-        "note=hello=world", "trainer.grad_clip=null"], schema=Recipe)
+    recipe = load_recipe(
+        write(tmp_path, GOOD),
+        [
+            "trainer.lr=3e-4",
+            "data.speakers=[7]",
+            "model.channels=256",
+            "data.weights.vox=0.5",
+            "note=hello=world",
+            "trainer.grad_clip=null",
+        ],
+        schema=Recipe,
+    )
     assert recipe.trainer.lr == 3e-4
     assert recipe.data.speakers == (7,)
     assert recipe.model["channels"] == 256 and recipe.model["name"] == "ecapa_tdnn"
@@ -144,8 +159,9 @@ trainer:            # comments do not count
     assert a == b and recipe_hash(a) == recipe_hash(b) and len(recipe_hash(a)) == 64
     c = load_recipe(write(tmp_path, GOOD, "a.yaml"), ["model.channels=256"], schema=Recipe)
     assert recipe_hash(c) != recipe_hash(a)
-    longer = load_recipe(write(tmp_path, GOOD, "a.yaml"), ["trainer.steps=5000", "trainer.progress=false"],
-                         schema=Recipe)
+    longer = load_recipe(
+        write(tmp_path, GOOD, "a.yaml"), ["trainer.steps=5000", "trainer.progress=false"], schema=Recipe
+    )
     assert recipe_hash(longer) != recipe_hash(a) and resume_hash(longer) == resume_hash(a)
 
 

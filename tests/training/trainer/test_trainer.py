@@ -25,9 +25,20 @@ from training.trainer import (
 )
 from training.trainer.checkpoint import latest_checkpoint, list_checkpoints
 
-BASE = TrainerConfig(steps=10, steps_per_epoch=4, lr=0.05, lr_decay=0.5, lr_decay_every_epochs=1,
-                     grad_clip=5.0, device="cpu", log_every=2, checkpoint_every=5, keep_checkpoints=0,
-                     tensorboard=False, progress=False)
+BASE = TrainerConfig(
+    steps=10,
+    steps_per_epoch=4,
+    lr=0.05,
+    lr_decay=0.5,
+    lr_decay_every_epochs=1,
+    grad_clip=5.0,
+    device="cpu",
+    log_every=2,
+    checkpoint_every=5,
+    keep_checkpoints=0,
+    tensorboard=False,
+    progress=False,
+)
 
 
 def make_trainer(run_dir: Path, config: TrainerConfig = BASE, **kwargs) -> Trainer:
@@ -41,14 +52,15 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 
 def test_loss_falls_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = dataclasses.replace(BASE, steps=40, steps_per_epoch=10, lr=0.1, lr_decay=0.9, log_every=5,
-                                 checkpoint_every=0, progress=True)
+    config = dataclasses.replace(
+        BASE, steps=40, steps_per_epoch=10, lr=0.1, lr_decay=0.9, log_every=5, checkpoint_every=0, progress=True
+    )
     result = make_trainer(tmp_path, config).fit()
     records = read_metrics(tmp_path)
     assert [r["step"] for r in records] == list(range(5, 41, 5))
     assert records[-1]["loss"] < 0.2 * records[0]["loss"]
     assert set(records[0]["metrics"]) == {"w", "bias"}
-    assert records[0]["lr"] == 0.1 and records[-1]["lr"] == pytest.approx(0.1 * 0.9 ** 3)  # decays every 10
+    assert records[0]["lr"] == 0.1 and records[-1]["lr"] == pytest.approx(0.1 * 0.9**3)  # decays every 10
     assert result.step == 40 and result.start_step == 0
     assert result.metrics["loss"] == records[-1]["loss"]
     assert result.items_per_s is not None and result.items_per_s > 0 and result.steps_per_s > 0
@@ -112,7 +124,8 @@ def test_records_the_identity_it_is_handed(tmp_path: Path) -> None:
     mine = RunIdentity(recipe_hash="a" * 64, resume_hash="b" * 64, text="model: {name: toy}\n")
     make_trainer(tmp_path, dataclasses.replace(BASE, steps=2), identity=mine).fit()
     assert (tmp_path / "recipe.yaml").read_text() == (
-        f"# recipe_hash: {'a' * 64}\n# resume_hash: {'b' * 64}\nmodel: {{name: toy}}\n")
+        f"# recipe_hash: {'a' * 64}\n# resume_hash: {'b' * 64}\nmodel: {{name: toy}}\n"
+    )
     state = load_checkpoint(latest_checkpoint(tmp_path))
     assert (state["recipe_hash"], state["resume_hash"]) == ("a" * 64, "b" * 64)
     # The same trainer config under another identity is another recipe: the identity decides.
@@ -123,8 +136,7 @@ def test_records_the_identity_it_is_handed(tmp_path: Path) -> None:
 
 
 def test_the_trainer_imports_no_recipe_module() -> None:
-    code = ("import sys, training.trainer; "
-            "print([m for m in sys.modules if m.startswith('training.recipes')])")
+    code = "import sys, training.trainer; print([m for m in sys.modules if m.startswith('training.recipes')])"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
