@@ -3,8 +3,9 @@ face tracks.
 
 Dev set: the synthetic face-track corpus (``training/data/face_tracks.py``: 102 identities from
 packaged photos — 100 LFW faces, the astronaut, Grace Hopper — with motion, blur, noise, JPEG and
-lighting), each frame pasted at a random place and scale onto a larger noisy background so that
-the detector has a scene to search, as in a video frame. Track ``t00`` of every identity (4
+lighting). Not its chips (those are already aligned) but the uncut frames they were cut from,
+each pasted at a random place and scale into a noisy scene so that the detector has a scene to
+search, as in a video frame, and the served pipeline aligns the face itself. Track ``t00`` of every identity (4
 frames) is its enrollment; every frame of track ``t01`` is a probe scored against every identity:
 a target trial for its own, non-target for the 101 others. Thresholds, EER, minDCF and the EER
 per probe quality ("low"/"high") go into the card via ``export.calibration.calibrate``; frames in
@@ -44,12 +45,15 @@ def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
         tracks_per_identity=DEV["tracks"],
         frames_per_track=DEV["frames"],
         seed=DEV["seed"],
+        uncut=True,
     )
+    # The scenes depend on the frames' build too (a new corpus builder version redoes them).
+    settings = {**DEV, "frames_build": json.loads((source.parent / "build.json").read_text())["args"]}
     manifest, stamp = root / "manifest.jsonl", root / "scenes.json"
-    if not manifest.exists() or not stamp.exists() or json.loads(stamp.read_text()) != DEV:
+    if not manifest.exists() or not stamp.exists() or json.loads(stamp.read_text()) != settings:
         shutil.rmtree(root / "scenes", ignore_errors=True)  # built for other settings, or interrupted
         _write_scenes(source, root)
-        stamp.write_text(json.dumps(DEV))  # last: a build without its stamp is redone
+        stamp.write_text(json.dumps(settings))  # last: a build without its stamp is redone
     enrollments: dict[str, list[Path]] = {}
     probes: list[tuple[str, Path]] = []
     for record in sorted(read_manifest(manifest), key=lambda r: str(r.path)):
@@ -64,22 +68,30 @@ def face_dev_trials(work_dir: Path) -> tuple[DevTrials, Path]:
 
 
 def _write_scenes(source_manifest: Path, root: Path) -> None:
-    """Each crop pasted (scaled 0.8-1.3×) at a random place of a noisy ``scene``² background."""
+    """Each uncut frame scaled so that its face's chip area is 0.8-1.3× the chip side and pasted
+    with that area at a random place of a noisy ``scene``² background (the frame is larger than
+    the scene, so it is clipped to it)."""
+    from training.data.face_render import FRAME_SCALE
+
     rng = np.random.default_rng(DEV["seed"])
     size = DEV["scene"]
     records = []
     for record in sorted(read_manifest(source_manifest), key=lambda r: str(r.path)):
-        crop = Image.open(record.path).convert("RGB")
-        side = int(round(crop.width * rng.uniform(0.8, 1.3)))
-        crop = crop.resize((side, side), Image.Resampling.BICUBIC)
+        with Image.open(source_manifest.parent / str(record.extra["uncut"])) as opened:
+            frame = opened.convert("RGB")
+        chip = frame.width / FRAME_SCALE  # the chip side the corpus was cut at
+        side = int(round(chip * rng.uniform(0.8, 1.3)))
+        wide = int(round(frame.width * side / chip))
+        frame = frame.resize((wide, wide), Image.Resampling.BICUBIC)
         base = rng.uniform(40, 200, 3)
-        scene = np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8)
+        scene = Image.fromarray(np.clip(base + rng.normal(0, 12, (size, size, 3)), 0, 255).astype(np.uint8))
         x, y = rng.integers(0, size - side + 1, 2)
-        scene[y : y + side, x : x + side] = np.asarray(crop)
+        scene.paste(frame, (int(x) + (side - wide) // 2, int(y) + (side - wide) // 2))
         path = root / "scenes" / Path(record.path).relative_to(source_manifest.parent / "frames")
         path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(scene).save(path, format="JPEG", quality=92)
-        records.append(dataclasses.replace(record, path=path))
+        scene.save(path, format="JPEG", quality=92)
+        extra = {k: v for k, v in record.extra.items() if k not in ("uncut", "points")}
+        records.append(dataclasses.replace(record, path=path, extra=extra))
     write_manifest(root / "manifest.jsonl", records)
 
 

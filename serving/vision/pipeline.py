@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from contracts.card_sections import Alignment
+from contracts.face_geometry import cut_chip
 from serving.errors import InvalidInput
-from serving.vision.align import face_chip, fallback_chip_from_mtcnn, square_box_from_mtcnn
+from serving.vision.align import fallback_chip_from_mtcnn, square_box_from_mtcnn
 from serving.vision.landmarks import ShapePredictor5
 from serving.vision.mtcnn import MtcnnDetector
 from serving.vision.quality import FrameQuality, QualityConfig, frame_quality
@@ -37,8 +38,8 @@ class FacePipeline:
         quality: QualityConfig = QualityConfig(),
     ) -> None:
         self.detector, self.landmarks, self.quality = detector, landmarks, quality
+        self.alignment = alignment
         self.chip_size, self.padding = alignment.chip_size, alignment.padding
-        self.template = np.asarray(alignment.template, dtype=np.float64)
 
     def detect(self, image: np.ndarray) -> list[FaceDetection]:
         """Faces in an RGB uint8 image [H, W, 3], most probable first."""
@@ -47,20 +48,29 @@ class FacePipeline:
     def align(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
         """The aligned chip [S, S, 3] uint8 of one detected face.
 
-        dlib's 5 points inside a square, dlib-detector-like box made from MTCNN's, then dlib's
-        own chip geometry: the alignment dlib's descriptor was trained with (0.00-0.08 L2 from
-        dlib's native pipeline, ../shared/notes/dlib_face_model.md). Without the landmark model,
-        MTCNN's own points are fitted to the mean-face template (about 0.1 L2 worse).
+        dlib's 5 points (:meth:`points5`), then dlib's own chip geometry
+        (``contracts.face_geometry.cut_chip``, the function the training corpus cuts its chips
+        with): the alignment dlib's descriptor was trained with (0.00-0.08 L2 from dlib's native
+        pipeline, ../shared/notes/dlib_face_model.md). Without the landmark model, MTCNN's own
+        points are fitted to the mean-face template (about 0.1 L2 worse).
         """
         if self.landmarks is None:
             return fallback_chip_from_mtcnn(image, detection.landmarks, size=self.chip_size, padding=self.padding)
+        return cut_chip(image, self.points5(image, detection), self.alignment)
+
+    def points5(self, image: np.ndarray, detection: FaceDetection) -> np.ndarray:
+        """dlib's 5 landmarks [5, 2] float32 (x, y pixels) of one detected face; needs the landmark model.
+
+        Predicted inside a square, dlib-detector-like box made from MTCNN's, then once more from
+        the box the landmark model's mean shape implies for those points: dlib's boxes relate to
+        faces differently than MTCNN's, per person, and predicting again brought every test face
+        closer to dlib's native descriptor (mean L2 0.085 → 0.060 on
+        tests/serving/vision/test_pipeline_vs_dlib.py's faces). Further passes oscillate.
+        """
+        if self.landmarks is None:
+            raise ValueError("this pipeline has no landmark model")
         points = self.landmarks.predict(image, square_box_from_mtcnn(detection.box))
-        # One refinement: the box the landmark model's mean shape implies for these points (dlib's
-        # boxes relate to faces differently than MTCNN's, per person); predicting again from it
-        # brought every test face closer to dlib's native descriptor (mean L2 0.085 → 0.060 on
-        # tests/serving/vision/test_pipeline_vs_dlib.py's faces). Further passes oscillate.
-        points = self.landmarks.predict(image, self.landmarks.box_for(points))
-        return face_chip(image, points, size=self.chip_size, padding=self.padding, template=self.template)
+        return self.landmarks.predict(image, self.landmarks.box_for(points))
 
     def faces(self, image: np.ndarray, limit: int | None = None) -> list[AlignedFace]:
         """Every detected face (the ``limit`` most probable) aligned and scored."""

@@ -1,37 +1,41 @@
 """A deterministic synthetic face-track corpus, built offline from face photos that ship in
-packages (METHODS §5; issue 3 "Training").
+packages (METHODS §5; issue 3 "Training"), made of the chips the gateway would cut (issue 10).
 
 Identities: the first 100 images of ``skimage.data.lfw_subset()`` (25×25 grey LFW faces; the
 other 100 are non-faces; each image is treated as one identity), the astronaut of
 ``skimage.data.astronaut()`` and matplotlib's ``grace_hopper.jpg`` (their face boxes were found
-once with dlib's frontal detector and are fixed below). Each identity has one source photo, so
-its tracks differ only by what a video pipeline does to a face:
+once with dlib's frontal detector; ``training.data.face_render``). Each identity has one source
+photo, so its tracks differ only by what a camera and a video pipeline do to a face:
 
 - per track: a base pose (rotation ±10°, zoom, offset), an illumination (gain, gamma, colour
-  cast) and a share of poor frames (0.15-0.65);
+  cast), a share of poor frames (0.15-0.65) and a backdrop (the face on a noisy background of one
+  random colour);
 - per frame: smooth motion around the base pose (sinusoids of random phase over the track:
   translation, zoom, rotation), then, for a "poor" frame, heavy degradations drawn from the hard
   ranges (Gaussian blur σ 3-6 px, render resolution 8-14 px, sensor noise σ 0.05-0.10,
   JPEG quality 8-25) and for the others mild ones (σ ≤ 0.8, ≥ 40 px, noise ≤ 0.02, quality ≥ 60).
-  The LFW faces are only 25 px wide, so the hard ranges are set against that resolution.
+  The LFW faces are only 25 px wide, so the hard ranges are set against that resolution;
+- then the served alignment: the source's 5 landmarks (found once by the served predictor)
+  follow the pose, a small jitter stands for the predictor's error, and the chip is cut with the
+  card's geometry, ``contracts.face_geometry.dlib_alignment(size)`` and ``cut_chip`` (dlib's
+  chip: the 5-point template, padding 0.25), the function the gateway cuts with.
 
-Each frame is a ``size``×``size`` RGB uint8 crop with a **quality label computed from its
+Each frame is a ``size``×``size`` RGB uint8 chip with a **quality label computed from its
 degradation parameters** (``low_quality``: blur σ ≥ 3 or resolution ≤ 14 px or noise σ ≥ 0.05
 or JPEG quality ≤ 25), not from the draw that chose them. Identities are split (seeded) into
-``train`` and ``heldout``. Every track renders from its own generator seeded by (seed, identity,
+``train`` and ``heldout``. Every track renders from its own generators seeded by (seed, identity,
 track), so a track looks the same whatever else is rendered.
 
 ``render_face_tracks`` keeps a corpus in memory (training); ``build_face_tracks`` writes it as
 ``frames/<identity>/<track>/<nnn>.jpg`` + ``manifest.jsonl`` (extra fields: ``track``,
-``frame``, ``quality`` "low"/"high" and the degradation parameters), which ``load_face_tracks``
-reads back, as it reads manifests of real layouts (``training.data.face_layouts``).
-``GroupBatches`` draws step-indexed training batches of groups × frames (identities or tracks).
+``frame``, ``quality`` "low"/"high" and the degradation parameters; with ``uncut=True`` also the
+uncut frames and their landmarks), which ``load_face_tracks`` reads back, as it reads manifests
+of real layouts (``training.data.face_layouts``). ``GroupBatches`` draws step-indexed training
+batches of groups × frames (identities or tracks).
 """
 
 from __future__ import annotations
 
-import functools
-import io
 import json
 import os
 import shutil
@@ -42,150 +46,67 @@ from typing import Literal
 
 import numpy as np
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 
+from contracts.card_sections import Alignment
+from contracts.face_geometry import dlib_alignment
+from training.data.face_render import (  # noqa: F401  (re-exported: the corpus's public names)
+    LFW_FACES,
+    LOW_BLUR,
+    LOW_JPEG,
+    LOW_NOISE,
+    LOW_RESOLUTION,
+    PHOTO_BOXES,
+    PHOTO_MARGIN,
+    SOURCE_SIZE,
+    FrameParams,
+    backdrop,
+    face_sources,
+    landmark_jitter,
+    render_frame,
+    source_points,
+    track_params,
+)
 from training.data.manifest import ManifestRecord, read_manifest, write_manifest
 
-_BUILD_VERSION = 1
-LFW_FACES = 100  # lfw_subset(): images 0..99 are faces, 100..199 are not
-# (x1, y1, x2, y2) of the face in each packaged photo (dlib frontal detector, upsample 1).
-PHOTO_BOXES = {"astronaut": (175, 76, 265, 166), "grace-hopper": (180, 139, 366, 325)}
-PHOTO_MARGIN = 1.1  # the source crop is the box grown by this factor, roughly LFW's framing
-SOURCE_SIZE = 112  # every source face is resampled to this size before rendering
-LOW_BLUR, LOW_RESOLUTION, LOW_NOISE, LOW_JPEG = 3.0, 14, 0.05, 25  # "low" thresholds (see above)
+_BUILD_VERSION = 2  # 2: frames are served chips (dlib geometry) cut from uncut frames on a backdrop
 GroupBy = Literal["identity", "track"]
 
 
-# ------------------------------------------------------------------------------- sources
-
-
-def _photo_face(image: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
-    x1, y1, x2, y2 = box
-    cx, cy, half = (x1 + x2) / 2, (y1 + y2) / 2, PHOTO_MARGIN * max(x2 - x1, y2 - y1) / 2
-    crop = Image.fromarray(image).crop((round(cx - half), round(cy - half), round(cx + half), round(cy + half)))
-    return np.asarray(crop.resize((SOURCE_SIZE, SOURCE_SIZE), Image.BICUBIC))
-
-
-@functools.lru_cache(maxsize=1)
-def face_sources() -> tuple[tuple[str, np.ndarray], ...]:
-    """(name, RGB uint8 [112, 112, 3]) of every available identity: the two colour photos first,
-    then ``lfw-000`` … ``lfw-099`` (grey, replicated to RGB). Cached; treat as read-only."""
-    import matplotlib.cbook
-    import skimage.data
-
-    hopper = np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
-    out = [
-        ("astronaut", _photo_face(skimage.data.astronaut(), PHOTO_BOXES["astronaut"])),
-        ("grace-hopper", _photo_face(hopper, PHOTO_BOXES["grace-hopper"])),
-    ]
-    lfw = skimage.data.lfw_subset()[:LFW_FACES]  # float64 [100, 25, 25] in [0, 1]
-    for i, face in enumerate(lfw):
-        grey = Image.fromarray(np.round(face * 255).astype(np.uint8)).resize((SOURCE_SIZE, SOURCE_SIZE), Image.BICUBIC)
-        out.append((f"lfw-{i:03d}", np.repeat(np.asarray(grey)[:, :, None], 3, axis=2)))
-    return tuple(out)
-
-
-# ------------------------------------------------------------------------------ rendering
-
-
 @dataclass(frozen=True)
-class FrameParams:
-    """How one frame was made: pose (shift in output fractions, zoom, degrees) and degradations."""
+class RenderedTrack:
+    """One rendered track: ``chips`` uint8 [N, S, S, 3] (what training reads), ``uncut`` uint8
+    [N, F, F, 3] (the frames they were cut from: scenes the served pipeline can run on),
+    ``points`` float64 [N, 5, 2] (the exact landmarks in each uncut frame), and how it was made."""
 
-    dx: float
-    dy: float
-    zoom: float
-    angle: float
-    blur: float
-    resolution: int
-    noise: float
-    jpeg: int
-
-    @property
-    def low_quality(self) -> bool:
-        return (
-            self.blur >= LOW_BLUR
-            or self.resolution <= LOW_RESOLUTION
-            or self.noise >= LOW_NOISE
-            or self.jpeg <= LOW_JPEG
-        )
+    chips: np.ndarray
+    uncut: np.ndarray
+    points: np.ndarray
+    params: list[FrameParams]
+    light: dict[str, float]
 
 
-def _track_params(rng: np.random.Generator, frames: int) -> tuple[list[FrameParams], dict[str, float]]:
-    """Per-frame parameters of one track and its illumination (gain, gamma, cast_r/g/b)."""
-    base = {
-        "dx": rng.uniform(-0.04, 0.04),
-        "dy": rng.uniform(-0.04, 0.04),
-        "zoom": rng.uniform(0.9, 1.15),
-        "angle": rng.uniform(-10, 10),
-    }
-    light = {
-        "gain": rng.uniform(0.7, 1.3),
-        "gamma": rng.uniform(0.8, 1.25),
-        **{f"cast_{c}": rng.uniform(0.92, 1.08) for c in "rgb"},
-    }
-    amplitude = {"dx": 0.04, "dy": 0.03, "zoom": 0.06, "angle": 6.0}
-    phase = {k: rng.uniform(0, 2 * np.pi, size=2) for k in amplitude}
-    poor_share = rng.uniform(0.15, 0.65)
-    t = np.arange(frames) / max(frames, 1)
-    params = []
-    for f in range(frames):
-        # Two slow sinusoids per pose parameter: smooth motion over the track, never a jump.
-        pose = {
-            k: base[k]
-            + amplitude[k] * 0.5 * (np.sin(2 * np.pi * t[f] + phase[k][0]) + np.sin(np.pi * t[f] + phase[k][1]))
-            for k in amplitude
-        }
-        if rng.random() < poor_share:  # a poor frame: one to three hard degradations
-            hard = set(rng.choice(4, size=int(rng.integers(1, 4)), replace=False).tolist())
-        else:
-            hard = set()
-        params.append(
-            FrameParams(
-                dx=float(pose["dx"]),
-                dy=float(pose["dy"]),
-                zoom=float(pose["zoom"]),
-                angle=float(pose["angle"]),
-                blur=float(rng.uniform(3.0, 6.0) if 0 in hard else rng.uniform(0.0, 0.8)),
-                resolution=int(rng.integers(8, 15) if 1 in hard else rng.integers(40, SOURCE_SIZE + 1)),
-                noise=float(rng.uniform(0.05, 0.10) if 2 in hard else rng.uniform(0.0, 0.02)),
-                jpeg=int(rng.integers(8, 26) if 3 in hard else rng.integers(60, 96)),
-            )
-        )
-    return params, {k: float(v) for k, v in light.items()}
-
-
-def render_frame(
-    source: np.ndarray, p: FrameParams, light: dict[str, float], size: int, rng: np.random.Generator
-) -> np.ndarray:
-    """source RGB uint8 [S, S, 3] → one degraded frame RGB uint8 [size, size, 3].
-
-    Order as in a camera pipeline: pose (affine warp, bicubic) at ``p.resolution`` → illumination
-    → optical blur → sensor noise → up-sampling to ``size`` → JPEG.
-    """
-    s = source.shape[0]
-    res = min(p.resolution, size)
-    # PIL's affine maps output (x, y) to input (a x + b y + c, d x + e y + f): rotate by angle and
-    # scale by 1/zoom about the centre, shifted by (dx, dy) of the output width.
-    theta, scale = np.deg2rad(p.angle), s / (res * p.zoom)
-    cos, sin = np.cos(theta) * scale, np.sin(theta) * scale
-    cx_out = res / 2
-    cx_in, cy_in = s / 2 - p.dx * s, s / 2 - p.dy * s
-    coeffs = (cos, sin, cx_in - cos * cx_out - sin * cx_out, -sin, cos, cy_in + sin * cx_out - cos * cx_out)
-    img = Image.fromarray(source).transform(
-        (res, res), Image.AFFINE, coeffs, resample=Image.BICUBIC, fillcolor=(118, 112, 104)
-    )
-    x = np.asarray(img, dtype=np.float32) / 255.0
-    cast = np.array([light["cast_r"], light["cast_g"], light["cast_b"]], dtype=np.float32)
-    x = np.clip(light["gain"] * np.power(x, light["gamma"]) * cast, 0.0, 1.0)
-    img = Image.fromarray(np.round(x * 255).astype(np.uint8))
-    if p.blur > 0.05:  # σ in output pixels, scaled to the render resolution
-        img = img.filter(ImageFilter.GaussianBlur(p.blur * res / size))
-    x = np.asarray(img, dtype=np.float32) / 255.0 + rng.normal(0.0, p.noise, size=(res, res, 3)).astype(np.float32)
-    img = Image.fromarray(np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)).resize((size, size), Image.BICUBIC)
-    buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=p.jpeg)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+def render_track(
+    identity: int, track: int, frames: int, alignment: Alignment, seed: int, *, jitter: bool = True
+) -> RenderedTrack:
+    """Track ``track`` of source ``identity``, from its own generators seeded by (seed, identity,
+    track): pose and degradations (the same draws as before chips were cut) and pixel noise from
+    one, the backdrop and the landmark jitter from another; ``jitter`` False cuts at the exact points."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, identity, track]))
+    aux = np.random.default_rng(np.random.SeedSequence([seed, identity, track, 1]))
+    params, light = track_params(rng, frames)
+    name, source = face_sources()[identity]
+    scene = backdrop(source, aux)
+    at = (scene.shape[0] - source.shape[0]) // 2
+    points = source_points(name) + at
+    chips, uncut, moved = [], [], []
+    for p in params:
+        offset = landmark_jitter(aux, p.low_quality, alignment.chip_size) if jitter else None
+        chip, frame, where = render_frame(scene, points, p, light, alignment, rng, offset)
+        chips.append(chip)
+        uncut.append(frame)
+        moved.append(where)
+    return RenderedTrack(np.stack(chips), np.stack(uncut), np.stack(moved), params, light)
 
 
 # ------------------------------------------------------------------------- in memory
@@ -240,15 +161,6 @@ def _check_sizes(identities: int, tracks_per_identity: int, frames_per_track: in
         raise ValueError("tracks_per_identity and frames_per_track must be >= 1 and size >= 16")
 
 
-def _render_track(
-    identity: int, track: int, frames: int, size: int, seed: int
-) -> tuple[np.ndarray, list[FrameParams], dict[str, float]]:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, identity, track]))
-    params, light = _track_params(rng, frames)
-    source = face_sources()[identity][1]
-    return np.stack([render_frame(source, p, light, size, rng) for p in params]), params, light
-
-
 def render_face_tracks(
     *,
     identities: int,
@@ -258,18 +170,27 @@ def render_face_tracks(
     seed: int = 0,
     heldout_fraction: float = 0.3,
 ) -> FaceTracks:
-    """The corpus in memory (see the module docstring); the same arguments give the same arrays."""
+    """The corpus in memory (see the module docstring); the same arguments give the same arrays.
+
+    Frames are chips of ``dlib_alignment(size)``: the geometry a face card exported from a model
+    trained on them declares, and the served pipeline cuts."""
     _check_sizes(identities, tracks_per_identity, frames_per_track, size)
     heldout = _heldout_identities(identities, heldout_fraction, seed)
     names = [face_sources()[i][0] for i in range(identities)]
-    frames, ident, track, low, split, track_names = [], [], [], [], [], []
+    alignment = dlib_alignment(size)
+    frames: list[np.ndarray] = []
+    ident: list[int] = []
+    track: list[int] = []
+    low: list[bool] = []
+    split: list[str] = []
+    track_names: list[str] = []
     for i in range(identities):
         for t in range(tracks_per_identity):
-            pixels, params, _ = _render_track(i, t, frames_per_track, size, seed)
-            frames.append(pixels)
+            rendered = render_track(i, t, frames_per_track, alignment, seed)
+            frames.append(rendered.chips)
             ident += [i] * frames_per_track
             track += [len(track_names)] * frames_per_track
-            low += [p.low_quality for p in params]
+            low += [p.low_quality for p in rendered.params]
             split += ["heldout" if i in heldout else "train"] * frames_per_track
             track_names.append(f"{names[i]}/t{t:02d}")
     return FaceTracks(
@@ -295,12 +216,16 @@ def build_face_tracks(
     size: int = 112,
     seed: int = 0,
     heldout_fraction: float = 0.3,
+    uncut: bool = False,
 ) -> Path:
     """Write ``out_dir/frames/<identity>/t<NN>/<nnn>.jpg`` and ``out_dir/manifest.jsonl``; return the latter.
 
-    Frames are the in-memory renderings saved as JPEG quality 95 (the degradation JPEG already
-    happened inside ``render_frame``). Re-running with the same arguments returns at once; with
-    other arguments the previous build is removed first (never files this builder did not write).
+    Frames are the in-memory chips saved as JPEG quality 95 (the degradation JPEG already happened
+    inside ``render_frame``). ``uncut``: also the frames they were cut from, as
+    ``uncut/<identity>/t<NN>/<nnn>.jpg`` (JPEG 95; extra field ``uncut``: that path relative to
+    ``out_dir``; ``points``: the exact 5 landmarks in it, [[x, y]] × 5) — scenes to run the served
+    pipeline on. Re-running with the same arguments returns at once; with other arguments the
+    previous build is removed first (never files this builder did not write).
     """
     _check_sizes(identities, tracks_per_identity, frames_per_track, size)
     out_dir = Path(out_dir).resolve()
@@ -312,6 +237,7 @@ def build_face_tracks(
         "size": size,
         "seed": seed,
         "heldout_fraction": heldout_fraction,
+        "uncut": uncut,
         "builder_version": _BUILD_VERSION,
     }
     manifest, stamp = out_dir / "manifest.jsonl", out_dir / "build.json"
@@ -321,6 +247,7 @@ def build_face_tracks(
         if old.get("args") == args and old.get("complete") and manifest.exists():
             return manifest
         shutil.rmtree(out_dir / "frames", ignore_errors=True)
+        shutil.rmtree(out_dir / "uncut", ignore_errors=True)
         manifest.unlink(missing_ok=True)
     elif (out_dir / "frames").exists():
         raise FileExistsError(
@@ -330,35 +257,36 @@ def build_face_tracks(
     _write_json(stamp, {"args": args, "complete": False})
     heldout = _heldout_identities(identities, heldout_fraction, seed)
     records = []
+    alignment = dlib_alignment(size)
     for i in range(identities):
         name = face_sources()[i][0]
         for t in range(tracks_per_identity):
-            pixels, params, light = _render_track(i, t, frames_per_track, size, seed)
-            folder = out_dir / "frames" / name / f"t{t:02d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for f, (frame, p) in enumerate(zip(pixels, params)):
-                path = folder / f"{f:03d}.jpg"
-                Image.fromarray(frame).save(path, format="JPEG", quality=95)
-                records.append(
-                    ManifestRecord(
-                        path,
-                        name,
-                        None,
-                        "heldout" if i in heldout else "train",
-                        {
-                            "track": f"{name}/t{t:02d}",
-                            "frame": f,
-                            "quality": "low" if p.low_quality else "high",
-                            "blur": round(p.blur, 3),
-                            "resolution": p.resolution,
-                            "noise": round(p.noise, 4),
-                            "jpeg": p.jpeg,
-                            "zoom": round(p.zoom, 3),
-                            "angle": round(p.angle, 2),
-                            "gain": round(light["gain"], 3),
-                        },
-                    )
-                )
+            rendered = render_track(i, t, frames_per_track, alignment, seed)
+            folder = Path(name) / f"t{t:02d}"
+            (out_dir / "frames" / folder).mkdir(parents=True, exist_ok=True)
+            if uncut:
+                (out_dir / "uncut" / folder).mkdir(parents=True, exist_ok=True)
+            for f, (chip, p) in enumerate(zip(rendered.chips, rendered.params)):
+                path = out_dir / "frames" / folder / f"{f:03d}.jpg"
+                Image.fromarray(chip).save(path, format="JPEG", quality=95)
+                extra = {
+                    "track": f"{name}/t{t:02d}",
+                    "frame": f,
+                    "quality": "low" if p.low_quality else "high",
+                    "blur": round(p.blur, 3),
+                    "resolution": p.resolution,
+                    "noise": round(p.noise, 4),
+                    "jpeg": p.jpeg,
+                    "zoom": round(p.zoom, 3),
+                    "angle": round(p.angle, 2),
+                    "gain": round(rendered.light["gain"], 3),
+                }
+                if uncut:
+                    relative = Path("uncut") / folder / f"{f:03d}.jpg"
+                    Image.fromarray(rendered.uncut[f]).save(out_dir / relative, format="JPEG", quality=95)
+                    extra["uncut"] = relative.as_posix()
+                    extra["points"] = np.round(rendered.points[f], 2).tolist()
+                records.append(ManifestRecord(path, name, None, "heldout" if i in heldout else "train", extra))
     write_manifest(manifest, records)
     _write_json(stamp, {"args": args, "complete": True, "frames": len(records)})
     return manifest
@@ -387,9 +315,11 @@ def load_face_tracks(records: Sequence[ManifestRecord] | Path, size: int = 112) 
     track_index = {n: i for i, n in enumerate(track_names)}
     frames = np.empty((len(records), size, size, 3), dtype=np.uint8)
     for row, r in enumerate(records):
-        with Image.open(r.path) as img:
-            img = img.convert("RGB")
-            frames[row] = np.asarray(img if img.size == (size, size) else img.resize((size, size), Image.BICUBIC))
+        with Image.open(r.path) as opened:
+            img = opened.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.Resampling.BICUBIC)
+            frames[row] = np.asarray(img)
     quality = [r.extra.get("quality") for r in records]
     return FaceTracks(
         frames,
