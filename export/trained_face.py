@@ -10,8 +10,10 @@ hash, data, method, held-out EERs) and the parity results → published as the n
 
 Calibration (thresholds per FAR) is ``export/face_calibration.py``'s, passed as ``calibrate``
 (the CLI passes it when the repository has the detector and landmark models). The card's
-``image.alignment`` is the dlib 5-point chip geometry at the model's input size: what the
-gateway's face pipeline feeds the model, and what face recipes train on.
+``image.alignment`` is the dlib 5-point chip geometry at the model's input size
+(``dlib_alignment(size)``): what the gateway's face pipeline feeds the model, and — the same
+``Alignment`` and the same ``contracts.face_geometry.cut_chip`` — what the generated face corpus
+of the face recipes cuts its training chips with.
 """
 
 from __future__ import annotations
@@ -72,13 +74,13 @@ def export_face_encoder(encoder: nn.Module, path: Path, size: int) -> Path:
 
 
 def corpus_chips(size: int) -> tuple[np.ndarray, str]:
-    """Frames of a small generated face-track corpus (uint8 [N, size, size, 3]) and a name for them."""
+    """Chips of a small generated face-track corpus (uint8 [N, size, size, 3]) and a name for them."""
     from training.data.face_tracks import render_face_tracks
 
     tracks = render_face_tracks(size=size, **PARITY_CORPUS)
     p = PARITY_CORPUS
     return tracks.frames, (
-        f"{len(tracks)} frames of generated face tracks ({p['identities']} identities, seed {p['seed']})"
+        f"{len(tracks)} chips of generated face tracks ({p['identities']} identities, seed {p['seed']})"
     )
 
 

@@ -65,12 +65,12 @@ def _split(identities: list[str], heldout_fraction: float, seed: int) -> dict[st
 
 
 def _records(
-    tracks: Iterator[tuple[str, str, str, list[Path]]],
+    found: Iterator[tuple[str, str, str, list[Path]]],
     heldout_fraction: float,
     seed: int,
     max_frames_per_track: int | None,
 ) -> list[ManifestRecord]:
-    tracks = [t for t in tracks if t[3]]
+    tracks = [t for t in found if t[3]]
     split = _split(sorted({t[0] for t in tracks}), heldout_fraction, seed)
     out = []
     for identity, video, track, frames in tracks:

@@ -23,7 +23,8 @@ def photo(name: str) -> np.ndarray:
         return skimage.data.astronaut()
     import matplotlib.cbook
 
-    return np.asarray(Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg")).convert("RGB"))
+    with Image.open(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))) as img:
+        return np.asarray(img.convert("RGB"))
 
 
 def encode(image: np.ndarray, fmt: str = "JPEG") -> bytes:
@@ -50,7 +51,7 @@ def frames(name: str, count: int, seed: int, size: tuple[int, int] = (320, 240),
     phase, out = rng.uniform(0, 2 * np.pi, 3), []
     for t in range(count):
         side = int(150 + 20 * np.sin(0.3 * t + phase[0]))
-        face = crop.resize((side, side), Image.BILINEAR)
+        face = crop.resize((side, side), Image.Resampling.BILINEAR)
         if blur_every and t % blur_every == blur_every - 1:
             face = face.filter(ImageFilter.GaussianBlur(6))
         x = int((width - side) / 2 + 40 * np.sin(0.2 * t + phase[1]))

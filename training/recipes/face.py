@@ -16,9 +16,11 @@ b = −5 at start) is shared, so two recipes that differ only in ``method`` comp
 ``data.group_by``: ``identity`` (supervised) or ``track`` (unsupervised: identities unused).
 
 Data: ``data.synthetic`` renders the packaged-photo track corpus in memory
-(``training.data.face_tracks.render_face_tracks``) or ``data.manifest`` names a manifest of face
-frames (``build_face_tracks``, or the YouTube Faces / VoxCeleb layouts of
-``training.data.face_layouts``) whose rows are split ``train`` / ``heldout``.
+(``training.data.face_tracks.render_face_tracks``: chips of ``dlib_alignment(data.size)``, the
+geometry the exported card declares and the gateway cuts) or ``data.manifest`` names a manifest
+of face frames (``build_face_tracks``, the same chips; or the YouTube Faces / VoxCeleb layouts of
+``training.data.face_layouts``, used as they come, not re-aligned) whose rows are split
+``train`` / ``heldout``.
 
 Evaluation (``evaluate_face``) on held-out identities: every pair of frames from **different
 tracks** is a trial (same identity = target; same-track pairs are left out because they share
@@ -32,7 +34,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -160,6 +162,7 @@ def face_tracks(data: FaceData):
         }
     from training.recipes.speaker import file_sha256
 
+    assert data.manifest is not None  # FaceData holds exactly one of synthetic and manifest
     path = Path(data.manifest)
     return ft.load_face_tracks(path, data.size), {"data_manifest": str(path), "data_manifest_sha256": file_sha256(path)}
 
@@ -386,5 +389,5 @@ def load_trained_face_encoder(run_dir: Path) -> TrainedFaceEncoder:
         "license": "Apache-2.0",
     }
     return TrainedFaceEncoder(
-        encoder, recipe.data.size, int(encoder.embedding_dim), step, recipe.export_name, provenance
+        encoder, recipe.data.size, int(cast(int, encoder.embedding_dim)), step, recipe.export_name, provenance
     )
