@@ -7,7 +7,8 @@ function the gateway's face pipeline cuts with (``contracts.face_geometry.cut_ch
 is made as a camera and the gateway would make it:
 
 1. the source face (``SOURCE_SIZE`` px) sits at the centre of its track's *backdrop*: a noisy
-   background of one random colour (the calibration scenes' statistics), ``BACKDROP``× wider;
+   background of one random colour (the calibration scenes' statistics), ``BACKDROP``× wider
+   (the chip's area is at most 1.2 source sides from the centre at any pose);
 2. the camera: pose (shift, zoom, rotation; an affine warp, bicubic) into an uncut frame
    ``FRAME_SCALE``× the chip side, at the frame's render resolution → illumination → optical
    blur → sensor noise → up-sampling → JPEG, as before this change;
@@ -44,7 +45,7 @@ LOW_BLUR, LOW_RESOLUTION, LOW_NOISE, LOW_JPEG = 3.0, 14, 0.05, 25  # "low" thres
 # zoom (1.21) and shift (0.08 per axis) they stay 1.32 chip sides from the centre, inside the
 # 1.5 of the frame: no chip reads outside its frame (tests/training/data/test_face_tracks.py).
 FRAME_SCALE = 3.0
-BACKDROP = 4  # the backdrop is BACKDROP source sides wide: it fills the frame at every pose
+BACKDROP = 4  # the backdrop is BACKDROP source sides wide: it covers every chip at every pose
 BACKDROP_NOISE = 12.0  # grey levels, as export/face_calibration.py's scenes
 # Per-frame landmark jitter (σ per coordinate, a fraction of the chip side), standing for the
 # served predictor's error on frames like these (`scripts/face_source_points.py --jitter`): its
@@ -216,8 +217,15 @@ def render_frame(
     res = min(p.resolution, size)
     frame_res, frame = round(FRAME_SCALE * res), round(FRAME_SCALE * size)
     affine = _pose(p, res, frame_res, backdrop_image.shape[0])
+    # The corners of the most rotated, least zoomed frames reach past the backdrop (never a chip):
+    # they get the backdrop's mean edge colour.
+    fill = tuple(int(c) for c in np.round(backdrop_image[0].mean(axis=0)))
     img = Image.fromarray(backdrop_image).transform(
-        (frame_res, frame_res), Image.Transform.AFFINE, tuple(affine.ravel()), resample=Image.Resampling.BICUBIC
+        (frame_res, frame_res),
+        Image.Transform.AFFINE,
+        tuple(affine.ravel()),
+        resample=Image.Resampling.BICUBIC,
+        fillcolor=fill,
     )
     x = np.asarray(img, dtype=np.float32) / 255.0
     cast = np.array([light["cast_r"], light["cast_g"], light["cast_b"]], dtype=np.float32)
