@@ -44,6 +44,12 @@ class ModelMismatch(ToitsuError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class FailedPrecondition(ToitsuError):
+    """The request is valid but the system is not in a state to do it (exporting an unfinished run)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class Unavailable(ToitsuError):
     """A backend, model or gallery is not ready (still loading, down, shutting down)."""
 
