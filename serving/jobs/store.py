@@ -141,8 +141,8 @@ class JobStore:
             events = read_events(folder / EVENTS_FILE)
             if events:
                 self._logs[folder.name] = JobLog(folder, events)
-            # A folder without one complete event was being created when the gateway died: the
-            # job was never acknowledged (its reply needs the first event), so it is not a job.
+            else:  # being created when the gateway died: never acknowledged (the reply needs the first event)
+                shutil.rmtree(folder, ignore_errors=True)
 
     def create(self, kind: str, prepare: Any = None, **fields: Any) -> JobRecord:
         """A new queued job, acknowledged once its first event is on disk. ``prepare(folder)``
