@@ -72,7 +72,7 @@ def _load(recipe: Path, overrides: list[str], *, check: bool = False) -> tuple[K
 def train(args: argparse.Namespace) -> int:
     # check: the model and method build before any data is (a synthetic corpus takes minutes).
     kind, recipe = _load(args.recipe, args.overrides, check=True)
-    if args.check:  # what ModelService.StartTraining asks before it accepts a job
+    if getattr(args, "check", False):  # what ModelService.StartTraining asks before it accepts a job
         trainer = getattr(recipe, "trainer", None)
         summary = {
             "kind": kind.name,
@@ -126,7 +126,7 @@ def export(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return PARITY_EXIT
     print(f"published {version_dir}")
-    if args.result is not None:
+    if getattr(args, "result", None) is not None:
         card = load_card(version_dir)
         write_json_atomic(args.result, {"name": card.name, "version": card.version, "folder": str(version_dir)})
     if args.format == "tensorrt":
