@@ -44,6 +44,19 @@ class ModelMismatch(ToitsuError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 
 
+class FailedPrecondition(ToitsuError):
+    """The system is not in a state the request needs (an activation already running, a version
+    already active, identities that would be lost under the chosen policy)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Cancelled(ToitsuError):
+    """The caller cancelled a long operation (an activation); nothing it started is left behind."""
+
+    code = grpc.StatusCode.CANCELLED
+
+
 class Unavailable(ToitsuError):
     """A backend, model or gallery is not ready (still loading, down, shutting down)."""
 
