@@ -129,8 +129,9 @@ def _plot(scores: dict[str, tuple[np.ndarray, np.ndarray]], report: dict[str, ob
         info = report[name]
         assert isinstance(info, dict)
         bins = np.linspace(-1.0, 1.0, 81)
-        ax.hist(impostor, bins=bins, alpha=0.6, density=True, label=f"impostor ({len(impostor)})")
-        ax.hist(genuine, bins=bins, alpha=0.6, density=True, label=f"genuine ({len(genuine)})")
+        for values, label in ((impostor, "impostor"), (genuine, "genuine")):
+            if len(values):
+                ax.hist(values, bins=bins, alpha=0.6, density=True, label=f"{label} ({len(values)})")
         gallery_eer = info["gallery"]["eer"]
         card_eer = info.get("card_eer")
         title = f"{name}: {info.get('model')} v{info.get('version')}"

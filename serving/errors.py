@@ -32,6 +32,13 @@ class NotFound(ToitsuError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class NotOnThisVersion(NotFound):
+    """The identity is enrolled only under an older model version (an activation kept it there):
+    not found in this gallery, but a score here would be wrong, so FAILED_PRECONDITION says so."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class AlreadyExists(ToitsuError):
     """Creating something that is already there (enrolling an existing id in CREATE mode)."""
 

@@ -21,7 +21,15 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from serving.errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound, Overloaded, Unavailable
+from serving.errors import (
+    AlreadyExists,
+    InvalidInput,
+    ModelMismatch,
+    NotFound,
+    NotOnThisVersion,
+    Overloaded,
+    Unavailable,
+)
 from serving.gallery import store as st
 from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
@@ -401,12 +409,12 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _missing(self, conn: sqlite3.Connection, external: str, detail: str = "") -> NotFound | ModelMismatch:
-        """The error for an identity this gallery has no template of: ModelMismatch when an
-        activation kept it on the previous model version (a score here would be wrong), else NotFound."""
+    def _missing(self, conn: sqlite3.Connection, external: str, detail: str = "") -> NotFound:
+        """The error for an identity this gallery has no template of: NotOnThisVersion
+        (FAILED_PRECONDITION) when an activation kept it on the previous model version, else NotFound."""
         old = st.kept_on_old(conn, external)
         if old is not None:
-            return ModelMismatch(
+            return NotOnThisVersion(
                 f"{self.modality} {external!r} is enrolled under {old} only, not under {self._binding}: it had no "
                 f"stored media to re-embed when {self._binding} was activated; enroll it again, or roll back to {old}"
             )
