@@ -40,11 +40,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Protocol
 
-from serving import activation_report
 from serving.activation_copy import (
     POLICIES,
     ActivationProgress,
@@ -55,6 +54,7 @@ from serving.activation_copy import (
     low_priority,
     missing_message,
 )
+from serving.activation_report import ActivationReport, build_report
 from serving.config import Config
 from serving.errors import Cancelled, FailedPrecondition, InvalidInput, NotFound
 from serving.gallery import ModelBinding
@@ -81,37 +81,6 @@ class Host(Protocol):
     def swap_modality(self, name: str, new: Modality) -> Modality:
         """Install ``new`` as the served modality; returns the one it replaces."""
         ...
-
-
-@dataclass
-class ActivationReport:
-    """What an activation (or rollback) did; ``to_dict()`` is its JSON form."""
-
-    modality: str
-    kind: str  # "activate" | "rollback"
-    from_model: str
-    from_version: int
-    from_dim: int
-    to_model: str
-    to_version: int
-    to_dim: int
-    generation: str  # the active generation's folder now
-    previous: str  # the generation a rollback would return to
-    identities: int  # in the active gallery now
-    reembedded: int
-    samples: int
-    changes_replayed: int  # rows replayed from the change log after the start
-    without_media: dict[str, str] = field(default_factory=dict)  # identity → why it was not re-embedded
-    policy: str = "refuse"
-    dropped: list[str] = field(default_factory=list)
-    kept_on_old: list[str] = field(default_factory=list)
-    discarded: str = ""  # an older generation dropped to keep one previous
-    seconds: float = 0.0
-    writes_paused_seconds: float = 0.0
-    comparison: dict[str, object] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        return asdict(self)
 
 
 class Activator:
@@ -286,59 +255,9 @@ class Activator:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _report(
-        self,
-        name: str,
-        kind: str,
-        copier: Copier,
-        old: Modality,
-        new: Modality,
-        policy: str,
-        started: float,
-        paused: float,
-        discarded: str,
-    ) -> ActivationReport:
+    def _report(self, name: str, kind: str, copier: Copier, old: Modality, new: Modality, *args) -> ActivationReport:
         copier.progress(ActivationProgress(name, "report"))
-        state = gens.read_state(self._root(name))
-        assert state is not None and state.previous is not None  # just written by _switch
-        comparison: dict[str, object] = {}
-        try:
-            comparison = activation_report.compare(
-                old.gallery,
-                new.gallery,
-                old_card=activation_report.card_summary(old.card),
-                new_card=activation_report.card_summary(new.card),
-                folder=state.active.path(self._root(name)),
-            )
-        except Exception as exc:  # the swap is done; a report failure is reported, not raised
-            log.exception("%s: the activation report failed", name)
-            comparison = {"error": str(exc)}
-        tally = copier.tally
-        skipped = sorted(tally.skipped)
-        report = ActivationReport(
-            name,
-            kind,
-            old.gallery.binding.name,
-            old.gallery.binding.version,
-            old.gallery.dim,
-            new.binding.name,
-            new.binding.version,
-            new.gallery.dim,
-            state.active.folder,
-            state.previous.folder,
-            len(new.gallery),
-            tally.reembedded,
-            tally.samples,
-            tally.changes,
-            dict(tally.skipped),
-            policy,
-            skipped if policy == "drop" else [],
-            skipped if policy == "keep-old" else [],
-            discarded,
-            time.monotonic() - started,
-            paused,
-            comparison,
-        )
+        report = build_report(name, kind, copier.tally, old, new, self._root(name), *args)
         copier.progress(ActivationProgress(name, "done", message=f"{new.binding} active"))
         return report
 

@@ -17,12 +17,16 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from contracts.atomic import write_json_atomic
+from serving.activation_copy import Modality, Tally
 from serving.gallery import Gallery
+from serving.gallery import generations as gens
 from serving.gallery import reembed as rx
 
 log = logging.getLogger("toitsu.activation")
@@ -162,3 +166,90 @@ def card_summary(card: object) -> dict[str, object]:
 def load(folder: Path) -> dict[str, object] | None:
     path = Path(folder) / "activation-report.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+@dataclass
+class ActivationReport:
+    """What an activation (or rollback) did; ``to_dict()`` is its JSON form."""
+
+    modality: str
+    kind: str  # "activate" | "rollback"
+    from_model: str
+    from_version: int
+    from_dim: int
+    to_model: str
+    to_version: int
+    to_dim: int
+    generation: str  # the active generation's folder now
+    previous: str  # the generation a rollback would return to
+    identities: int  # in the active gallery now
+    reembedded: int
+    samples: int
+    changes_replayed: int  # rows replayed from the change log after the start
+    without_media: dict[str, str] = field(default_factory=dict)  # identity → why it was not re-embedded
+    policy: str = "refuse"
+    dropped: list[str] = field(default_factory=list)
+    kept_on_old: list[str] = field(default_factory=list)
+    discarded: str = ""  # an older generation dropped to keep one previous
+    seconds: float = 0.0
+    writes_paused_seconds: float = 0.0
+    comparison: dict[str, object] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def build_report(
+    name: str,
+    kind: str,
+    tally: Tally,
+    old: Modality,
+    new: Modality,
+    root: Path,
+    policy: str,
+    started: float,
+    paused: float,
+    discarded: str,
+) -> ActivationReport:
+    """The report of a finished switch (``root``: the modality's gallery root, ACTIVE just written);
+    the comparison is written into the new active generation's folder."""
+    state = gens.read_state(root)
+    assert state is not None and state.previous is not None  # just written by _switch
+    comparison: dict[str, object] = {}
+    try:
+        comparison = compare(
+            old.gallery,
+            new.gallery,
+            old_card=card_summary(old.card),
+            new_card=card_summary(new.card),
+            folder=state.active.path(root),
+        )
+    except Exception as exc:  # the swap is done; a report failure is reported, not raised
+        log.exception("%s: the activation report failed", name)
+        comparison = {"error": str(exc)}
+    skipped = sorted(tally.skipped)
+    report = ActivationReport(
+        name,
+        kind,
+        old.gallery.binding.name,
+        old.gallery.binding.version,
+        old.gallery.dim,
+        new.binding.name,
+        new.binding.version,
+        new.gallery.dim,
+        state.active.folder,
+        state.previous.folder,
+        len(new.gallery),
+        tally.reembedded,
+        tally.samples,
+        tally.changes,
+        dict(tally.skipped),
+        policy,
+        skipped if policy == "drop" else [],
+        skipped if policy == "keep-old" else [],
+        discarded,
+        time.monotonic() - started,
+        paused,
+        comparison,
+    )
+    return report
