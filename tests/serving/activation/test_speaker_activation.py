@@ -230,3 +230,27 @@ def test_bad_requests_change_nothing(gateway, stub, voices):
         assert not (_root(gateway) / "ACTIVE").exists() and gens.folders(_root(gateway)) == []
         assert _verify(stub, voices, "ann", 0).model.version == 1
     _enroll(stub, voices, "bo", 1)  # the active gallery still takes writes
+
+
+def test_a_configured_model_of_another_size_serves_and_activation_reembeds_the_gallery(model_repo, tmp_path, voices):
+    var = tmp_path / "var"
+    gw = start_gateway(model_repo, var, "speaker")
+    with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+        _enroll(speaker_pb2_grpc.SpeakerServiceStub(ch), voices, "ann", 0)
+    gw.stop(grace=0)
+    # The README's case: the config names a 192-d model over the 256-d gallery. It used to be UNAVAILABLE.
+    gw = start_gateway(model_repo, var, "speaker", **{"speaker.model": PROJECTED})
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+            stub = speaker_pb2_grpc.SpeakerServiceStub(ch)
+            with pytest.raises(grpc.RpcError) as err:
+                _verify(stub, voices, "ann", 0)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "activate" in err.value.details()
+            assert stub.List(speaker_pb2.ListSpeakersRequest(), timeout=10).total == 1
+            report = gw.activator.activate("speaker", PROJECTED, 1)
+            assert (report.from_dim, report.to_dim, report.from_model) == (256, 192, "resemblyzer-ge2e")
+            assert _verify(stub, voices, "ann", 0).decision.accepted
+            gw.activator.rollback("speaker")  # loads the gallery's own model, not the configured one
+            assert _verify(stub, voices, "ann", 0).model.name == "resemblyzer-ge2e"
+    finally:
+        gw.stop(grace=0)
