@@ -75,6 +75,7 @@ test: models triton-env
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	TOITSU_MODELS=$(abspath $(MODELS)) TOITSU_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 protos: $(STAMP)

@@ -52,8 +52,9 @@ class ModelMismatch(ToitsuError):
 
 
 class FailedPrecondition(ToitsuError):
-    """The system is not in a state the request needs (an activation already running, a version
-    already active, identities that would be lost under the chosen policy)."""
+    """The request is valid but the system is not in a state to do it (exporting an unfinished run,
+    an activation already running, a version already active, identities that would be lost under
+    the chosen policy)."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -37,6 +37,7 @@ from serving.config import Config
 from serving.errors import Unavailable
 from serving.gallery import generations
 from serving.interceptors import ErrorsAndMetrics
+from serving.jobs.supervisor import JobSupervisor
 from serving.loader import (
     MODALITIES,
     ModelBeingBuilt,
@@ -69,6 +70,7 @@ class Gateway:
         self.activator = Activator(self)
         self._server: grpc.Server | None = None
         self.port = 0
+        self.jobs = JobSupervisor(config.var_dir / "jobs", config.jobs, config.models_dir)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, background_load: bool = True) -> int:
@@ -101,6 +103,7 @@ class Gateway:
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
         self._server.start()
+        self.jobs.start()
         self.metrics.serve(cfg.host, cfg.metrics_port)
         log.info("listening on %s:%d (loading models)", cfg.host, self.port)
         if background_load:
@@ -212,6 +215,9 @@ class Gateway:
             raise Unavailable(f"the gateway is waiting for its inference backend: {waiting}")
         raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
 
+    def active_models(self) -> dict[str, tuple[str, int]]:
+        return {name: (m.card.name, m.card.version) for name, m in list(self._modalities.items())}
+
     def wait(self) -> None:
         self._stopped.wait()
 
@@ -224,6 +230,7 @@ class Gateway:
         self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._server is not None:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
+        self.jobs.stop()
         for modality in self._modalities.values():
             stop_modality(modality)
         self.activator.close()

@@ -255,7 +255,8 @@ def add_sample(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model:
         "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
         (row_id, _blob(vector), model.name, model.version, now),
     )
-    return int(cursor.lastrowid)
+    assert cursor.lastrowid is not None  # set by every INSERT
+    return cursor.lastrowid
 
 
 def remove_sample(conn: sqlite3.Connection, sample_id: int) -> None:

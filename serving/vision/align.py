@@ -345,8 +345,8 @@ def extract_chip(image: np.ndarray, details: ChipDetails) -> np.ndarray:
     while _area(_rect_down(local)) > size * size:
         local = _rect_down(local)
     affine = _affine_to_rect(local, angle, size)
-    cols, rows = np.meshgrid(np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64))
-    cols, rows = cols.ravel(), rows.ravel()
+    grid_cols, grid_rows = np.meshgrid(np.arange(size, dtype=np.float64), np.arange(size, dtype=np.float64))
+    cols, rows = grid_cols.ravel(), grid_rows.ravel()
     # point_transform_affine: m·p + b, in that order of operations.
     x = affine[0, 0] * cols + affine[0, 1] * rows + affine[0, 2]
     y = affine[1, 0] * cols + affine[1, 1] * rows + affine[1, 2]
