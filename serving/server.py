@@ -14,6 +14,12 @@ build has not published yet (``make serve`` builds the sound model in the backgr
 every ``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure
 is final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
 into health: NOT_SERVING while Triton (or its model) is down, SERVING again when it is back.
+
+Each modality loads from its gallery generation's ``ACTIVE`` state when an activation wrote one
+(model, version and folder; ``serving.gallery.generations``, after its crash recovery), else from
+the configuration. ``activator`` (``serving.activation.Activator``) re-embeds a gallery for a new
+model version and swaps :meth:`Gateway.modality`'s answer atomically (:meth:`swap_modality`); an
+RPC keeps the modality object it fetched, so it finishes on the version it started with.
 """
 
 from __future__ import annotations
@@ -26,11 +32,20 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from serving.activation import Activator
 from serving.config import Config
 from serving.errors import Unavailable
+from serving.gallery import generations
 from serving.interceptors import ErrorsAndMetrics
 from serving.jobs.supervisor import JobSupervisor
-from serving.loader import MODALITIES, ModelBeingBuilt, enabled_modalities, load_modality
+from serving.loader import (
+    MODALITIES,
+    ModelBeingBuilt,
+    enabled_modalities,
+    gallery_root,
+    load_modality,
+    stop_modality,
+)
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.services.registry import SERVICES
@@ -51,6 +66,8 @@ class Gateway:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._health_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self.activator = Activator(self)
         self._server: grpc.Server | None = None
         self.port = 0
         self.jobs = JobSupervisor(config.var_dir / "jobs", config.jobs, config.models_dir)
@@ -115,7 +132,12 @@ class Gateway:
         try:
             while not self._stopping.is_set():
                 try:
-                    modality = load_modality(self.config, name, self.metrics)
+                    state = generations.recover(gallery_root(self.config, name))
+                    if state is not None:
+                        active = state.active
+                        log.info("%s: active gallery generation %s (%s)", name, active.folder, active.binding)
+                    generation = state.active if state is not None else None
+                    modality = load_modality(self.config, name, self.metrics, generation=generation)
                     break
                 except Unavailable as exc:  # a backend not up yet, a model not built yet: NOT_SERVING, retry
                     previous = self._waiting.get(name)
@@ -128,7 +150,7 @@ class Gateway:
             else:
                 return
             self._waiting.pop(name, None)
-            self._modalities[name], self._ready[name] = modality, True
+            self._install(name, modality)
             log.info(
                 "%s: serving %s v%d; %d enrolled",
                 name,
@@ -156,6 +178,24 @@ class Gateway:
                     )
                     self._ready[name] = ready
                     self._refresh_health()
+
+    def _install(self, name: str, modality: AudioModality | FaceModality) -> AudioModality | FaceModality | None:
+        with self._swap_lock:
+            old = self._modalities.get(name)
+            self._modalities[name], self._ready[name] = modality, True
+            gallery = modality.gallery
+            self.metrics.gallery_size.labels(name).set_function(lambda: len(gallery))
+        return old
+
+    def swap_modality(self, name: str, new: AudioModality | FaceModality) -> AudioModality | FaceModality:
+        """Serve ``new`` for ``name`` from now on (the activation's in-memory swap); the old one,
+        which requests in flight keep using."""
+        old = self._install(name, new)
+        if old is None:
+            raise Unavailable(f"the {name} modality was not loaded")
+        self._refresh_health()
+        log.info("%s: now serving %s v%d (was %s)", name, new.card.name, new.card.version, old.binding)
+        return old
 
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """True once every enabled modality has loaded (False after a timeout or a load failure)."""
@@ -192,10 +232,8 @@ class Gateway:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
         self.jobs.stop()
         for modality in self._modalities.values():
-            if modality.embedder.batcher is not None:
-                modality.embedder.batcher.stop()
-            modality.gallery.close()
-            modality.embedder.backend.close()
+            stop_modality(modality)
+        self.activator.close()
         self.metrics.close()
         self._stopped.set()
         log.info("stopped")
