@@ -48,6 +48,7 @@ from serving.loader import (
 )
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
+from serving.services.model_activation import settle as settle_job
 from serving.services.registry import SERVICES
 
 log = logging.getLogger("toitsu.server")
@@ -70,7 +71,10 @@ class Gateway:
         self.activator = Activator(self)
         self._server: grpc.Server | None = None
         self.port = 0
-        self.jobs = JobSupervisor(config.var_dir / "jobs", config.jobs, config.models_dir)
+        # An activation job running when the gateway died is settled from the generations' ACTIVE file.
+        self.jobs = JobSupervisor(
+            config.var_dir / "jobs", config.jobs, config.models_dir, settle=lambda job: settle_job(config, job)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, background_load: bool = True) -> int:

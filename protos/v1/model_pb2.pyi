@@ -13,6 +13,8 @@ class JobKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     JOB_KIND_UNSPECIFIED: _ClassVar[JobKind]
     TRAIN: _ClassVar[JobKind]
     EXPORT: _ClassVar[JobKind]
+    ACTIVATE: _ClassVar[JobKind]
+    ROLLBACK: _ClassVar[JobKind]
 
 class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -22,15 +24,26 @@ class JobState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SUCCEEDED: _ClassVar[JobState]
     FAILED: _ClassVar[JobState]
     CANCELLED: _ClassVar[JobState]
+
+class MissingMediaPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    REFUSE: _ClassVar[MissingMediaPolicy]
+    DROP: _ClassVar[MissingMediaPolicy]
+    KEEP_OLD: _ClassVar[MissingMediaPolicy]
 JOB_KIND_UNSPECIFIED: JobKind
 TRAIN: JobKind
 EXPORT: JobKind
+ACTIVATE: JobKind
+ROLLBACK: JobKind
 JOB_STATE_UNSPECIFIED: JobState
 QUEUED: JobState
 RUNNING: JobState
 SUCCEEDED: JobState
 FAILED: JobState
 CANCELLED: JobState
+REFUSE: MissingMediaPolicy
+DROP: MissingMediaPolicy
+KEEP_OLD: MissingMediaPolicy
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
@@ -232,3 +245,84 @@ class ExportResponse(_message.Message):
     job: Job
     published: ModelVersionInfo
     def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., published: _Optional[_Union[ModelVersionInfo, _Mapping]] = ...) -> None: ...
+
+class ActivateRequest(_message.Message):
+    __slots__ = ("modality", "model", "version", "missing_media", "detach")
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    MISSING_MEDIA_FIELD_NUMBER: _ClassVar[int]
+    DETACH_FIELD_NUMBER: _ClassVar[int]
+    modality: str
+    model: str
+    version: int
+    missing_media: MissingMediaPolicy
+    detach: bool
+    def __init__(self, modality: _Optional[str] = ..., model: _Optional[str] = ..., version: _Optional[int] = ..., missing_media: _Optional[_Union[MissingMediaPolicy, str]] = ..., detach: _Optional[bool] = ...) -> None: ...
+
+class RollbackRequest(_message.Message):
+    __slots__ = ("modality", "missing_media")
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    MISSING_MEDIA_FIELD_NUMBER: _ClassVar[int]
+    modality: str
+    missing_media: MissingMediaPolicy
+    def __init__(self, modality: _Optional[str] = ..., missing_media: _Optional[_Union[MissingMediaPolicy, str]] = ...) -> None: ...
+
+class ActivationReport(_message.Message):
+    __slots__ = ("modality", "from_model", "to_model", "identities", "reembedded", "samples", "changes_replayed", "dropped", "kept_on_old", "without_media", "seconds", "writes_paused_seconds", "report_json", "report_path")
+    class WithoutMediaEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    FROM_MODEL_FIELD_NUMBER: _ClassVar[int]
+    TO_MODEL_FIELD_NUMBER: _ClassVar[int]
+    IDENTITIES_FIELD_NUMBER: _ClassVar[int]
+    REEMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    SAMPLES_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    KEPT_ON_OLD_FIELD_NUMBER: _ClassVar[int]
+    WITHOUT_MEDIA_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    WRITES_PAUSED_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    REPORT_PATH_FIELD_NUMBER: _ClassVar[int]
+    modality: str
+    from_model: _common_pb2.ModelRef
+    to_model: _common_pb2.ModelRef
+    identities: int
+    reembedded: int
+    samples: int
+    changes_replayed: int
+    dropped: _containers.RepeatedScalarFieldContainer[str]
+    kept_on_old: _containers.RepeatedScalarFieldContainer[str]
+    without_media: _containers.ScalarMap[str, str]
+    seconds: float
+    writes_paused_seconds: float
+    report_json: str
+    report_path: str
+    def __init__(self, modality: _Optional[str] = ..., from_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., to_model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., identities: _Optional[int] = ..., reembedded: _Optional[int] = ..., samples: _Optional[int] = ..., changes_replayed: _Optional[int] = ..., dropped: _Optional[_Iterable[str]] = ..., kept_on_old: _Optional[_Iterable[str]] = ..., without_media: _Optional[_Mapping[str, str]] = ..., seconds: _Optional[float] = ..., writes_paused_seconds: _Optional[float] = ..., report_json: _Optional[str] = ..., report_path: _Optional[str] = ...) -> None: ...
+
+class ActivationResponse(_message.Message):
+    __slots__ = ("job", "report")
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
+    job: Job
+    report: ActivationReport
+    def __init__(self, job: _Optional[_Union[Job, _Mapping]] = ..., report: _Optional[_Union[ActivationReport, _Mapping]] = ...) -> None: ...
+
+class PurgeRequest(_message.Message):
+    __slots__ = ("modality",)
+    MODALITY_FIELD_NUMBER: _ClassVar[int]
+    modality: str
+    def __init__(self, modality: _Optional[str] = ...) -> None: ...
+
+class PurgeResponse(_message.Message):
+    __slots__ = ("purged",)
+    PURGED_FIELD_NUMBER: _ClassVar[int]
+    purged: _common_pb2.ModelRef
+    def __init__(self, purged: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ...) -> None: ...

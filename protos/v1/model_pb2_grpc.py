@@ -69,6 +69,21 @@ class ModelServiceStub:
                 request_serializer=protos_dot_v1_dot_model__pb2.ExportRequest.SerializeToString,
                 response_deserializer=protos_dot_v1_dot_model__pb2.ExportResponse.FromString,
                 _registered_method=True)
+        self.Activate = channel.unary_unary(
+                '/toitsu.v1.ModelService/Activate',
+                request_serializer=protos_dot_v1_dot_model__pb2.ActivateRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_model__pb2.ActivationResponse.FromString,
+                _registered_method=True)
+        self.Rollback = channel.unary_unary(
+                '/toitsu.v1.ModelService/Rollback',
+                request_serializer=protos_dot_v1_dot_model__pb2.RollbackRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_model__pb2.ActivationResponse.FromString,
+                _registered_method=True)
+        self.Purge = channel.unary_unary(
+                '/toitsu.v1.ModelService/Purge',
+                request_serializer=protos_dot_v1_dot_model__pb2.PurgeRequest.SerializeToString,
+                response_deserializer=protos_dot_v1_dot_model__pb2.PurgeResponse.FromString,
+                _registered_method=True)
 
 
 class ModelServiceServicer:
@@ -126,6 +141,30 @@ class ModelServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Activate(self, request, context):
+        """Serve another version for a modality: every identity's stored media is re-embedded with it
+        into a shadow gallery (progress: the job's events), then the gateway swaps atomically. Waits
+        unless `detach` is set. Identities without stored media follow `missing_media`: REFUSE (the
+        default) is FAILED_PRECONDITION listing them, and changes nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rollback(self, request, context):
+        """Swap back to the previous gallery (kept, and still loaded, until Purge).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Purge(self, request, context):
+        """Delete the previous gallery of a modality (what Rollback would return to).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ModelServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -163,6 +202,21 @@ def add_ModelServiceServicer_to_server(servicer, server):
                     servicer.Export,
                     request_deserializer=protos_dot_v1_dot_model__pb2.ExportRequest.FromString,
                     response_serializer=protos_dot_v1_dot_model__pb2.ExportResponse.SerializeToString,
+            ),
+            'Activate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Activate,
+                    request_deserializer=protos_dot_v1_dot_model__pb2.ActivateRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_model__pb2.ActivationResponse.SerializeToString,
+            ),
+            'Rollback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rollback,
+                    request_deserializer=protos_dot_v1_dot_model__pb2.RollbackRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_model__pb2.ActivationResponse.SerializeToString,
+            ),
+            'Purge': grpc.unary_unary_rpc_method_handler(
+                    servicer.Purge,
+                    request_deserializer=protos_dot_v1_dot_model__pb2.PurgeRequest.FromString,
+                    response_serializer=protos_dot_v1_dot_model__pb2.PurgeResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -354,6 +408,87 @@ class ModelService:
             '/toitsu.v1.ModelService/Export',
             protos_dot_v1_dot_model__pb2.ExportRequest.SerializeToString,
             protos_dot_v1_dot_model__pb2.ExportResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Activate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/toitsu.v1.ModelService/Activate',
+            protos_dot_v1_dot_model__pb2.ActivateRequest.SerializeToString,
+            protos_dot_v1_dot_model__pb2.ActivationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rollback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/toitsu.v1.ModelService/Rollback',
+            protos_dot_v1_dot_model__pb2.RollbackRequest.SerializeToString,
+            protos_dot_v1_dot_model__pb2.ActivationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Purge(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/toitsu.v1.ModelService/Purge',
+            protos_dot_v1_dot_model__pb2.PurgeRequest.SerializeToString,
+            protos_dot_v1_dot_model__pb2.PurgeResponse.FromString,
             options,
             channel_credentials,
             insecure,

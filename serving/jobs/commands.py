@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serving.errors import InvalidInput, NotFound, Unavailable
+from serving.jobs.store import flatten_numbers
 
 PARITY_EXIT = 3  # `toitsu export` exits with this when a parity check fails (nothing published)
 
@@ -87,16 +88,4 @@ def run_metrics(run_dir: Path) -> dict[str, float]:
         run = json.loads((run_dir / "run.json").read_text())
     except (OSError, ValueError):
         return {}
-    flat: dict[str, float] = {}
-
-    def walk(prefix: str, value: object) -> None:
-        if isinstance(value, bool):
-            return
-        if isinstance(value, (int, float)):
-            flat[prefix] = float(value)
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(f"{prefix}.{key}" if prefix else str(key), item)
-
-    walk("", run.get("eval", {}))
-    return flat
+    return flatten_numbers(run.get("eval", {}))

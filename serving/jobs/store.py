@@ -55,6 +55,8 @@ class JobRecord:
     model_name: str = ""  # EXPORT: what it published
     model_version: int = 0
     source_job: str = ""
+    modality: str = ""  # ACTIVATE / ROLLBACK: the modality; model_name / model_version are then the target
+    error_code: str = ""  # the gRPC status name of an in-process job's failure (FAILED_PRECONDITION, …)
     published_before: list[list[Any]] = field(
         default_factory=list
     )  # EXPORT: (name, version) of this run's earlier exports
@@ -202,3 +204,17 @@ class JobStore:
                 yield event
             if (finished and seen >= len(self._logs[job_id].events)) or stop.is_set():
                 return
+
+
+def flatten_numbers(value: object, prefix: str = "") -> dict[str, float]:
+    """The numbers of a nested JSON value under dotted keys (job metrics): ``{"a": {"b": 1}}`` →
+    ``{"a.b": 1.0}``; booleans, strings and lists are left out."""
+    flat: dict[str, float] = {}
+    if isinstance(value, bool):
+        return flat
+    if isinstance(value, (int, float)):
+        flat[prefix] = float(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            flat.update(flatten_numbers(item, f"{prefix}.{key}" if prefix else str(key)))
+    return flat

@@ -27,6 +27,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -39,6 +40,8 @@ from serving.jobs import commands
 from serving.jobs.store import JobRecord, JobStore
 
 log = logging.getLogger("toitsu.jobs")
+SUBPROCESS_KINDS = frozenset({"train", "export"})  # the others (activate, rollback) run in the gateway
+Settle = Callable[[JobRecord], tuple[str, str]]  # a job running at a crash → (state, message)
 _PR_SET_PDEATHSIG = 1
 
 
@@ -78,12 +81,13 @@ class _Running:
 class JobSupervisor:
     """Owns ``var/jobs``: accepts jobs, runs them on free slots, records their events."""
 
-    def __init__(self, root: Path, config: JobsSection, models_dir: Path) -> None:
-        self.config, self.models_dir = config, Path(models_dir).resolve()
+    def __init__(self, root: Path, config: JobsSection, models_dir: Path, settle: Settle | None = None) -> None:
+        self.config, self.models_dir, self.settle = config, Path(models_dir).resolve(), settle
         self.store = JobStore(root)
         self.slots = device_slots(config.devices)
         self._running: dict[str, _Running] = {}
         self._cancel: set[str] = set()
+        self.cancel_requested: set[str] = set()  # in-process jobs (activations) poll this
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,6 +107,10 @@ class JobSupervisor:
         return job
 
     def cancel(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is not None and job.kind not in SUBPROCESS_KINDS:
+            self.cancel_requested.add(job_id)  # the gateway's own work stops at its next check
+            return
         self._cancel.add(job_id)
         self._wake.set()
 
@@ -126,6 +134,12 @@ class JobSupervisor:
     def recover(self) -> None:
         for job in self.store.jobs():
             if job.state != "running":
+                continue
+            if job.kind not in SUBPROCESS_KINDS:  # the gateway's own work (an activation) died with it
+                state, message = self.settle(job) if self.settle else ("failed", "interrupted by a gateway restart")
+                self.store.update(
+                    job.id, message, state=state, error="" if state == "succeeded" else message, finished_at=time.time()
+                )
                 continue
             if job.kind == "export":
                 published = self._published_by(job)
@@ -181,7 +195,7 @@ class JobSupervisor:
             free = [s for s in self.slots if s not in busy]
             if not free:
                 break
-            if job.state == "queued":
+            if job.state == "queued" and job.kind in SUBPROCESS_KINDS:
                 self._launch(job, free[0])
                 busy.add(free[0])
 

@@ -7,10 +7,11 @@ job events; it never imports torch (a recipe is checked by a ``toitsu train --ch
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -19,14 +20,22 @@ import grpc
 from contracts.card import AnyCard, CardError
 from contracts.card_sections import ImportProvenance, TrainingProvenance
 from protos.v1 import model_pb2, model_pb2_grpc
+from serving.activation import ActivationReport, Activator
 from serving.config import Config
 from serving.errors import FailedPrecondition, InvalidInput, NotFound, ToitsuError, Unavailable
 from serving.jobs import commands
 from serving.jobs.store import JobEvent, JobRecord
 from serving.jobs.supervisor import JobSupervisor
+from serving.loader import MODALITIES
 from serving.models.repository import ModelRepository
+from serving.services import model_activation as act
 
-_KINDS = {"train": model_pb2.TRAIN, "export": model_pb2.EXPORT}
+_KINDS = {
+    "train": model_pb2.TRAIN,
+    "export": model_pb2.EXPORT,
+    "activate": model_pb2.ACTIVATE,
+    "rollback": model_pb2.ROLLBACK,
+}
 _STATES = {
     "queued": model_pb2.QUEUED,
     "running": model_pb2.RUNNING,
@@ -39,6 +48,7 @@ _STATES = {
 class ModelRuntime(Protocol):
     config: Config
     jobs: JobSupervisor
+    activator: Activator
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) of what each loaded modality serves."""
@@ -256,6 +266,78 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         if final.error.startswith("parity check failed"):
             raise FailedPrecondition(f"export job {job.id}: {final.error}")
         raise JobFailed(f"export job {job.id} {final.state}: {final.error or 'cancelled'}")
+
+    # -- activation ------------------------------------------------------------------------------------
+    def Activate(
+        self, request: model_pb2.ActivateRequest, context: grpc.ServicerContext
+    ) -> model_pb2.ActivationResponse:
+        name, policy = self._modality(request.modality), self._policy(request.missing_media)
+        version = ModelRepository(self._runtime.config.models_dir).get(request.model, request.version or None).card
+        if version.modality != name:
+            raise InvalidInput(f"{version.name} v{version.version} is a {version.modality} model, not a {name} model")
+        activator = self._runtime.activator
+
+        def run(progress: act.Progress, cancelled: Callable[[], bool]) -> ActivationReport:
+            return activator.activate(name, version.name, version.version, policy, progress, cancelled)
+
+        job = act.run_job(
+            self._jobs.store,
+            "activate",
+            run,
+            self._jobs.cancel_requested,
+            name=f"activate {name} {version.name} v{version.version}",
+            modality=name,
+            model_name=version.name,
+            model_version=version.version,
+        )
+        return self._activation_reply(job, request.detach, context)
+
+    def Rollback(
+        self, request: model_pb2.RollbackRequest, context: grpc.ServicerContext
+    ) -> model_pb2.ActivationResponse:
+        name, policy = self._modality(request.modality), self._policy(request.missing_media)
+        activator = self._runtime.activator
+
+        def run(progress: act.Progress, cancelled: Callable[[], bool]) -> ActivationReport:
+            return activator.rollback(name, policy, progress, cancelled)
+
+        job = act.run_job(
+            self._jobs.store, "rollback", run, self._jobs.cancel_requested, name=f"rollback {name}", modality=name
+        )
+        return self._activation_reply(job, False, context)
+
+    def Purge(self, request: model_pb2.PurgeRequest, context: grpc.ServicerContext) -> model_pb2.PurgeResponse:
+        purged = self._runtime.activator.purge(self._modality(request.modality))
+        return model_pb2.PurgeResponse(purged={"name": purged.model, "version": purged.version})
+
+    def _activation_reply(
+        self, job: JobRecord, detach: bool, context: grpc.ServicerContext
+    ) -> model_pb2.ActivationResponse:
+        if detach:
+            return model_pb2.ActivationResponse(job=self._message(job))
+        for _ in self._follow(job.id, 0, context):
+            pass
+        final = self._job(job.id)
+        if final.state == "succeeded":
+            report = json.loads((self._jobs.store.folder(job.id) / "report.json").read_text())
+            return model_pb2.ActivationResponse(job=self._message(final), report=act.report_message(final, report))
+        if not final.finished:
+            raise Unavailable(f"the {final.kind} job {job.id} goes on; follow it with WatchJob")
+        error = ToitsuError(f"{final.kind} job {job.id} {final.state}: {final.error}")
+        error.code = getattr(grpc.StatusCode, final.error_code or "ABORTED", grpc.StatusCode.ABORTED)
+        raise error
+
+    @staticmethod
+    def _modality(name: str) -> str:
+        if name not in MODALITIES:
+            raise InvalidInput(f"unknown modality {name!r} (known: {', '.join(MODALITIES)})")
+        return name
+
+    @staticmethod
+    def _policy(value: int) -> act.Policy:
+        if value not in act.POLICIES:
+            raise InvalidInput(f"unknown missing_media policy {value}")
+        return act.POLICIES[value]
 
     # -- helpers ----------------------------------------------------------------------------------------
     def _follow(self, job_id: str, after: int, context: grpc.ServicerContext) -> Iterator[JobEvent]:

@@ -26,6 +26,7 @@ from protos.v1 import (
     speaker_pb2,
     speaker_pb2_grpc,
 )
+from serving.activation import Activator
 from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
@@ -40,6 +41,7 @@ class Runtime(Protocol):
 
     config: Config
     jobs: JobSupervisor
+    activator: Activator
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) each loaded modality serves."""

@@ -50,6 +50,29 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default="", help="model name (default: the recipe's export_name)")
     p.add_argument("--detach", action="store_true", help="return once the export job is queued")
     p.set_defaults(run=export)
+    p = sub.add_parser(
+        "activate", parents=[common], help="re-embed a modality's gallery with a version and switch to it"
+    )
+    p.add_argument("modality", choices=("speaker", "sound", "face"))
+    p.add_argument("model")
+    p.add_argument("version", type=int)
+    p.add_argument(
+        "--missing-media",
+        choices=list(_POLICIES),
+        default="refuse",
+        help="identities without stored media: refuse (default: list them, change nothing), drop, keep-old",
+    )
+    p.add_argument("--watch", action="store_true", help="show the re-embed's progress (otherwise wait quietly)")
+    p.set_defaults(run=activate)
+    p = sub.add_parser("rollback", parents=[common], help="switch a modality back to its previous gallery")
+    p.add_argument("modality", choices=("speaker", "sound", "face"))
+    p.set_defaults(run=rollback)
+    p = sub.add_parser("purge", parents=[common], help="delete a modality's previous gallery")
+    p.add_argument("modality", choices=("speaker", "sound", "face"))
+    p.set_defaults(run=purge)
+
+
+_POLICIES = {"refuse": model_pb2.REFUSE, "drop": model_pb2.DROP, "keep-old": model_pb2.KEEP_OLD}
 
 
 def _stub(args: argparse.Namespace) -> model_pb2_grpc.ModelServiceStub:
@@ -180,3 +203,51 @@ def _follow(args: argparse.Namespace, job_id: str, after: int) -> int:
             outcome += ", " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.metrics.items()) if "." not in k)
         print(outcome + (f": {last.error}" if last.error else ""))
     return 0 if last.state == model_pb2.SUCCEEDED else 1
+
+
+def activate(args: argparse.Namespace) -> int:
+    request = model_pb2.ActivateRequest(
+        modality=args.modality,
+        model=args.model,
+        version=args.version,
+        missing_media=_POLICIES[args.missing_media],
+        detach=args.watch,
+    )
+    # Without --watch: wait for the whole activation (re-embedding a large gallery takes a while).
+    reply = rpc_call(args, lambda: _stub(args).Activate(request, timeout=None if not args.watch else args.timeout))
+    if args.watch:
+        return _follow(args, reply.job.id, 0)
+    _print_activation(args, reply)
+    return 0
+
+
+def rollback(args: argparse.Namespace) -> int:
+    request = model_pb2.RollbackRequest(modality=args.modality)
+    _print_activation(args, rpc_call(args, lambda: _stub(args).Rollback(request, timeout=None)))
+    return 0
+
+
+def purge(args: argparse.Namespace) -> int:
+    reply = rpc_call(
+        args, lambda: _stub(args).Purge(model_pb2.PurgeRequest(modality=args.modality), timeout=args.timeout)
+    )
+    emit(args, to_dict(reply), lambda p: f"purged {p['purged']['name']} v{p['purged']['version']}")
+    return 0
+
+
+def _print_activation(args: argparse.Namespace, reply: model_pb2.ActivationResponse) -> None:
+    def human(p: dict[str, Any]) -> str:
+        r = p["report"]
+        lines = [
+            f"{p['job']['id']}: {r['to_model']['name']} v{r['to_model']['version']} active for {r['modality']} "
+            f"(was {r['from_model']['name']} v{r['from_model']['version']}): {r['identities']} identities, "
+            f"{r['reembedded']} re-embedded, {r['changes_replayed']} changes replayed, {r['seconds']:.1f} s"
+        ]
+        for label in ("dropped", "kept_on_old"):
+            if r[label]:
+                lines.append(f"  {label.replace('_', ' ')}: {', '.join(r[label])}")
+        if r["report_path"]:
+            lines.append(f"  report: {r['report_path']}")
+        return "\n".join(lines)
+
+    emit(args, to_dict(reply), human)

@@ -60,3 +60,26 @@ def test_an_export_running_at_a_crash_is_recovered_once(models_dir, tmp_path):
     assert (done.state, done.model_name, done.model_version) == ("succeeded", "tiny", 1)
     # The second export had already seen v1 before it started: it published nothing, so it runs again.
     assert again.get(unpublished.id).state == "queued" and again.get(unpublished.id).model_name == ""
+
+
+def test_an_activation_running_at_a_crash_is_settled_from_the_active_file(tmp_path):
+    from serving.config import load_config
+    from serving.gallery import generations as gens
+    from serving.services.model_activation import settle
+
+    config = load_config(overrides={"paths.var": str(tmp_path / "var")})
+    root = tmp_path / "var" / "galleries" / "speaker"
+    root.mkdir(parents=True)
+    store = JobStore(tmp_path / "var" / "jobs")
+    swapped = store.create("activate", state="running", modality="speaker", model_name="new", model_version=2)
+    not_swapped = store.create("activate", state="running", modality="speaker", model_name="other", model_version=1)
+    old = gens.Generation(".", "old", 1, 256)
+    gens.write_state(root, gens.State(gens.Generation("gen-0002", "new", 2, 192), old))  # the swap was reached
+
+    JobSupervisor(
+        tmp_path / "var" / "jobs", JobsSection(devices="cpu"), tmp_path, lambda j: settle(config, j)
+    ).recover()
+    again = JobStore(tmp_path / "var" / "jobs")
+    assert again.get(swapped.id).state == "succeeded"
+    left = again.get(not_swapped.id)
+    assert left.state == "failed" and "new v2 is still active" in left.error
