@@ -118,7 +118,7 @@ def report_message(job: JobRecord, folder_report: dict[str, Any] | None) -> mode
         seconds=float(r.get("seconds", 0.0)),
         writes_paused_seconds=float(r.get("writes_paused_seconds", 0.0)),
         report_json=json.dumps(r.get("comparison", {})),
-        report_path=str(r.get("comparison", {}).get("path", "")) if isinstance(r.get("comparison"), dict) else "",
+        report_path=str(r["comparison"].get("json", "")) if isinstance(r.get("comparison"), dict) else "",
     )
     message.from_model.name, message.from_model.version = str(r["from_model"]), int(r["from_version"])
     message.to_model.name, message.to_model.version = str(r["to_model"]), int(r["to_version"])

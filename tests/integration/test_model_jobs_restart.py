@@ -42,6 +42,7 @@ def serve(models: Path, var: Path, log: Path, port: int) -> subprocess.Popen[byt
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
     assert "listening on" in line, f"server did not start: {line!r}; see {log}"
+    assert cli(f"127.0.0.1:{port}", "health", "--wait", "60").returncode == 0, f"not SERVING; see {log}"
     return proc
 
 

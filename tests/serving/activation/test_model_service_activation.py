@@ -73,6 +73,7 @@ def test_a_waited_activation_replies_with_its_report(gateway, channel, voices):
     report = reply.report
     assert (report.from_model.name, report.to_model.name, report.reembedded) == ("resemblyzer-ge2e", PROJECTED, 4)
     comparison = json.loads(report.report_json)
+    assert json.loads(open(report.report_path).read()) == comparison  # the file beside the new gallery
     assert comparison["new"]["dim"] == 192 and comparison["old"]["dim"] == 256
     assert comparison["new"]["gallery"]["genuine"]["count"] == 8
 
