@@ -75,10 +75,12 @@ test: models triton-env
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	TOITSU_MODELS=$(abspath $(MODELS)) TOITSU_TRITON_VENV=$(abspath $(TRITON_VENV)) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 protos: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. protos/v1/*.proto
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --grpc_python_out=. --pyi_out=. \
+		--plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc --mypy_grpc_out=. protos/v1/*.proto
 
 bench: models triton-env
 	$(BIN)/python bench/bench_verify.py --models $(MODELS) --work $(WORK)

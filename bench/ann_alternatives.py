@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import faiss
 import numpy as np
@@ -47,10 +48,10 @@ def main() -> None:
         index.nprobe = nprobe
         runs.append(_row("ivf-flat", f"nlist {args.nlist}, nprobe {nprobe}", seconds, index, probes, exact))
     if args.hnsw:
-        index, seconds = _built(faiss.IndexHNSWFlat(args.dim, args.hnsw_m, faiss.METRIC_INNER_PRODUCT), vectors)
+        hnsw, seconds = _built(faiss.IndexHNSWFlat(args.dim, args.hnsw_m, faiss.METRIC_INNER_PRODUCT), vectors)
         for ef in args.ef:
-            index.hnsw.efSearch = ef
-            runs.append(_row("hnsw", f"M {args.hnsw_m}, efSearch {ef}", seconds, index, probes, exact))
+            hnsw.hnsw.efSearch = ef
+            runs.append(_row("hnsw", f"M {args.hnsw_m}, efSearch {ef}", seconds, hnsw, probes, exact))
     result = {
         "size": args.size,
         "dim": args.dim,
@@ -64,12 +65,15 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f}\nwrote {args.out}")
 
 
-def _ivf(dim: int, nlist: int) -> faiss.Index:
+IndexT = TypeVar("IndexT", bound=faiss.Index)
+
+
+def _ivf(dim: int, nlist: int) -> faiss.IndexIVFFlat:
     index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
     return index
 
 
-def _built(index: faiss.Index, vectors: np.ndarray, train: bool = False) -> tuple[faiss.Index, float]:
+def _built(index: IndexT, vectors: np.ndarray, train: bool = False) -> tuple[IndexT, float]:
     started = time.perf_counter()
     if train:
         index.train(vectors)

@@ -23,6 +23,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import faiss
 import numpy as np
@@ -35,11 +36,11 @@ MODEL = ModelBinding("bench-model", 1)
 def main() -> None:
     args = _parse()
     settings = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    results = {"machine": _machine(), "args": settings, "runs": []}
-    for size in args.sizes:
+    results: dict[str, Any] = {"machine": _machine(), "args": settings, "runs": []}
+    for i, size in enumerate(args.sizes):
         run = bench_size(size, args)
         results["runs"].append(run)
-        _print_row(run)
+        _print_row(run, header=i == 0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=1))
     print(f"\nwrote {args.out}")
@@ -62,7 +63,8 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
         index = gallery.index_info()
         probes, sources = _probes(vectors, args.queries, args.cos_min, args.cos_max, rng)
         exact_ids, base_times = _baseline(vectors, probes, args.k)
-        got, times = [], []
+        got: list[int] = []
+        times: list[float] = []
         for probe in probes[: args.warmup]:
             gallery.search(probe, args.k, model=MODEL)
         for probe in probes:
@@ -73,7 +75,7 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
         gallery.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    got = np.asarray(got)
+    top1 = np.asarray(got)
     p50, p99 = np.percentile(times, [50, 99]) * 1e3
     b50, b99 = np.percentile(base_times, [50, 99]) * 1e3
     return {
@@ -90,8 +92,8 @@ def bench_size(size: int, args: argparse.Namespace) -> dict:
         "exact_p50_ms": round(b50, 3),
         "exact_p99_ms": round(b99, 3),
         "p50_ratio_vs_exact": round(p50 / b50, 3),
-        "recall_at_1_vs_exact": float((got == exact_ids).mean()),
-        "top1_is_source": float((got == sources).mean()),
+        "recall_at_1_vs_exact": float((top1 == exact_ids).mean()),
+        "top1_is_source": float((top1 == sources).mean()),
         "exact_top1_is_source": float((exact_ids == sources).mean()),
     }
 
@@ -136,13 +138,12 @@ def _baseline(vectors: np.ndarray, probes: np.ndarray, k: int) -> tuple[np.ndarr
     return np.asarray(top1), times
 
 
-def _print_row(run: dict) -> None:
-    if not getattr(_print_row, "header", False):
+def _print_row(run: dict, *, header: bool) -> None:
+    if header:
         print(
             f"{'size':>9} {'index':>10} {'load s':>7} {'reopen s':>8} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'exact p50':>9} {'ratio':>6} {'recall@1':>8}"
         )
-        _print_row.header = True
     print(
         f"{run['size']:>9} {run['index_kind']:>10} {run['load_s']:>7} {run['reopen_s']:>8} "
         f"{run['search_p50_ms']:>7} {run['search_p99_ms']:>7} {run['exact_p50_ms']:>9} "

@@ -118,7 +118,7 @@ def pipeline(modules, records, arrays, args, device: torch.device, run_dir: Path
         steps=total,
         steps_per_epoch=total,
         amp="auto",
-        device=device.type,
+        device="cuda" if device.type == "cuda" else "cpu",
         log_every=args.warmup,
         checkpoint_every=0,
         keep_checkpoints=1,

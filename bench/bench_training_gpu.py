@@ -94,7 +94,8 @@ def main() -> None:
 def face_bench(config: dict, tracks, groups: int, frames: int, device: torch.device, args) -> dict:
     encoder = IResNet(input_size=112, **config).to(device)
     if device.type == "cuda":  # channels_last helps cuDNN's bf16 convolutions (and crashed CPU backward here)
-        encoder = encoder.to(memory_format=torch.channels_last)
+        # nn.Module.to takes memory_format at run time; torch's overloads leave it out.
+        encoder = encoder.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     loss = GraphGroupingLoss("walk", 2).to(device)
     optimiser = torch.optim.SGD([*encoder.parameters(), *loss.parameters()], lr=0.05, momentum=0.9)
 
@@ -185,7 +186,8 @@ def autocast(device: torch.device):
 
 def timed(step: Callable[[dict], None], batches: Iterable[dict], warmup: int, device: torch.device) -> float:
     """Seconds per step after ``warmup`` steps (device synchronised at both ends)."""
-    started, count = None, 0
+    started: float | None = None
+    count = 0
     for i, batch in enumerate(batches):
         if i == warmup:
             sync(device)
@@ -193,6 +195,8 @@ def timed(step: Callable[[dict], None], batches: Iterable[dict], warmup: int, de
         step(batch)
         count += i >= warmup
     sync(device)
+    if started is None:
+        raise ValueError(f"no batch after the {warmup} warm-up steps")
     return (time.perf_counter() - started) / max(1, count)
 
 

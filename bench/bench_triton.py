@@ -121,6 +121,7 @@ def _run(args: argparse.Namespace, clips: list[bytes], var: Path, extra: list[st
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
         subprocess.run(

@@ -125,6 +125,7 @@ def _start_server(models: Path, var: Path) -> tuple[subprocess.Popen, str]:
         cwd=REPO,
         stdout=subprocess.PIPE,
     )
+    assert proc.stdout is not None  # stdout=PIPE
     target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
     subprocess.run(
         [sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target],

@@ -19,6 +19,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -104,7 +105,7 @@ def run_one(name: str, seed: int, args: argparse.Namespace) -> dict:
 
 def summarise(rows: list[dict], recipes: list[str]) -> dict:
     """Per recipe and metric: mean, spread (half the range) and the per-seed values."""
-    out = {}
+    out: dict[str, dict[str, Any]] = {}
     for name in recipes:
         mine = [r for r in rows if r["recipe"] == name]
         out[name] = {

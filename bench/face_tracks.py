@@ -122,6 +122,7 @@ def through_gateway(models: Path, tmp: Path, tracks: list) -> dict:
         stdout=subprocess.PIPE,
         stderr=open(tmp / "server.log", "wb"),
     )
+    assert proc.stdout is not None  # stdout=PIPE
     try:
         target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
         subprocess.run(

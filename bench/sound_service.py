@@ -16,6 +16,7 @@ import json
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -74,7 +75,8 @@ def run(stub, clips: dict[str, list[bytes]]) -> dict:
     fars = (0.01, 0.001)
     probes = [(label, c) for label in ENROLLED for c in clips[label][3:]]
     strangers = [(label, c) for label in clips if label not in ENROLLED for c in clips[label]]
-    out = {"enrolled": list(ENROLLED), "probes": len(probes), "stranger_clips": len(strangers), "by_far": {}}
+    out: dict[str, Any] = {"enrolled": list(ENROLLED), "probes": len(probes), "stranger_clips": len(strangers)}
+    out["by_far"] = {}
     for far in fars:
         replies = [
             stub.Classify(sound_pb2.ClassifySoundRequest(audio=audio(c), target_far=far), timeout=60) for _, c in probes

@@ -30,6 +30,7 @@ def write_landmarks_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
         raise ValueError(f"landmark model lacks {sorted(missing)}")
     np.savez(
         path,
+        allow_pickle=False,  # plain numeric arrays only (the reader refuses pickles too)
         format=np.int32(NPZ_FORMAT),
         **{name: np.asarray(arrays[name], dtype=dtype) for name, dtype in ARRAYS.items()},
     )

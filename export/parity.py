@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from contracts.card_sections import ParityCheck
+
 
 class ParityError(RuntimeError):
     """The exported graph disagrees with its reference beyond tolerance."""
@@ -29,6 +31,10 @@ class Parity:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def card_check(self) -> ParityCheck:
+        """The check as the card's ``parity.checks`` entry."""
+        return ParityCheck(**self.to_dict())
 
 
 def compare(check: str, pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> Parity:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from contracts.card import AnyCard
 from contracts.card_sections import Calibration
@@ -21,7 +22,10 @@ from export.calibration import Embed, calibrate
 from export.pipeline import Calibrate
 from training.data.manifest import read_manifest
 
-DEV = {"clips_per_class": 30, "clip_seconds": 3.0, "n_folds": 5, "seed": 2025}
+if TYPE_CHECKING:
+    from training.data.sound_corpus import SoundCorpusSettings
+
+DEV: SoundCorpusSettings = {"clips_per_class": 30, "clip_seconds": 3.0, "n_folds": 5, "seed": 2025}
 ENROLL = 3
 
 

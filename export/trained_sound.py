@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -28,7 +29,10 @@ from export.pipeline import Calibrate, export_version
 from export.repository import next_version, write_triton_config
 from export.trained_speaker import NormalizedEncoder, build_card, export_encoder, measure_parity
 
-PARITY_CORPUS = {"clips_per_class": 5, "clip_seconds": 2.0, "n_folds": 5, "seed": 7}
+if TYPE_CHECKING:
+    from training.data.sound_corpus import SoundCorpusSettings
+
+PARITY_CORPUS: SoundCorpusSettings = {"clips_per_class": 5, "clip_seconds": 2.0, "n_folds": 5, "seed": 7}
 PARITY_CLIPS = 8
 
 

@@ -111,7 +111,7 @@ def build_card(
         serving=ServingHints(max_batch_size=16, preferred_batch_sizes=[4, 8, 16], max_queue_delay_us=2000),
         provenance=provenance,
         parity=ParitySection(
-            reference="the trained torch module (CPU)", inputs=clip_names, checks=[p.to_dict() for p in parity]
+            reference="the trained torch module (CPU)", inputs=clip_names, checks=[p.card_check() for p in parity]
         ),
     )
 

@@ -109,6 +109,24 @@ class TritonSection:
 
 
 @dataclass(frozen=True)
+class JobsSection:
+    """Training and export jobs (ModelService): supervised subprocesses of the gateway."""
+
+    devices: str = "auto"  # "auto" (each GPU nvidia-smi lists, else one "cpu" slot), or "cpu" / "0,1"
+    max_queued: int = 8  # queued jobs beyond this are refused with RESOURCE_EXHAUSTED
+    poll_seconds: float = 0.5  # how often a running job's progress and exit are read
+    cancel_grace_seconds: float = 10.0  # SIGTERM, then SIGKILL after this long
+    validate_timeout_seconds: float = 120.0  # checking a recipe (a subprocess that builds its model)
+    recipes: str = "recipes"  # StartTraining's recipe_name is a path under this folder, without .yaml
+    workdir: str = "."  # the jobs' working directory (recipes name data folders relative to it)
+    work: str = "build"  # export's scratch folder (generated dev data, cached between exports)
+
+    def __post_init__(self) -> None:
+        if self.max_queued < 0 or self.poll_seconds <= 0 or self.cancel_grace_seconds < 0:
+            raise ValueError("max_queued must be >= 0, poll_seconds > 0 and cancel_grace_seconds >= 0")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -119,6 +137,7 @@ class Config:
     audio: AudioLimits = field(default_factory=AudioLimits)
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
+    jobs: JobsSection = field(default_factory=JobsSection)
 
     @property
     def models_dir(self) -> Path:

@@ -52,9 +52,10 @@ class AudioEmbedder:
         self.model, self.backend, self.pipeline, self.batcher = model, backend, pipeline, batcher
         self.key = f"{model.card.name}/{model.card.version}"
         names = {t.role: t.name for t in model.card.inputs}
-        self._waveform_name, self._lengths_name = names.get("waveform"), names.get("lengths")
-        if self._waveform_name is None:
+        waveform_name = names.get("waveform")
+        if waveform_name is None:
             raise ValueError(f"{self.key}: card has no input with role 'waveform'")
+        self._waveform_name, self._lengths_name = waveform_name, names.get("lengths")
 
     @property
     def name(self) -> str:

@@ -32,6 +32,13 @@ class NotFound(ToitsuError):
     code = grpc.StatusCode.NOT_FOUND
 
 
+class NotOnThisVersion(NotFound):
+    """The identity is enrolled only under an older model version (an activation kept it there):
+    not found in this gallery, but a score here would be wrong, so FAILED_PRECONDITION says so."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class AlreadyExists(ToitsuError):
     """Creating something that is already there (enrolling an existing id in CREATE mode)."""
 
@@ -42,6 +49,20 @@ class ModelMismatch(ToitsuError):
     """An embedding or gallery bound to another model version than the one asked to score it."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class FailedPrecondition(ToitsuError):
+    """The request is valid but the system is not in a state to do it (exporting an unfinished run,
+    an activation already running, a version already active, identities that would be lost under
+    the chosen policy)."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Cancelled(ToitsuError):
+    """The caller cancelled a long operation (an activation); nothing it started is left behind."""
+
+    code = grpc.StatusCode.CANCELLED
 
 
 class Unavailable(ToitsuError):

@@ -25,11 +25,15 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
 
     def intercept_service(self, continuation: Callable, details: grpc.HandlerCallDetails):
         handler = continuation(details)
-        if handler is None or (handler.unary_unary is None and handler.stream_stream is None):
-            return handler  # health's Watch (unary-stream) handles itself
+        if handler is None:
+            return handler
         method = details.method.rsplit("/", 1)[-1]
         service = details.method.rsplit("/", 2)[-2] if details.method.count("/") >= 2 else ""
         name = f"{service.split('.')[-1]}.{method}"
+        if handler.unary_stream is not None and not service.startswith("grpc."):  # health's Watch handles itself
+            return self._wrap_server_stream(name, handler)
+        if handler.unary_unary is None and handler.stream_stream is None:
+            return handler
         if handler.stream_stream is not None:
             return self._wrap_stream(name, handler)
         behaviour = handler.unary_unary
@@ -53,9 +57,23 @@ class ErrorsAndMetrics(grpc.ServerInterceptor):
             wrapped, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
         )
 
-    def _wrap_stream(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def _wrap_server_stream(self, name: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        """Server streams (WatchJob): the stream wrapper over a one-request iterator."""
+        streamed = self._wrap_stream(
+            name, handler, lambda requests, context: handler.unary_stream(next(requests), context)
+        )
+        behaviour = streamed.stream_stream
+        return grpc.unary_stream_rpc_method_handler(
+            lambda request, context: behaviour(iter((request,)), context),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    def _wrap_stream(
+        self, name: str, handler: grpc.RpcMethodHandler, behaviour: Callable | None = None
+    ) -> grpc.RpcMethodHandler:
         """The same mapping for bidirectional streams (EnrollTracks): errors end the stream."""
-        behaviour = handler.stream_stream
+        behaviour = behaviour or handler.stream_stream
 
         def wrapped(requests, context: grpc.ServicerContext):
             start, code = time.perf_counter(), grpc.StatusCode.OK

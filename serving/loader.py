@@ -1,6 +1,10 @@
 """Building a served modality ([speaker], [sound], [face]) from the configuration: model
 repository → backend → pipeline → batcher → gallery bound to the model version.
 
+Where the gallery lives and which model version serves it come from the modality's gallery
+generation when an activation chose them (``serving.gallery.generations``, passed as
+``generation``), else from the configuration and the legacy folder ``var/galleries/<modality>``.
+
 A model that is missing because it is still being built (``toitsu models build-defaults``, which
 ``make serve`` runs in the background for the sound model) is reported as :class:`ModelBeingBuilt`,
 an Unavailable the gateway retries, instead of a final NotFound; see "builds in progress" below.
@@ -25,6 +29,8 @@ from serving.config import Config
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import ModelMismatch, NotFound, Unavailable
 from serving.gallery import Gallery, ModelBinding
+from serving.gallery.gallery import stored_dim
+from serving.gallery.generations import Generation
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
@@ -46,42 +52,45 @@ class ModelBeingBuilt(Unavailable):
     """The configured model has no version yet and a running build will publish it."""
 
 
-def load_audio_modality(config: Config, name: str, metrics: Metrics | None = None) -> AudioModality:
-    """An audio modality (``speaker`` or ``sound``): model with its pipeline, gallery."""
+def load_audio_modality(
+    config: Config, name: str, metrics: Metrics | None = None, folder: Path | None = None
+) -> AudioModality:
+    """An audio modality (``speaker`` or ``sound``): model with its pipeline, gallery (in ``folder``,
+    default the legacy one)."""
     repo = ModelRepository(config.models_dir)
     embedder = audio_embedder(config, name, repo, batching=True, metrics=metrics)
     card = embedder.model.card
-    if card.calibration_section is None or card.embedding_dim is None:
-        raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
-    gallery = open_gallery(config, name, card.embedding_dim, ModelBinding(card.name, card.version))
-    if metrics is not None:
-        metrics.gallery_size.labels(name).set_function(lambda: len(gallery))
+    try:
+        if card.calibration_section is None or card.embedding_dim is None:
+            raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
+        gallery = open_gallery(config, name, card.embedding_dim, ModelBinding(card.name, card.version), folder)
+    except BaseException:
+        stop_embedder(embedder)
+        raise
     return AudioModality(embedder, gallery)
 
 
-def load_face(config: Config, metrics: Metrics | None = None) -> FaceModality:
+def load_face(config: Config, metrics: Metrics | None = None, folder: Path | None = None) -> FaceModality:
     """The face modality: detector, landmarks and chip geometry, embedder with its batcher, gallery."""
     repo = ModelRepository(config.models_dir)
     embedder = image_embedder(config, repo, batching=True, metrics=metrics)
     card = embedder.model.card
-    if card.calibration_section is None or card.embedding_dim is None:
-        raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
     try:
+        if card.calibration_section is None or card.embedding_dim is None:
+            raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
         pipeline, detector = face_pipeline(config, repo, embedder)
-        gallery = open_gallery(config, "face", card.embedding_dim, ModelBinding(card.name, card.version))
+        gallery = open_gallery(config, "face", card.embedding_dim, ModelBinding(card.name, card.version), folder)
     except BaseException:
-        _stop_embedder(embedder)
+        stop_embedder(embedder)
         raise
-    if metrics is not None:
-        metrics.gallery_size.labels("face").set_function(lambda: len(gallery))
     limits = ImageLimits(max_pixels=int(config.face.max_megapixels * 1e6))
     return FaceModality(embedder, pipeline, gallery, detector, limits)
 
 
 # The modalities a gateway can serve, each named after its config section; in load order.
-MODALITIES: dict[str, Callable[[Config, Metrics | None], Modality]] = {
-    "speaker": lambda config, metrics: load_audio_modality(config, "speaker", metrics),
-    "sound": lambda config, metrics: load_audio_modality(config, "sound", metrics),
+MODALITIES: dict[str, Callable[[Config, Metrics | None, Path | None], Modality]] = {
+    "speaker": lambda config, metrics, folder: load_audio_modality(config, "speaker", metrics, folder),
+    "sound": lambda config, metrics, folder: load_audio_modality(config, "sound", metrics, folder),
     "face": load_face,
 }
 
@@ -90,12 +99,39 @@ def enabled_modalities(config: Config) -> list[str]:
     return [name for name in MODALITIES if getattr(config, name).enabled]
 
 
-def load_modality(config: Config, name: str, metrics: Metrics | None = None) -> Modality:
+def load_modality(
+    config: Config, name: str, metrics: Metrics | None = None, *, generation: Generation | None = None
+) -> Modality:
     """The ``name`` modality (``speaker``, ``sound`` or ``face``) ready to serve: model, pipeline, gallery.
 
-    Raises ModelBeingBuilt while its model is missing and a running build will publish it."""
+    With ``generation``, its model and version replace the configured ones and its folder (under
+    :func:`gallery_root`) holds the gallery. Raises ModelBeingBuilt while its model is missing and
+    a running build will publish it."""
+    folder = None
+    if generation is not None:
+        config = with_model(config, name, generation.model, generation.version)
+        folder = generation.path(gallery_root(config, name))
     check_not_being_built(config.models_dir, name, getattr(config, name).model)
-    return MODALITIES[name](config, metrics)
+    return MODALITIES[name](config, metrics, folder)
+
+
+def with_model(config: Config, name: str, model: str, version: int) -> Config:
+    """``config`` with the ``name`` section serving ``model`` at ``version``."""
+    section = dataclasses.replace(getattr(config, name), model=model, version=version)
+    return dataclasses.replace(config, **{name: section})
+
+
+def gallery_root(config: Config, modality: str) -> Path:
+    """The modality's gallery root: the legacy gallery and every generation folder live here."""
+    return config.var_dir / "galleries" / modality
+
+
+def stop_modality(modality: Modality) -> None:
+    """Stop a modality's batcher and backend and close its gallery (each step even if one fails)."""
+    try:
+        stop_embedder(modality.embedder)
+    finally:
+        modality.gallery.close()
 
 
 def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder) -> tuple[FacePipeline, ModelBinding]:
@@ -122,7 +158,7 @@ def image_embedder(
     return _started(ImageEmbedder(model, backend), batching_config if batching else None, metrics)
 
 
-def _stop_embedder(embedder: ImageEmbedder) -> None:
+def stop_embedder(embedder: AudioEmbedder | ImageEmbedder) -> None:
     if embedder.batcher is not None:
         embedder.batcher.stop()
     embedder.backend.close()
@@ -137,20 +173,24 @@ def audio_limits(config: Config, name: str) -> AudioLimits:
     return config.audio
 
 
-def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding) -> Gallery:
-    """The modality's gallery, bound to ``binding`` when it is new or empty.
+def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding, folder: Path | None = None) -> Gallery:
+    """The modality's gallery (in ``folder``, default the legacy one), bound to ``binding`` when it is
+    new or empty.
 
     A gallery holding another model version's templates still opens (with its own binding): the
     server stays up, Embed works, and every request that would compare embeddings across versions
-    is refused with FAILED_PRECONDITION naming both, until the gallery is re-indexed or the
-    configured version matches it again. Refusing to start would take Delete and List down too.
+    is refused with FAILED_PRECONDITION naming both, until that version is activated (which
+    re-embeds the gallery, serving.activation) or the configured version matches it again; a
+    gallery of another embedding size opens at its own size. Refusing to start would take Delete,
+    List and the activation itself down too.
     """
-    root = config.var_dir / "galleries" / modality
+    root = folder if folder is not None else gallery_root(config, modality)
     try:
         return Gallery.open(root, modality=modality, dim=dim, model=binding, config=config.gallery)
     except ModelMismatch as exc:
-        log.warning("%s; serving it read-only for scoring until it is re-indexed", exc)
-        return Gallery.open(root, modality=modality, dim=dim, model=None, config=config.gallery)
+        log.warning("%s; refusing to score against it until that model version is activated", exc)
+        held = stored_dim(root) or dim  # another embedding size: open it as it is, for Delete/List/activation
+        return Gallery.open(root, modality=modality, dim=held, model=None, config=config.gallery)
 
 
 def audio_embedder(

@@ -14,6 +14,12 @@ build has not published yet (``make serve`` builds the sound model in the backgr
 every ``server.load_retry_seconds`` while the modality stays NOT_SERVING; any other load failure
 is final. Once loaded, the backend's readiness is polled every ``server.health_interval_seconds``
 into health: NOT_SERVING while Triton (or its model) is down, SERVING again when it is back.
+
+Each modality loads from its gallery generation's ``ACTIVE`` state when an activation wrote one
+(model, version and folder; ``serving.gallery.generations``, after its crash recovery), else from
+the configuration. ``activator`` (``serving.activation.Activator``) re-embeds a gallery for a new
+model version and swaps :meth:`Gateway.modality`'s answer atomically (:meth:`swap_modality`); an
+RPC keeps the modality object it fetched, so it finishes on the version it started with.
 """
 
 from __future__ import annotations
@@ -26,12 +32,23 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from serving.activation import Activator
 from serving.config import Config
 from serving.errors import Unavailable
+from serving.gallery import generations
 from serving.interceptors import ErrorsAndMetrics
-from serving.loader import MODALITIES, ModelBeingBuilt, enabled_modalities, load_modality
+from serving.jobs.supervisor import JobSupervisor
+from serving.loader import (
+    MODALITIES,
+    ModelBeingBuilt,
+    enabled_modalities,
+    gallery_root,
+    load_modality,
+    stop_modality,
+)
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
+from serving.services.model_activation import settle as settle_job
 from serving.services.registry import SERVICES
 
 log = logging.getLogger("toitsu.server")
@@ -50,8 +67,14 @@ class Gateway:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self._health_lock = threading.Lock()
+        self._swap_lock = threading.Lock()
+        self.activator = Activator(self)
         self._server: grpc.Server | None = None
         self.port = 0
+        # An activation job running when the gateway died is settled from the generations' ACTIVE file.
+        self.jobs = JobSupervisor(
+            config.var_dir / "jobs", config.jobs, config.models_dir, settle=lambda job: settle_job(config, job)
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self, *, background_load: bool = True) -> int:
@@ -84,6 +107,7 @@ class Gateway:
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
         self._server.start()
+        self.jobs.start()
         self.metrics.serve(cfg.host, cfg.metrics_port)
         log.info("listening on %s:%d (loading models)", cfg.host, self.port)
         if background_load:
@@ -112,7 +136,12 @@ class Gateway:
         try:
             while not self._stopping.is_set():
                 try:
-                    modality = load_modality(self.config, name, self.metrics)
+                    state = generations.recover(gallery_root(self.config, name))
+                    if state is not None:
+                        active = state.active
+                        log.info("%s: active gallery generation %s (%s)", name, active.folder, active.binding)
+                    generation = state.active if state is not None else None
+                    modality = load_modality(self.config, name, self.metrics, generation=generation)
                     break
                 except Unavailable as exc:  # a backend not up yet, a model not built yet: NOT_SERVING, retry
                     previous = self._waiting.get(name)
@@ -125,7 +154,7 @@ class Gateway:
             else:
                 return
             self._waiting.pop(name, None)
-            self._modalities[name], self._ready[name] = modality, True
+            self._install(name, modality)
             log.info(
                 "%s: serving %s v%d; %d enrolled",
                 name,
@@ -154,6 +183,24 @@ class Gateway:
                     self._ready[name] = ready
                     self._refresh_health()
 
+    def _install(self, name: str, modality: AudioModality | FaceModality) -> AudioModality | FaceModality | None:
+        with self._swap_lock:
+            old = self._modalities.get(name)
+            self._modalities[name], self._ready[name] = modality, True
+            gallery = modality.gallery
+            self.metrics.gallery_size.labels(name).set_function(lambda: len(gallery))
+        return old
+
+    def swap_modality(self, name: str, new: AudioModality | FaceModality) -> AudioModality | FaceModality:
+        """Serve ``new`` for ``name`` from now on (the activation's in-memory swap); the old one,
+        which requests in flight keep using."""
+        old = self._install(name, new)
+        if old is None:
+            raise Unavailable(f"the {name} modality was not loaded")
+        self._refresh_health()
+        log.info("%s: now serving %s v%d (was %s)", name, new.card.name, new.card.version, old.binding)
+        return old
+
     def wait_loaded(self, timeout: float | None = None) -> bool:
         """True once every enabled modality has loaded (False after a timeout or a load failure)."""
         return self._loaded.wait(timeout) and not self._errors
@@ -172,6 +219,9 @@ class Gateway:
             raise Unavailable(f"the gateway is waiting for its inference backend: {waiting}")
         raise Unavailable("the gateway is still loading its models and galleries; retry shortly")
 
+    def active_models(self) -> dict[str, tuple[str, int]]:
+        return {name: (m.card.name, m.card.version) for name, m in list(self._modalities.items())}
+
     def wait(self) -> None:
         self._stopped.wait()
 
@@ -184,11 +234,10 @@ class Gateway:
         self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         if self._server is not None:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
+        self.jobs.stop()
         for modality in self._modalities.values():
-            if modality.embedder.batcher is not None:
-                modality.embedder.batcher.stop()
-            modality.gallery.close()
-            modality.embedder.backend.close()
+            stop_modality(modality)
+        self.activator.close()
         self.metrics.close()
         self._stopped.set()
         log.info("stopped")

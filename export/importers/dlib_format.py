@@ -31,9 +31,11 @@ import math
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
+
+from contracts.card_sections import ImportProvenance
 
 T = TypeVar("T")
 PACKAGE = "face-recognition-models"
@@ -49,19 +51,28 @@ def package_file(name: str) -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "models" / Path(name).name
 
 
-def package_provenance(source: str, path: Path | None = None) -> dict[str, Any]:
+def package_provenance(
+    source: str,
+    path: Path | None = None,
+    *,
+    sha256: str | None = None,
+    parameters: int | None = None,
+    reported_accuracy: str | None = None,
+) -> ImportProvenance:
     """The card's ``provenance`` for a model imported from ``source`` (a path inside the package;
-    ``path``: the file actually read, when not the installed one)."""
+    ``path``: the file actually read, when not the installed one); the keywords as in the section."""
     from export.card import sha256_file
 
-    return {
-        "kind": "import",
-        "package": PACKAGE,
-        "package_version": metadata.version(PACKAGE),
-        "license": LICENSE,
-        "source_file": source,
-        "source_sha256": sha256_file(path or package_file(source)),
-    }
+    return ImportProvenance(
+        package=PACKAGE,
+        package_version=metadata.version(PACKAGE),
+        license=LICENSE,
+        source_file=source,
+        source_sha256=sha256_file(path or package_file(source)),
+        sha256=sha256,
+        parameters=parameters,
+        reported_accuracy=reported_accuracy,
+    )
 
 
 # float_details' special exponents.

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts.card import FaceLandmarksCard
-from contracts.card_sections import ImportProvenance, LandmarksSpec, Parity, tensor
+from contracts.card_sections import LandmarksSpec, Parity, tensor
 from contracts.landmarks_npz import NPZ_FORMAT, read_landmarks_npz, write_landmarks_npz
 from export.card import sha256_file
 from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
@@ -106,8 +106,8 @@ def real_faces() -> dict[str, np.ndarray]:
     from PIL import Image
     from skimage import data
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as f:
+        hopper = np.asarray(f.convert("RGB"))
     return {"astronaut": data.astronaut(), "grace_hopper": hopper}
 
 
@@ -212,10 +212,10 @@ def stage(
             features_per_cascade=int(arrays["anchor_idx"].shape[1]),
             grey="RGB → (r + g + b) // 3, as dlib's get_pixel_intensity",
         ),
-        provenance=ImportProvenance(**package_provenance(SOURCE, source), sha256=sha256_file(target)),
+        provenance=package_provenance(SOURCE, source, sha256=sha256_file(target)),
         parity=Parity(
             reference=f"dlib.shape_predictor (dlib-bin {metadata.version('dlib-bin')})",
-            checks=[measured["parity"].to_dict()],
+            checks=[measured["parity"].card_check()],
             inputs=measured["cases"],
         ),
     )

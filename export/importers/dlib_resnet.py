@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from contracts.card import FaceCard
-from contracts.card_sections import EmbeddingSpec, FaceImageSpec, ImportProvenance, ServingHints, tensor
+from contracts.card_sections import EmbeddingSpec, FaceImageSpec, ServingHints, tensor
 from contracts.card_sections import Parity as ParitySection
 from contracts.face_geometry import dlib_alignment
 from export.importers.dlib_format import DlibFormatError, DlibReader, package_file, package_provenance
@@ -286,6 +286,9 @@ class _AddPrev(nn.Module):
 
 
 class _Affine(nn.Module):
+    gamma: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    beta: torch.Tensor
+
     def __init__(self, gamma: np.ndarray, beta: np.ndarray) -> None:
         super().__init__()
         shape = (1, -1, 1, 1) if gamma.ndim == 1 else (1, *gamma.shape)
@@ -311,6 +314,9 @@ class _Pool(nn.Module):
 
 
 class _Fc(nn.Module):
+    weights: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    biases: torch.Tensor | None
+
     def __init__(self, weights: np.ndarray, biases: np.ndarray | None) -> None:
         super().__init__()
         self.register_buffer("weights", torch.from_numpy(weights.copy()))
@@ -329,25 +335,29 @@ class DlibResNet(nn.Module):
     tag), ``("add_prev", module)`` (add the nearest tag's tensor, zero-extended).
     """
 
+    mean: torch.Tensor  # a buffer (register_buffer), declared for the type checker
+
     def __init__(self, mean_rgb: tuple[float, float, float], steps: list[tuple[str, Any]]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean_rgb, dtype=torch.float32).reshape(1, 3, 1, 1))
         self.kinds = [kind for kind, _ in steps]
-        self.args = [arg if isinstance(arg, int) else None for _, arg in steps]
+        # The tag id each step uses (tag, skip, add_prev); -1 for a step that uses none.
+        self.tag_ids = [
+            arg.tag if isinstance(arg, _AddPrev) else arg if isinstance(arg, int) else -1 for _, arg in steps
+        ]
         self.layers = nn.ModuleList(arg for _, arg in steps if isinstance(arg, nn.Module))
 
     def forward(self, chip: torch.Tensor) -> torch.Tensor:
         x = (chip.permute(0, 3, 1, 2).float() - self.mean) / PIXEL_SCALE
         tags: dict[int, torch.Tensor] = {}
         modules = iter(self.layers)
-        for kind, arg in zip(self.kinds, self.args):
+        for kind, tag in zip(self.kinds, self.tag_ids):
             if kind == "tag":
-                tags[arg] = x
+                tags[tag] = x
             elif kind == "skip":
-                x = tags[arg]
+                x = tags[tag]
             elif kind == "add_prev":
-                add = next(modules)
-                x = add(x, tags[add.tag])
+                x = next(modules)(x, tags[tag])
             else:
                 x = next(modules)(x)
         return x
@@ -385,7 +395,7 @@ def build_torch(records: list[DlibLayer], *, fold_affine: bool = True) -> DlibRe
             conv = nn.Conv2d(c, cfg["filters"], (kh, kw), (sy, sx), (py, px))
             with torch.no_grad():
                 conv.weight.copy_(torch.from_numpy(params["filters"]))
-                conv.bias.copy_(torch.from_numpy(params["biases"]))
+                conv.get_parameter("bias").copy_(torch.from_numpy(params["biases"]))
             c, h, w = cfg["filters"], _out_size(h, kh, sy, py), _out_size(w, kw, sx, px)
             steps.append(("layer", conv))
             pending_conv = conv
@@ -394,7 +404,8 @@ def build_torch(records: list[DlibLayer], *, fold_affine: bool = True) -> DlibRe
             gamma, beta = torch.from_numpy(params["gamma"]), torch.from_numpy(params["beta"])
             with torch.no_grad():
                 pending_conv.weight.mul_(gamma.reshape(-1, 1, 1, 1))
-                pending_conv.bias.copy_(pending_conv.bias * gamma + beta)
+                bias = pending_conv.get_parameter("bias")
+                bias.copy_(bias * gamma + beta)
         elif kind == "affine":
             steps.append(("layer", _Affine(params["gamma"], params["beta"])))
         elif kind == "relu":
@@ -455,8 +466,8 @@ def _photos() -> dict[str, np.ndarray]:
     from PIL import Image
     from skimage import data
 
-    with matplotlib.cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.asarray(Image.open(f).convert("RGB"))
+    with Image.open(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)) as f:
+        hopper = np.asarray(f.convert("RGB"))
     return {"astronaut": data.astronaut(), "grace_hopper": hopper}
 
 
@@ -542,15 +553,13 @@ def stage(staged: Path, version: int) -> FaceCard:
         ),
         embedding=EmbeddingSpec(output="descriptor", dim=DESCRIPTOR_DIM, normalized=False),
         serving=ServingHints(max_batch_size=64),
-        provenance=ImportProvenance(
-            **package_provenance(SOURCE),
-            parameters=sum(r.parameter_count for r in records),
-            reported_accuracy="99.38% on LFW (dlib)",
+        provenance=package_provenance(
+            SOURCE, parameters=sum(r.parameter_count for r in records), reported_accuracy="99.38% on LFW (dlib)"
         ),
         parity=ParitySection(
             reference=f"dlib.face_recognition_model_v1.compute_face_descriptor (dlib-bin "
             f"{metadata.version('dlib-bin')})",
             inputs=list(chips),
-            checks=[p.to_dict() for p in parity],
+            checks=[p.card_check() for p in parity],
         ),
     )

@@ -22,6 +22,7 @@ regression, landmarks) is ``serving/vision/mtcnn.py``, checked against facenet-p
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 from importlib import metadata
 from pathlib import Path
@@ -29,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from contracts.card import FaceDetectorCard
-from contracts.card_sections import ImportProvenance, TensorSpec, tensor
+from contracts.card_sections import ImageSpec, ImportProvenance, TensorSpec, tensor
+from contracts.card_sections import Parity as ParitySection
 from export.card import sha256_file
 from export.parity import Parity, compare, onnx_session, require
 from export.repository import loadable_versions as versions
@@ -153,13 +155,13 @@ def stage(version_dir: Path, version: int, name: str) -> FaceDetectorCard:
         "NMS, box regression and landmarks run in the gateway (serving/vision/mtcnn.py).",
         inputs=[tensor("image", "float32", input_shape(name), "image")],
         outputs=_outputs(name),
-        image={
-            "size": [-1, -1] if side is None else [side, side],
-            "layout": "NCHW",
-            "dtype": "float32",
-            "channels": "RGB",
-            "normalization": NORMALIZATION,
-        },
+        image=ImageSpec(
+            size=(-1, -1) if side is None else (side, side),
+            layout="NCHW",
+            dtype="float32",
+            channels="RGB",
+            normalization=NORMALIZATION,
+        ),
         provenance=ImportProvenance(
             package=PACKAGE,
             package_version=metadata.version(PACKAGE),
@@ -167,10 +169,10 @@ def stage(version_dir: Path, version: int, name: str) -> FaceDetectorCard:
             source_file=f"facenet_pytorch/data/{_NETS[name][1]}",
             source_sha256=sha256_file(weights_path(name)),
         ),
-        parity={
-            "reference": f"facenet_pytorch.models.mtcnn.{_NETS[name][0]} (torch, CPU), random inputs",
-            "checks": [parity.to_dict()],
-        },
+        parity=ParitySection(
+            reference=f"facenet_pytorch.models.mtcnn.{_NETS[name][0]} (torch, CPU), random inputs",
+            checks=[parity.card_check()],
+        ),
     )
 
 
@@ -184,5 +186,7 @@ def build_mtcnn(models_dir: Path, *, force: bool = False) -> list[Path]:
         if versions(models_dir, name) and not force:
             continue
         print(f"{name}: exporting; parity against facenet-pytorch")
-        published.append(export_version(models_dir, name, 1, lambda staged, n=name: stage(staged, 1, n), replace=True))
+        published.append(
+            export_version(models_dir, name, 1, functools.partial(stage, version=1, name=name), replace=True)
+        )
     return published

@@ -23,7 +23,15 @@ import numpy as np
 import torch
 
 from contracts.card import SpeakerCard
-from contracts.card_sections import ImportProvenance, tensor
+from contracts.card_sections import (
+    AudioSpec,
+    EmbeddingSpec,
+    ImportProvenance,
+    ServingHints,
+    ShapeRange,
+    ShapeRanges,
+    tensor,
+)
 from contracts.card_sections import Parity as ParitySection
 from contracts.waveforms import waveform_batch
 from export.card import sha256_file
@@ -143,13 +151,13 @@ def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[st
         "embedding = normalised mean over 1.6 s windows, as VoiceEncoder.embed_utterance.",
         inputs=[tensor("waveform", "float32", [-1, -1], "waveform"), tensor("lengths", "int64", [-1], "lengths")],
         outputs=[tensor("embedding", "float32", [-1, cfg.embedding_dim], "embedding")],
-        audio={"sample_rate": cfg.sample_rate, "channels": 1},
-        embedding={"output": "embedding", "dim": cfg.embedding_dim, "normalized": True, "metric": "cosine"},
-        shape_ranges={
-            "samples": {"min": cfg.hop, "opt": 3 * cfg.sample_rate, "max": MAX_SECONDS * cfg.sample_rate},
-            "batch": {"min": 1, "opt": 8, "max": 16},
-        },
-        serving={"max_batch_size": 16, "preferred_batch_sizes": [4, 8, 16], "max_queue_delay_us": 2000},
+        audio=AudioSpec(sample_rate=cfg.sample_rate, channels=1),
+        embedding=EmbeddingSpec(output="embedding", dim=cfg.embedding_dim, normalized=True, metric="cosine"),
+        shape_ranges=ShapeRanges(
+            samples=ShapeRange(min=cfg.hop, opt=3 * cfg.sample_rate, max=MAX_SECONDS * cfg.sample_rate),
+            batch=ShapeRange(min=1, opt=8, max=16),
+        ),
+        serving=ServingHints(max_batch_size=16, preferred_batch_sizes=[4, 8, 16], max_queue_delay_us=2000),
         provenance=ImportProvenance(
             package="resemblyzer",
             package_version=metadata.version("resemblyzer"),
@@ -160,6 +168,6 @@ def build_card(version: int, parity: Sequence[Parity], speech_names: Sequence[st
         parity=ParitySection(
             reference="resemblyzer.VoiceEncoder.embed_utterance (torch, CPU)",
             inputs=list(speech_names),
-            checks=[p.to_dict() for p in parity],
+            checks=[p.card_check() for p in parity],
         ),
     )

@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from contracts.card import VadCard
-from contracts.card_sections import ImportProvenance, TensorSpec, tensor
+from contracts.card_sections import DType, ImportProvenance, TensorSpec, VadAudioSpec, tensor
+from contracts.card_sections import Parity as ParitySection
 from export.card import sha256_file
 from export.parity import Parity, compare, onnx_session, require
 
@@ -99,7 +100,7 @@ def measure_parity(candidate: Path) -> list[Parity]:
 
 
 def _tensors(values, role: str) -> list[TensorSpec]:
-    dtypes = {1: "float32", 7: "int64"}
+    dtypes: dict[int, DType] = {1: "float32", 7: "int64"}  # onnx.TensorProto's FLOAT, INT64
     return [
         tensor(
             v.name,
@@ -126,13 +127,13 @@ def stage(version_dir: Path, version: int) -> VadCard:
         "convolutions re-expressed as batched matrix products (same weights).",
         inputs=_tensors(graph.input, "vad-input"),
         outputs=_tensors(graph.output, "vad-output"),
-        audio={
-            "sample_rate": 16000,
-            "channels": 1,
-            "chunk_samples": 512,
-            "context_samples": 64,
-            "frames_per_call": FRAMES_PER_CALL,
-        },
+        audio=VadAudioSpec(
+            sample_rate=16000,
+            channels=1,
+            chunk_samples=512,
+            context_samples=64,
+            frames_per_call=FRAMES_PER_CALL,
+        ),
         provenance=ImportProvenance(
             package="silero-vad",
             package_version=metadata.version("silero-vad"),
@@ -140,5 +141,5 @@ def stage(version_dir: Path, version: int) -> VadCard:
             source_file=SOURCE,
             source_sha256=sha256_file(source_path()),
         ),
-        parity={"reference": SOURCE, "checks": [p.to_dict() for p in parity]},
+        parity=ParitySection(reference=SOURCE, checks=[p.card_check() for p in parity]),
     )

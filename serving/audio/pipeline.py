@@ -9,6 +9,7 @@ rejection is an :class:`~serving.errors.InvalidInput` whose message carries the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict, Unpack
 
 import numpy as np
 
@@ -61,6 +62,23 @@ class PreparedAudio:
     segments: tuple[tuple[int, int], ...]
 
 
+class AudioFields(TypedDict, total=False):
+    """The audio oneof's fields as plain values: what :func:`decode_request` takes besides ``limits``."""
+
+    encoded: bytes | None
+    pcm: bytes | None
+    sample_rate: int
+    channels: int
+    pcm_format: str
+
+
+class _Bounds(TypedDict):
+    min_rate: int
+    max_rate: int
+    max_channels: int
+    max_seconds: float | None
+
+
 def decode_request(
     *,
     encoded: bytes | None = None,
@@ -82,7 +100,7 @@ def decode_request(
             f"request carries {what}; set exactly one of encoded audio "
             "(WAV, FLAC, OGG, …) or raw PCM with its sample rate and format"
         )
-    bounds = dict(
+    bounds = _Bounds(
         min_rate=limits.min_sample_rate,
         max_rate=limits.max_sample_rate,
         max_channels=limits.max_channels,
@@ -90,6 +108,7 @@ def decode_request(
     )
     if encoded is not None:
         return decode_encoded(encoded, **bounds)
+    assert pcm is not None  # exactly one of the two, checked above
     if sample_rate <= 0:
         raise InvalidInput(
             f"raw PCM needs its sample rate (got {sample_rate}); supported: "
@@ -120,9 +139,9 @@ class AudioPipeline:
         self.limits = limits
         self.vad_params = vad_params
 
-    def prepare_request(self, **fields: object) -> PreparedAudio:
+    def prepare_request(self, **fields: Unpack[AudioFields]) -> PreparedAudio:
         """:func:`decode_request` (with this pipeline's limits) then :meth:`prepare`."""
-        return self.prepare(decode_request(limits=self.limits, **fields))  # type: ignore[arg-type]
+        return self.prepare(decode_request(limits=self.limits, **fields))
 
     def prepare(self, audio: DecodedAudio) -> PreparedAudio:
         """Resample → length checks → silence check → VAD trim → minimum-speech check."""
@@ -130,6 +149,7 @@ class AudioPipeline:
         seconds = x.shape[0] / self.target_rate
         self._check_length(seconds)
         self._check_not_silent(x, seconds)
+        segments: tuple[tuple[int, int], ...]
         if self.vad is None:
             segments = ((0, x.shape[0]),)
             speech = x

@@ -9,7 +9,9 @@ float32 [frames, 64 + 512] (each frame is the previous frame's last 64 samples, 
 ``h``, ``c`` float32 [1, 1, 128] (LSTM state in) → ``speech_probs`` float32 [frames], ``hn``,
 ``cn``. It gives the streaming ``silero_vad.onnx``'s probabilities, but one call runs a block of
 up to ``MAX_FRAMES`` frames, so the Python-side cost per call (spent holding the GIL) is paid
-once per block rather than once per 32 ms: 2× cheaper alone, 3-6× next to busy gRPC threads.
+once per block rather than once per 32 ms, which matters most next to busy gRPC threads. (No
+bench here times the streaming graph; ``bench/audio_stages.py`` times the graph the gateway runs
+against the wheel's sequence graph.)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import builtins
+import contextlib
 import json
 import sqlite3
 import uuid
@@ -20,7 +21,15 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
-from serving.errors import AlreadyExists, InvalidInput, ModelMismatch, NotFound, Overloaded, Unavailable
+from serving.errors import (
+    AlreadyExists,
+    InvalidInput,
+    ModelMismatch,
+    NotFound,
+    NotOnThisVersion,
+    Overloaded,
+    Unavailable,
+)
 from serving.gallery import store as st
 from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
@@ -71,6 +80,7 @@ class Gallery:
         self.root, self.modality, self.dim = root, modality, dim
         self._binding, self._store, self._keeper, self._lock, self._config = binding, store, keeper, lock, config
         self._closed = False
+        self._retired: str | None = None  # set: this gallery is no longer the active one; writes say why
 
     @classmethod
     def open(
@@ -80,8 +90,9 @@ class Gallery:
 
         ``model`` is the binding the caller will enroll and search with. A new gallery, or one with
         no identities, takes it. A gallery holding templates of another model raises ModelMismatch:
-        its templates cannot be compared with that model's embeddings (re-index into a new folder
-        instead). ``model=None`` opens with whatever binding is stored (tools, re-indexing).
+        its templates cannot be compared with that model's embeddings (an activation re-embeds them
+        into a new generation, serving.activation). ``model=None`` opens with whatever binding is
+        stored (tools, the source of a re-embed).
         """
         modality, dim = validate.gallery_shape(modality, dim)
         root = Path(root)
@@ -139,16 +150,20 @@ class Gallery:
             lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta, validate.actor(actor))
         )
 
-    def commit(self, change: Callable[[sqlite3.Connection], Write[R]]) -> R:
+    def commit(self, change: Callable[[sqlite3.Connection], Write[R]], *, while_retired: bool = False) -> R:
         """Run ``change`` in one store transaction, then apply its rows to the index; its result.
 
         Every write goes through here (and so do modules that keep their own rows beside the
         gallery's, such as :class:`~serving.gallery.tracks.TrackLedger`): the change is
         acknowledged only once committed, and a crash between the commit and the index update
-        loses nothing, because the index replays the change log at start.
+        loses nothing, because the index replays the change log at start. A retired gallery (no
+        longer the active generation) refuses writes, except the re-embedding's own
+        (``while_retired``, serving.gallery.reembed: a rollback brings it up to date).
         """
         self._check_open()
         with self._keeper.writing():
+            if self._retired is not None and not while_retired:
+                raise Unavailable(self._retired)
             with self._store.transaction() as conn:
                 done = change(conn)
             ids = np.array([row for row, _ in done.upserts], np.int64)
@@ -172,8 +187,9 @@ class Gallery:
         if mode is EnrollMode.CREATE and found:
             raise AlreadyExists(f"{self.modality} {external!r} is already enrolled; use APPEND or REPLACE")
         if mode is not EnrollMode.CREATE and not found:
-            raise NotFound(f"{self.modality} {external!r} is not enrolled; {mode.name} needs an existing identity")
+            raise self._missing(conn, external, f"; {mode.name} needs an existing identity")
         if mode is EnrollMode.CREATE:
+            st.forget_kept(conn, external)  # enrolled again under this gallery's model
             row_id, samples = st.insert_identity(conn, external, now, meta), unit
         else:
             assert found is not None  # checked above
@@ -188,8 +204,12 @@ class Gallery:
         if len(samples) > self._config.max_samples:
             raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
         vector = validate.template(samples)
-        st.add_samples(conn, row_id, unit, self._binding, now)
-        st.add_media(conn, row_id, items, now)
+        sample_ids = st.add_samples(conn, row_id, unit, self._binding, now)
+        if len(items) == len(sample_ids):  # one clip or image per sample: each linked to the sample it made
+            for sample_id, item in zip(sample_ids, items):
+                st.add_media(conn, row_id, [item], now, sample_id)
+        else:
+            st.add_media(conn, row_id, items, now)
         st.put_template(conn, row_id, vector, self._binding, len(samples))
         sequence = st.log_change(conn, "upsert", row_id, now)
         st.audit(
@@ -252,6 +272,9 @@ class Gallery:
         def remove(conn: sqlite3.Connection) -> Write[None]:
             found = st.find_identity(conn, external)
             if not found:
+                if st.forget_kept(conn, external):  # only a record that it stayed on an old version
+                    st.audit(conn, st.now(), "delete", external, validate.actor(actor), {"kept_on_old": True})
+                    return Write(None, st.max_sequence(conn))
                 raise NotFound(f"{self.modality} {external!r} is not enrolled")
             counts = st.enrollment_counts(conn, external)
             st.delete_identity(conn, found[0])
@@ -276,8 +299,8 @@ class Gallery:
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
             vector = st.template(conn, external, self.dim)
-        if vector is None:
-            raise NotFound(f"{self.modality} {external!r} is not enrolled")
+            if vector is None:
+                raise self._missing(conn, external)
         return vector
 
     def score(self, identity: str, probe: np.ndarray, *, model: ModelBinding) -> float:
@@ -303,8 +326,8 @@ class Gallery:
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
             found = st.info(conn, external)
-        if found is None:
-            raise NotFound(f"{self.modality} {external!r} is not enrolled")
+            if found is None:
+                raise self._missing(conn, external)
         return found
 
     def list(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[IdentityInfo], str]:
@@ -386,6 +409,45 @@ class Gallery:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _missing(self, conn: sqlite3.Connection, external: str, detail: str = "") -> NotFound:
+        """The error for an identity this gallery has no template of: NotOnThisVersion
+        (FAILED_PRECONDITION) when an activation kept it on the previous model version, else NotFound."""
+        old = st.kept_on_old(conn, external)
+        if old is not None:
+            return NotOnThisVersion(
+                f"{self.modality} {external!r} is enrolled under {old} only, not under {self._binding}: it had no "
+                f"stored media to re-embed when {self._binding} was activated; enroll it again, or roll back to {old}"
+            )
+        return NotFound(f"{self.modality} {external!r} is not enrolled{detail}")
+
+    # --- generations (serving.activation) -------------------------------------------------------
+
+    @contextmanager
+    def paused_writes(self) -> Iterator[None]:
+        """Hold every write back (they wait) for the block: the final delta and swap of an activation."""
+        self._check_open()
+        with self._keeper.writing():
+            yield
+
+    def retire(self, reason: str) -> None:
+        """This gallery is no longer the active one: reads go on (requests in flight finish on it),
+        every later write raises Unavailable(``reason``). Call inside :meth:`paused_writes`."""
+        self._retired = reason
+
+    def reinstate(self) -> None:
+        """Active again (a rollback): writes are accepted."""
+        self._retired = None
+
+    @property
+    def retired(self) -> bool:
+        return self._retired is not None
+
+    @property
+    def sequence(self) -> int:
+        """The last committed change-log sequence number."""
+        with self.reader() as conn:
+            return st.max_sequence(conn)
+
     def _check_open(self) -> None:
         if self._closed:
             raise Unavailable(f"the {self.modality} gallery is closed")
@@ -399,6 +461,19 @@ class Gallery:
         """A read-only store connection, taken as every read of the gallery takes one."""
         with self._reading(), self._store.reader() as conn:
             yield conn
+
+
+def stored_dim(root: Path) -> int | None:
+    """The template dimension a gallery folder holds (read-only peek at its meta), or None."""
+    path = Path(root) / "store.sqlite3"
+    if not path.is_file():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row else None
 
 
 def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) -> tuple[ModelBinding, str]:
@@ -422,6 +497,8 @@ def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) 
             raise Unavailable(
                 f"gallery schema {meta['schema_version']} is newer than this server's ({st.SCHEMA_VERSION})"
             )
+        if int(meta["schema_version"]) < st.SCHEMA_VERSION:  # Store.open migrated the tables
+            st.set_meta(conn, {"schema_version": str(st.SCHEMA_VERSION)})
         if meta["modality"] != modality:
             raise InvalidInput(f"{store.path.parent} is a {meta['modality']} gallery, not {modality}")
         if int(meta["dim"]) != dim:
@@ -430,8 +507,8 @@ def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) 
         if model is not None and model != stored:
             if st.count(conn):
                 raise ModelMismatch(
-                    f"the {modality} gallery is bound to {stored}, not {model}; "
-                    "re-index it into a new gallery for the new model"
+                    f"the {modality} gallery is bound to {stored}, not {model}; activate {model} "
+                    f"(`toitsu models activate {modality} {model.name} {model.version}`) to re-embed it"
                 )
             st.set_meta(conn, {"model_name": model.name, "model_version": str(model.version)})
             st.audit(conn, st.now(), "rebind", None, "", {"from": str(stored), "to": str(model)})

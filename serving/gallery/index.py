@@ -7,11 +7,12 @@ Two kinds, chosen by gallery size (:func:`choose_kind`):
   copy and certifies the top k with float32 re-scoring (see :class:`FlatIndex`).
 - ``pq-rerank``: every vector is kept as float32 in a slot array and also encoded as a 4-bit
   product-quantisation code (``IndexPQFastScan``, 16 bytes a 256-d vector). A search scans *all*
-  codes (SIMD fast-scan, ~1 ms for 1M on one core), then re-scores the best ``rerank``
+  codes (SIMD fast-scan: order of a millisecond for 1M on one core), then re-scores the best ``rerank``
   candidates exactly, so the scores it returns are exact cosines. IVF was measured and rejected:
   on isotropic 256-d templates with noisy probes (cosine 0.6 to the source) IVF-Flat reaches only
   0.67 recall@1 at nprobe=128 of 4096 lists, because a noisy probe often lands in other cells;
-  an exhaustive compressed scan has no cells to miss. ``rerank`` is tuned at build time on noisy
+  an exhaustive compressed scan has no cells to miss (``bench/ann_alternatives.py`` reruns the
+  comparison). ``rerank`` is tuned at build time on noisy
   copies of the gallery's own templates until recall@1 against exact search reaches the target.
   Deleting or replacing an identity leaves a dead slot (FAISS fast-scan removal is O(n));
   dead slots are skipped at search time and dropped by a background compaction.
@@ -66,8 +67,8 @@ class Index(Protocol):
 class FlatIndex:
     """Exact inner-product search: float32 vectors in ``IndexIDMap2(IndexFlatIP)``, scanned via an fp16 copy.
 
-    One query over 100k 256-d vectors is memory-bound: IndexFlatIP reads 100 MB (~4.5 ms on one
-    core), and a second thread does not help. So the scan runs over an fp16 copy
+    One query over 100k 256-d vectors is memory-bound: IndexFlatIP reads 100 MB (a few ms on one
+    core; ``bench/bench_identify.py`` times it), and a second thread does not help. So the scan runs over an fp16 copy
     (``IndexScalarQuantizer(QT_fp16)``, half the bytes) and its best candidates are re-scored
     with the float32 vectors. For unit vectors an fp16 score is within ``FP16_BOUND`` of the exact
     one, so once the k-th exact score beats the lowest fetched fp16 score by that margin no
@@ -103,7 +104,7 @@ class FlatIndex:
     def remove(self, ids: np.ndarray) -> None:
         present = np.asarray([i for i in np.asarray(ids, dtype=np.int64).tolist() if i in self._ids], dtype=np.int64)
         if len(present):
-            # O(n) compaction (~20 ms at 100k); fine up to flat_max.
+            # O(n) compaction (tens of ms at 100k); fine up to flat_max.
             self._exact.remove_ids(faiss.IDSelectorBatch(present))
             self._scan.remove_ids(faiss.IDSelectorBatch(present))
             self._ids.difference_update(present.tolist())

@@ -75,7 +75,8 @@ class IndexKeeper:
     def _load_snapshot(self) -> None:
         manifest, sections = snap.read(self._folder)
         model = manifest.get("model") or {}
-        if manifest.get("dim") != self._dim or ModelBinding(model.get("name"), model.get("version")) != self._binding:
+        binding = (model.get("name"), model.get("version"))
+        if manifest.get("dim") != self._dim or binding != (self._binding.name, self._binding.version):
             raise snap.SnapshotError(f"snapshot is for dim {manifest.get('dim')} / model {model}, not this gallery")
         if manifest.get("store_uuid") != self._uuid:
             raise snap.SnapshotError("snapshot belongs to another store")

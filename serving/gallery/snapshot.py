@@ -37,7 +37,7 @@ def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> P
         with open(tmp, "wb") as f:
             for key, array in sections.items():
                 array = np.ascontiguousarray(array)
-                view = memoryview(array.reshape(-1).view(np.uint8))
+                view = array.reshape(-1).view(np.uint8).data  # a memoryview of the bytes
                 for start in range(0, len(view), _CHUNK):
                     part = view[start : start + _CHUNK]
                     f.write(part)

@@ -25,7 +25,7 @@ import numpy as np
 from serving.errors import Unavailable
 from serving.gallery.types import IdentityInfo, Media, ModelBinding
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: media.sample_id, kept_on_old (re-embedding after a model change)
 _BUSY_MS = 10_000
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -64,6 +64,14 @@ CREATE TABLE IF NOT EXISTS tracks (
     sample_id INTEGER NOT NULL REFERENCES samples(id) ON DELETE CASCADE,
     updated_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS tracks_by_identity ON tracks(identity_id);
+-- Identities an activation left on the previous model version (no stored media to re-embed them
+-- from, and the operator chose to keep them there): scoring them says so instead of NOT_FOUND.
+CREATE TABLE IF NOT EXISTS kept_on_old (
+    external_id TEXT PRIMARY KEY,
+    identity_id INTEGER NOT NULL,  -- its row id in the generation it stayed in (ids are shared)
+    model_name TEXT NOT NULL,
+    model_version INTEGER NOT NULL,
+    at REAL NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS changes (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
@@ -101,6 +109,7 @@ class Store:
             for pragma in ("synchronous=FULL", "foreign_keys=ON", "secure_delete=ON", f"busy_timeout={_BUSY_MS}"):
                 writer.execute(f"PRAGMA {pragma}")
             writer.executescript(_SCHEMA)
+            _migrate(writer)
         except sqlite3.Error as exc:
             writer.close()
             raise Unavailable(f"cannot open gallery store {path}: {exc}") from exc
@@ -172,6 +181,16 @@ class Store:
             self._idle.clear()
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Schema 1 → 2: ``media.sample_id`` links each stored clip, image or chip to the sample it made,
+    so that a re-embed rebuilds each sample (and each face track) from its own media. Rows written
+    before have NULL there; :mod:`serving.gallery.reembed` states how it treats them."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(media)")}
+    if "sample_id" not in columns:
+        conn.execute("ALTER TABLE media ADD COLUMN sample_id INTEGER REFERENCES samples(id) ON DELETE CASCADE")
+    conn.execute("CREATE INDEX IF NOT EXISTS media_by_sample ON media(sample_id)")
+
+
 # --- meta -------------------------------------------------------------------------------------
 
 
@@ -223,11 +242,11 @@ def put_template(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, mode
     )
 
 
-def add_samples(conn: sqlite3.Connection, row_id: int, vectors: np.ndarray, model: ModelBinding, now: float) -> None:
-    conn.executemany(
-        "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
-        [(row_id, _blob(v), model.name, model.version, now) for v in vectors],
-    )
+def add_samples(
+    conn: sqlite3.Connection, row_id: int, vectors: np.ndarray, model: ModelBinding, now: float
+) -> list[int]:
+    """Insert an identity's samples; their row ids, in order."""
+    return [add_sample(conn, row_id, v, model, now) for v in vectors]
 
 
 def add_sample(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model: ModelBinding, now: float) -> int:
@@ -236,7 +255,8 @@ def add_sample(conn: sqlite3.Connection, row_id: int, vector: np.ndarray, model:
         "INSERT INTO samples(identity_id, vector, model_name, model_version, created_at) VALUES (?, ?, ?, ?, ?)",
         (row_id, _blob(vector), model.name, model.version, now),
     )
-    return int(cursor.lastrowid)
+    assert cursor.lastrowid is not None  # set by every INSERT
+    return cursor.lastrowid
 
 
 def remove_sample(conn: sqlite3.Connection, sample_id: int) -> None:
@@ -254,11 +274,36 @@ def samples(conn: sqlite3.Connection, row_id: int, dim: int) -> np.ndarray:
     return _vectors([r[0] for r in rows], dim)
 
 
-def add_media(conn: sqlite3.Connection, row_id: int, items: Sequence[Media], now: float) -> None:
+def add_media(
+    conn: sqlite3.Connection, row_id: int, items: Sequence[Media], now: float, sample_id: int | None = None
+) -> None:
+    """Store enrollment media; ``sample_id`` names the sample they made (None: not known)."""
     conn.executemany(
-        "INSERT INTO media(identity_id, format, data, created_at) VALUES (?, ?, ?, ?)",
-        [(row_id, m.format, m.data, now) for m in items],
+        "INSERT INTO media(identity_id, format, data, created_at, sample_id) VALUES (?, ?, ?, ?, ?)",
+        [(row_id, m.format, m.data, now, sample_id) for m in items],
     )
+
+
+def kept_on_old(conn: sqlite3.Connection, external: str) -> ModelBinding | None:
+    """The model an identity was left on by an activation (it has no template here), or None."""
+    row = conn.execute(
+        "SELECT model_name, model_version FROM kept_on_old WHERE external_id = ?", (external,)
+    ).fetchone()
+    return ModelBinding(row[0], int(row[1])) if row else None
+
+
+def keep_on_old(conn: sqlite3.Connection, external: str, row_id: int, model: ModelBinding, now: float) -> None:
+    conn.execute(
+        "INSERT INTO kept_on_old(external_id, identity_id, model_name, model_version, at) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT(external_id) DO UPDATE SET identity_id = excluded.identity_id, "
+        "model_name = excluded.model_name, model_version = excluded.model_version, at = excluded.at",
+        (external, row_id, model.name, model.version, now),
+    )
+
+
+def forget_kept(conn: sqlite3.Connection, external: str) -> bool:
+    """Drop an identity's kept-on-old record (it was enrolled again, deleted or re-embedded)."""
+    return conn.execute("DELETE FROM kept_on_old WHERE external_id = ?", (external,)).rowcount > 0
 
 
 def media(conn: sqlite3.Connection, row_id: int) -> list[Media]:

@@ -82,6 +82,7 @@ class TrackLedger:
         if previous is not None:
             moved_from, upserts, deletes = self._release(conn, *previous, None if found is None else found[0], now)
         if found is None:
+            st.forget_kept(conn, external)
             row_id = st.insert_identity(conn, external, now, meta)
         else:
             row_id = found[0]
@@ -91,7 +92,7 @@ class TrackLedger:
             "INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
             (track, row_id, sample_id, now),
         )
-        st.add_media(conn, row_id, items, now)
+        st.add_media(conn, row_id, items, now, sample_id)  # the chips this track's sample averages
         samples = st.samples(conn, row_id, g.dim)
         if len(samples) > g.config.max_samples:
             raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {g.config.max_samples}")

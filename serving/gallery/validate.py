@@ -38,7 +38,7 @@ def binding(gallery: ModelBinding, given: ModelBinding, modality: str) -> None:
     if given != gallery:
         raise ModelMismatch(
             f"embeddings come from {given} but the {modality} gallery is bound to {gallery}; "
-            "re-embed with the bound model or re-index the gallery"
+            f"embed with {gallery}, or activate {given} (`toitsu models activate`) to re-embed the gallery"
         )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from protos.v1 import common_pb2
-from serving.audio.pipeline import PreparedAudio
+from serving.audio.pipeline import AudioFields, PreparedAudio
 from serving.errors import InvalidInput
 from serving.gallery import EnrollMode, IdentityInfo, Media, ModelBinding
 
@@ -14,7 +14,7 @@ _PCM_FORMATS = {
     common_pb2.PCM_S32LE: "s32le",
     common_pb2.PCM_F32LE: "f32le",
 }
-_ENROLL_MODES = {
+_ENROLL_MODES: dict[int, EnrollMode] = {  # int keys: proto3 passes unknown enum values through
     common_pb2.ENROLL_MODE_UNSPECIFIED: EnrollMode.CREATE,
     common_pb2.CREATE: EnrollMode.CREATE,
     common_pb2.APPEND: EnrollMode.APPEND,
@@ -22,7 +22,7 @@ _ENROLL_MODES = {
 }
 
 
-def audio_fields(audio: common_pb2.Audio) -> dict[str, object]:
+def audio_fields(audio: common_pb2.Audio) -> AudioFields:
     """The oneof's fields as plain values for ``serving.audio.decode_request``."""
     source = audio.WhichOneof("source")
     if source == "encoded":

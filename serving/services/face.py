@@ -4,11 +4,14 @@ identify, delete and list people. Same gallery machinery and status codes as the
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import grpc
+import numpy as np
 
 from protos.v1 import face_pb2, face_pb2_grpc
 from serving.errors import InvalidInput
-from serving.gallery import Media
+from serving.gallery import Media, ModelBinding
 from serving.modality import FaceModality
 from serving.scoring import decide, threshold
 from serving.services import gallery_ops as ops
@@ -31,11 +34,13 @@ def detected_face(face: AlignedFace) -> face_pb2.DetectedFace:
     return message
 
 
-def image_info(image, faces: int) -> face_pb2.ImageInfo:
+def image_info(image: np.ndarray, faces: int) -> face_pb2.ImageInfo:
     return face_pb2.ImageInfo(width=image.shape[1], height=image.shape[0], faces=faces)
 
 
-def face_probe(rt: FaceModality, request, timeout: float):
+def face_probe(
+    rt: FaceModality, request: face_pb2.VerifyFaceRequest | face_pb2.IdentifyFaceRequest, timeout: float
+) -> tuple[np.ndarray, ModelBinding, face_pb2.DetectedFace | None]:
     """(vector, model, DetectedFace | None) from a Verify/Identify request's probe oneof."""
     which = request.WhichOneof("probe")
     if which == "embedding":
@@ -53,7 +58,9 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
     def __init__(self, runtime: Callable[[], FaceModality], default_deadline: float, store_media: bool) -> None:
         self._runtime, self._default_deadline, self._store_media = runtime, default_deadline, store_media
 
-    def Detect(self, request, context):
+    def Detect(
+        self, request: face_pb2.DetectFacesRequest, context: grpc.ServicerContext
+    ) -> face_pb2.DetectFacesResponse:
         rt = self._runtime()
         image = rt.decode(request.image)
         found = [d for d in rt.pipeline.detect(image) if d.probability >= request.min_probability]
@@ -64,7 +71,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
             detector=model_ref(rt.detector),
         )
 
-    def Embed(self, request, context):
+    def Embed(self, request: face_pb2.EmbedFacesRequest, context: grpc.ServicerContext) -> face_pb2.EmbedFacesResponse:
         rt = self._runtime()
         which = request.WhichOneof("input")
         if which not in ("image", "aligned"):
@@ -81,7 +88,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
             image_info=image_info(image, len(faces)),
         )
 
-    def Enroll(self, request, context):
+    def Enroll(self, request: face_pb2.EnrollFaceRequest, context: grpc.ServicerContext) -> face_pb2.EnrollFaceResponse:
         rt = self._runtime()
         if not request.images:
             raise InvalidInput("enrollment needs at least one image")
@@ -113,7 +120,9 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
             sequence=result.sequence,
         )
 
-    def EnrollTracks(self, request_iterator, context):
+    def EnrollTracks(
+        self, request_iterator: Iterator[face_pb2.EnrollTracksRequest], context: grpc.ServicerContext
+    ) -> Iterator[face_pb2.EnrollTracksResponse]:
         rt = self._runtime()
         session = TrackSession(
             rt,
@@ -129,7 +138,7 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
         finally:
             session.close()
 
-    def Verify(self, request, context):
+    def Verify(self, request: face_pb2.VerifyFaceRequest, context: grpc.ServicerContext) -> face_pb2.VerifyFaceResponse:
         rt = self._runtime()
         threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
         rt.gallery.info(request.person_id)  # NotFound before detecting anything
@@ -147,7 +156,9 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
             },
         )
 
-    def Identify(self, request, context):
+    def Identify(
+        self, request: face_pb2.IdentifyFaceRequest, context: grpc.ServicerContext
+    ) -> face_pb2.IdentifyFaceResponse:
         rt = self._runtime()
         found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=face_probe)
         return face_pb2.IdentifyFaceResponse(
@@ -161,10 +172,10 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
             gallery_size=len(rt.gallery),
         )
 
-    def Delete(self, request, context):
+    def Delete(self, request: face_pb2.DeleteFaceRequest, context: grpc.ServicerContext) -> face_pb2.DeleteFaceResponse:
         self._runtime().gallery.delete(request.person_id, actor=context.peer())
         return face_pb2.DeleteFaceResponse(person_id=request.person_id)
 
-    def List(self, request, context):
+    def List(self, request: face_pb2.ListFacesRequest, context: grpc.ServicerContext) -> face_pb2.ListFacesResponse:
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
         return face_pb2.ListFacesResponse(people=[identity_info(i) for i in infos], next_page_token=token, total=total)

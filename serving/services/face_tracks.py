@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import io
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -32,6 +32,10 @@ from serving.modality import FaceModality
 from serving.services.convert import model_ref
 from serving.vision.pipeline import AlignedFace
 from serving.vision.types import FaceDetection
+
+# What the pool makes of one frame: a face (client-aligned), an image and its detections, or the
+# reason it could not be read.
+FrameRead = AlignedFace | tuple[np.ndarray, list[FaceDetection]] | str
 
 MAX_OPEN_TRACKS = 16
 MAX_FRAMES_PER_MESSAGE = 64
@@ -93,6 +97,13 @@ class TrackSession:
         self.tracks_done = 0
         self.frames_total = 0
 
+    @property
+    def options(self) -> TrackOptions:
+        """The stream's track options (from its first message)."""
+        if self._options is None:
+            raise RuntimeError("no message fed yet: the stream's options come with its first one")
+        return self._options
+
     def feed(self, request: face_pb2.EnrollTracksRequest) -> Iterator[face_pb2.EnrollTracksResponse]:
         if self._options is None:
             self._options = TrackOptions.from_message(request.options)
@@ -104,7 +115,7 @@ class TrackSession:
         before = track.received
         for face in self._pool.map(lambda f: self._read_frame(f), list(request.frames)):
             self._add(track, face)
-        every = self._options.progress_every
+        every = self.options.progress_every
         if track.received // every > before // every or (request.end and track.received == 0):
             yield face_pb2.EnrollTracksResponse(progress=self._progress(track))
         if request.end:
@@ -141,47 +152,47 @@ class TrackSession:
             raise InvalidInput(f"track {track_id!r} started as person {track.person_id!r}, not {request.person_id!r}")
         return track
 
-    def _read_frame(self, frame: face_pb2.Frame) -> tuple[str, object]:
-        """('aligned', AlignedFace) | ('raw', (image, detections)) | ('bad', reason). Runs in the pool."""
+    def _read_frame(self, frame: face_pb2.Frame) -> FrameRead:
+        """AlignedFace (a client crop) | (image, detections) | the reason it is unreadable. Runs in the pool."""
         which = frame.WhichOneof("content")
         try:
             if which == "aligned":
-                return "aligned", self._rt.pipeline.client_crop(self._rt.decode(frame.aligned))
+                return self._rt.pipeline.client_crop(self._rt.decode(frame.aligned))
             if which == "image":
                 image = self._rt.decode(frame.image)
-                return "raw", (image, self._rt.pipeline.detect(image))
-            return "bad", "an empty frame"
+                return image, self._rt.pipeline.detect(image)
+            return "an empty frame"
         except ToitsuError as exc:
-            return "bad", exc.message
+            return exc.message
 
-    def _add(self, track: OpenTrack, read: tuple[str, object]) -> None:
-        kind, value = read
+    def _add(self, track: OpenTrack, read: FrameRead) -> None:
         track.received += 1
         self.frames_total += 1
-        if kind == "bad":
+        if isinstance(read, str):
             track.unreadable += 1
             return
-        if kind == "raw":
-            image, detections = value
+        if isinstance(read, tuple):
+            image, detections = read
             if not detections:
                 return
             detection = _continuing(detections, track.last_box)
             track.last_box = detection.box
-            value = self._rt.pipeline.aligned(image, detection)
-        face: AlignedFace = value  # type: ignore[assignment]
+            face = self._rt.pipeline.aligned(image, detection)
+        else:
+            face = read
         track.with_face += 1
         score = face.quality.score
         track.quality_sum += score
         track.best_seen = max(track.best_seen, score)
         entry = (score, next(self._order), face)
-        if len(track.kept) < self._options.best_frames:
+        if len(track.kept) < self.options.best_frames:
             heapq.heappush(track.kept, entry)
         elif score > track.kept[0][0]:
             heapq.heapreplace(track.kept, entry)
 
     def _close(self, track: OpenTrack) -> face_pb2.TrackResult:
         self.tracks_done += 1
-        options = self._options
+        options = self.options
         usable = sorted((e for e in track.kept if e[0] >= options.min_quality), key=lambda e: (-e[0], e[1]))
         if len(usable) < options.min_frames:
             return self._result(track, accepted=False, reason=_rejection(track, len(usable), options))
@@ -211,7 +222,7 @@ class TrackSession:
         *,
         accepted: bool,
         reason: str,
-        used: list[AlignedFace] = (),
+        used: Sequence[AlignedFace] = (),
         replaced: bool = False,
         sequence: int = 0,
     ) -> face_pb2.TrackResult:

@@ -3,15 +3,17 @@ search with an open-set decision, list. Each servicer keeps its own messages and
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import grpc
 import numpy as np
 
-from protos.v1 import common_pb2
+from contracts.card import AnyCard
+from protos.v1 import common_pb2, sound_pb2, speaker_pb2
 from serving.errors import AlreadyExists, InvalidInput, NotFound
-from serving.gallery import EnrollMode, EnrollResult, IdentityInfo, Match, ModelBinding
+from serving.gallery import EnrollMode, EnrollResult, Gallery, IdentityInfo, Match, ModelBinding
 from serving.modality import AudioModality
 from serving.scoring import threshold
 from serving.services.convert import audio_info, audio_media, embedding_probe, enroll_mode
@@ -19,6 +21,34 @@ from serving.services.convert import audio_info, audio_media, embedding_probe, e
 MAX_ENROLL_CLIPS = 32
 DEFAULT_TOP_K, MAX_TOP_K = 5, 100
 DEFAULT_PAGE, MAX_PAGE = 100, 1000
+
+
+class GalleryModality(Protocol):
+    """What these operations need of a loaded modality (speaker, sound, face): card, binding, gallery."""
+
+    gallery: Gallery
+
+    @property
+    def card(self) -> AnyCard: ...
+    @property
+    def binding(self) -> ModelBinding: ...
+
+
+class SearchRequest(Protocol):
+    """The fields every Identify/Classify request has besides its probe."""
+
+    top_k: int
+    target_far: float
+
+
+# The requests whose ``probe`` oneof is audio or an embedding.
+AudioProbeRequest = (
+    speaker_pb2.VerifySpeakerRequest | speaker_pb2.IdentifySpeakerRequest | sound_pb2.ClassifySoundRequest
+)
+
+ModalityT = TypeVar("ModalityT", bound=GalleryModality)
+RequestT = TypeVar("RequestT", bound=SearchRequest)
+InfoT = TypeVar("InfoT")
 
 
 @dataclass(frozen=True)
@@ -65,7 +95,9 @@ def enroll(
     return result, [audio_info(*p) for p in prepared]
 
 
-def probe(rt: AudioModality, request, timeout: float) -> tuple[np.ndarray, ModelBinding, common_pb2.AudioInfo | None]:
+def probe(
+    rt: AudioModality, request: AudioProbeRequest, timeout: float
+) -> tuple[np.ndarray, ModelBinding, common_pb2.AudioInfo | None]:
     """(vector, the model that made it, AudioInfo or None) from a request's ``probe`` oneof."""
     which = request.WhichOneof("probe")
     if which == "embedding":
@@ -78,19 +110,24 @@ def probe(rt: AudioModality, request, timeout: float) -> tuple[np.ndarray, Model
 
 
 @dataclass(frozen=True)
-class OpenSetResult:
+class OpenSetResult(Generic[InfoT]):
     matches: list[Match]
     known: bool  # the best match passes the threshold
     threshold: float
     target_far: float
-    info: object | None  # AudioInfo, or the DetectedFace of a face probe
+    info: InfoT | None  # AudioInfo, or the DetectedFace of a face probe
 
 
-def search(rt: AudioModality, request, timeout: float, probe_fn=probe) -> OpenSetResult:
+def search(
+    rt: ModalityT,
+    request: RequestT,
+    timeout: float,
+    probe_fn: Callable[[ModalityT, RequestT, float], tuple[np.ndarray, ModelBinding, InfoT | None]],
+) -> OpenSetResult[InfoT]:
     """Top-k over the gallery with the calibrated open-set decision for ``request.target_far``.
 
-    ``probe_fn(rt, request, timeout) -> (vector, model, info)`` reads the request's probe (audio by
-    default; the face service passes its image probe, whose ``info`` is the face compared)."""
+    ``probe_fn(rt, request, timeout) -> (vector, model, info)`` reads the request's probe (:func:`probe`
+    for audio; the face service passes its image probe, whose ``info`` is the face compared)."""
     value, far = threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
     top_k = request.top_k or DEFAULT_TOP_K
     if top_k > MAX_TOP_K:
@@ -100,11 +137,11 @@ def search(rt: AudioModality, request, timeout: float, probe_fn=probe) -> OpenSe
     return OpenSetResult(matches, bool(matches) and matches[0].score >= value, value, far, info)
 
 
-def candidates(result: OpenSetResult) -> list[dict]:
+def candidates(result: OpenSetResult[InfoT]) -> list[dict[str, object]]:
     return [{"id": m.identity, "score": m.score, "accepted": m.score >= result.threshold} for m in result.matches]
 
 
-def list_page(rt: AudioModality, page_size: int, page_token: str) -> tuple[list[IdentityInfo], str, int]:
+def list_page(rt: GalleryModality, page_size: int, page_token: str) -> tuple[list[IdentityInfo], str, int]:
     size = page_size or DEFAULT_PAGE
     if size > MAX_PAGE:
         raise InvalidInput(f"page_size {size} is above the limit of {MAX_PAGE}")
@@ -112,7 +149,7 @@ def list_page(rt: AudioModality, page_size: int, page_token: str) -> tuple[list[
     return infos, token, len(rt.gallery)
 
 
-def _exists(rt: AudioModality, identity: str) -> bool:
+def _exists(rt: GalleryModality, identity: str) -> bool:
     try:
         rt.gallery.info(identity)
         return True

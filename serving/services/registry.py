@@ -16,18 +16,36 @@ from typing import Any, Protocol
 
 import grpc
 
-from protos.v1 import face_pb2, face_pb2_grpc, sound_pb2, sound_pb2_grpc, speaker_pb2, speaker_pb2_grpc
+from protos.v1 import (
+    face_pb2,
+    face_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    sound_pb2,
+    sound_pb2_grpc,
+    speaker_pb2,
+    speaker_pb2_grpc,
+)
+from serving.activation import Activator
 from serving.config import Config
+from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
 from serving.services.face import FaceServicer
+from serving.services.model import ModelServicer
 from serving.services.sound import SoundServicer
 from serving.services.speaker import SpeakerServicer
 
 
 class Runtime(Protocol):
-    """What a servicer is built from: the gateway's configuration and its loaded modalities."""
+    """What a servicer is built from: the gateway's configuration, its loaded modalities, its jobs."""
 
     config: Config
+    jobs: JobSupervisor
+    activator: Activator
+
+    def active_models(self) -> dict[str, tuple[str, int]]:
+        """modality → (model name, version) each loaded modality serves."""
+        ...
 
     def modality(self, name: str) -> AudioModality | FaceModality:
         """The loaded modality, or Unavailable saying why it is not (yet)."""
@@ -59,8 +77,15 @@ def modality_service(pb2: ModuleType, pb2_grpc: ModuleType, service: str, servic
     return Service(descriptor.full_name, getattr(pb2_grpc, f"add_{service}Servicer_to_server"), make, (modality,))
 
 
+def model_service() -> Service:
+    """The model lifecycle (``toitsu.v1.ModelService``): needs no loaded modality to be SERVING."""
+    descriptor = model_pb2.DESCRIPTOR.services_by_name["ModelService"]
+    return Service(descriptor.full_name, model_pb2_grpc.add_ModelServiceServicer_to_server, ModelServicer, ())
+
+
 SERVICES: dict[str, Service] = {
     "speaker": modality_service(speaker_pb2, speaker_pb2_grpc, "SpeakerService", SpeakerServicer, "speaker"),
     "sound": modality_service(sound_pb2, sound_pb2_grpc, "SoundService", SoundServicer, "sound"),
     "face": modality_service(face_pb2, face_pb2_grpc, "FaceService", FaceServicer, "face"),
+    "model": model_service(),
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
+
 from protos.v1 import sound_pb2, sound_pb2_grpc
 from serving.modality import AudioModality
 from serving.services import gallery_ops as ops
@@ -25,7 +27,9 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
     def __init__(self, runtime: Callable[[], AudioModality], default_deadline: float, store_media: bool) -> None:
         self._runtime, self._default_deadline, self._store_media = runtime, default_deadline, store_media
 
-    def Embed(self, request, context):
+    def Embed(
+        self, request: sound_pb2.EmbedSoundRequest, context: grpc.ServicerContext
+    ) -> sound_pb2.EmbedSoundResponse:
         rt = self._runtime()
         vectors, prepared = rt.embed([request.audio], remaining(context, self._default_deadline))
         return sound_pb2.EmbedSoundResponse(
@@ -33,7 +37,9 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
             audio_info=audio_info(*prepared[0]),
         )
 
-    def EnrollClass(self, request, context):
+    def EnrollClass(
+        self, request: sound_pb2.EnrollClassRequest, context: grpc.ServicerContext
+    ) -> sound_pb2.EnrollClassResponse:
         rt = self._runtime()
         result, _ = ops.enroll(
             rt,
@@ -54,9 +60,11 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
             sequence=result.sequence,
         )
 
-    def Classify(self, request, context):
+    def Classify(
+        self, request: sound_pb2.ClassifySoundRequest, context: grpc.ServicerContext
+    ) -> sound_pb2.ClassifySoundResponse:
         rt = self._runtime()
-        found = ops.search(rt, request, remaining(context, self._default_deadline))
+        found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe)
         return sound_pb2.ClassifySoundResponse(
             candidates=ops.candidates(found),
             known=found.known,
@@ -68,11 +76,15 @@ class SoundServicer(sound_pb2_grpc.SoundServiceServicer):
             classes=len(rt.gallery),
         )
 
-    def DeleteClass(self, request, context):
+    def DeleteClass(
+        self, request: sound_pb2.DeleteClassRequest, context: grpc.ServicerContext
+    ) -> sound_pb2.DeleteClassResponse:
         self._runtime().gallery.delete(request.label, actor=context.peer())
         return sound_pb2.DeleteClassResponse(label=request.label)
 
-    def ListClasses(self, request, context):
+    def ListClasses(
+        self, request: sound_pb2.ListClassesRequest, context: grpc.ServicerContext
+    ) -> sound_pb2.ListClassesResponse:
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
         return sound_pb2.ListClassesResponse(
             classes=[identity_info(i) for i in infos], next_page_token=token, total=total

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import grpc
+
 from protos.v1 import speaker_pb2, speaker_pb2_grpc
 from serving.modality import AudioModality
 from serving.scoring import decide, threshold
@@ -20,7 +22,9 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
     def __init__(self, runtime: Callable[[], AudioModality], default_deadline: float, store_media: bool) -> None:
         self._runtime, self._default_deadline, self._store_media = runtime, default_deadline, store_media
 
-    def Embed(self, request, context):
+    def Embed(
+        self, request: speaker_pb2.EmbedSpeakerRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.EmbedSpeakerResponse:
         rt = self._runtime()
         vectors, prepared = rt.embed([request.audio], remaining(context, self._default_deadline))
         return speaker_pb2.EmbedSpeakerResponse(
@@ -28,7 +32,9 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
             audio_info=audio_info(*prepared[0]),
         )
 
-    def Enroll(self, request, context):
+    def Enroll(
+        self, request: speaker_pb2.EnrollSpeakerRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.EnrollSpeakerResponse:
         rt = self._runtime()
         result, infos = ops.enroll(
             rt,
@@ -50,7 +56,9 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
             audio_info=infos,
         )
 
-    def Verify(self, request, context):
+    def Verify(
+        self, request: speaker_pb2.VerifySpeakerRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.VerifySpeakerResponse:
         rt = self._runtime()
         threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
         rt.gallery.info(request.speaker_id)  # NotFound before embedding
@@ -68,9 +76,11 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
             },
         )
 
-    def Identify(self, request, context):
+    def Identify(
+        self, request: speaker_pb2.IdentifySpeakerRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.IdentifySpeakerResponse:
         rt = self._runtime()
-        found = ops.search(rt, request, remaining(context, self._default_deadline))
+        found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe)
         return speaker_pb2.IdentifySpeakerResponse(
             candidates=ops.candidates(found),
             identified=found.known,
@@ -82,11 +92,15 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
             gallery_size=len(rt.gallery),
         )
 
-    def Delete(self, request, context):
+    def Delete(
+        self, request: speaker_pb2.DeleteSpeakerRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.DeleteSpeakerResponse:
         self._runtime().gallery.delete(request.speaker_id, actor=context.peer())
         return speaker_pb2.DeleteSpeakerResponse(speaker_id=request.speaker_id)
 
-    def List(self, request, context):
+    def List(
+        self, request: speaker_pb2.ListSpeakersRequest, context: grpc.ServicerContext
+    ) -> speaker_pb2.ListSpeakersResponse:
         infos, token, total = ops.list_page(self._runtime(), request.page_size, request.page_token)
         return speaker_pb2.ListSpeakersResponse(
             speakers=[identity_info(i) for i in infos], next_page_token=token, total=total

@@ -22,7 +22,7 @@ Points, in dlib's order: 0/1 = outer/inner corner of the image-right eye (the su
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +81,12 @@ class ShapePredictor5:
     split_idx: np.ndarray
     split_thresh: np.ndarray
     leaf_values: np.ndarray
+    # Derived in __post_init__ (not arguments, not compared): contiguous per-cascade views.
+    _idx1: np.ndarray = field(init=False, repr=False, compare=False)
+    _idx2: np.ndarray = field(init=False, repr=False, compare=False)
+    _thresh: np.ndarray = field(init=False, repr=False, compare=False)
+    _leaves: np.ndarray = field(init=False, repr=False, compare=False)
+    _init_centered: np.ndarray = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         c, t, s, _ = self.split_idx.shape

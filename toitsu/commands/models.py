@@ -1,4 +1,5 @@
-"""``toitsu models …``: build the default model pack, list the model repository."""
+"""``toitsu models …``: build the default model pack, list models; the lifecycle commands (train, jobs,
+watch, cancel, export) are ModelService clients in ``toitsu.commands.lifecycle``."""
 
 from __future__ import annotations
 
@@ -38,10 +39,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--held-lock", action="append", default=[], help=argparse.SUPPRESS)  # PART=FD, from --background
     p.set_defaults(run=build_defaults)
-    p = sub.add_parser("list", help="models, versions, parity and calibration")
-    p.add_argument("--models", type=Path, default=Path("models"))
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(run=list_models)
+    from toitsu.client import client_options
+    from toitsu.commands import lifecycle
+
+    p = sub.add_parser(
+        "list", parents=[client_options()], help="the gateway's models, versions, calibration and active versions"
+    )
+    p.add_argument("--local", action="store_true", help="read a model repository folder instead (no gateway)")
+    p.add_argument("--models", type=Path, default=Path("models"), help="with --local: the folder (default: models/)")
+    p.set_defaults(run=lambda args: list_models(args) if args.local else lifecycle.list_remote(args))
+    lifecycle.register(sub)
 
 
 def build_defaults(args: argparse.Namespace) -> int:

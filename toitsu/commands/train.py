@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--run-dir", type=Path, help="default: runs/<recipe name>")
     p.add_argument("--no-resume", action="store_true", help="refuse to continue an existing run folder")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    p.add_argument(
+        "--check",
+        action="store_true",
+        help="only validate the recipe and build its model and loss; print {kind, steps, export_name} as JSON",
+    )
     p.set_defaults(run=train)
     p = commands.add_parser("eval", help="evaluate a run (or a recipe's untrained model) on its trials / test fold")
     p.add_argument("target", type=Path, help="a run folder, or a recipe with --untrained")
@@ -46,6 +52,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         default="onnx",
         help="tensorrt also builds a model.plan where TensorRT is importable",
     )
+    p.add_argument(
+        "--result", type=Path, help="also write {name, version, folder} of the published version here (JSON)"
+    )
     p.set_defaults(run=export)
 
 
@@ -63,6 +72,15 @@ def _load(recipe: Path, overrides: list[str], *, check: bool = False) -> tuple[K
 def train(args: argparse.Namespace) -> int:
     # check: the model and method build before any data is (a synthetic corpus takes minutes).
     kind, recipe = _load(args.recipe, args.overrides, check=True)
+    if getattr(args, "check", False):  # what ModelService.StartTraining asks before it accepts a job
+        trainer = getattr(recipe, "trainer", None)
+        summary = {
+            "kind": kind.name,
+            "steps": getattr(trainer, "steps", 0),
+            "export_name": getattr(recipe, "export_name", ""),
+        }
+        print(json.dumps(summary))
+        return 0
     run_dir = args.run_dir or Path("runs") / args.recipe.stem
     run = kind.train(recipe, run_dir, resume=not args.no_resume, evaluate=not args.no_eval)
     if "eval" in run:
@@ -84,20 +102,33 @@ def evaluate(args: argparse.Namespace) -> int:
 
 
 def export(args: argparse.Namespace) -> int:
+    from contracts.atomic import write_json_atomic
+    from contracts.card import load_card
+    from export.parity import ParityError
     from export.trained import Embedders, export_trained_run
+    from serving.jobs.commands import PARITY_EXIT
     from serving.offline import face_file_embedder, file_embedder
 
     # One lookup for the kind (KINDS), one for its exporter (export.trained.EXPORTERS).
+    if not (args.run_dir / "run.json").is_file():
+        raise SystemExit(f"error: {args.run_dir} is not a finished run (no run.json): train it to the end first")
     kind = _load(args.run_dir / "recipe.yaml", [])[0].name
-    version_dir = export_trained_run(
-        kind,
-        args.run_dir,
-        args.models,
-        args.work,
-        Embedders(audio=file_embedder, face=face_file_embedder),
-        name=args.name,
-    )
+    try:
+        version_dir = export_trained_run(
+            kind,
+            args.run_dir,
+            args.models,
+            args.work,
+            Embedders(audio=file_embedder, face=face_file_embedder),
+            name=args.name,
+        )
+    except ParityError as exc:  # nothing was published; ModelService reports FAILED_PRECONDITION
+        print(f"error: {exc}", file=sys.stderr)
+        return PARITY_EXIT
     print(f"published {version_dir}")
+    if getattr(args, "result", None) is not None:
+        card = load_card(version_dir)
+        write_json_atomic(args.result, {"name": card.name, "version": card.version, "folder": str(version_dir)})
     if args.format == "tensorrt":
         from export.tensorrt import TensorRTUnavailable, build_plan_for_version
 

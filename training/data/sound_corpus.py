@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
@@ -378,6 +379,15 @@ def fold_assignment(n_clips: int, n_folds: int, label: int, rng: np.random.Gener
     """Folds 1..n_folds [n_clips] for one class: counts differ by at most one, clips shuffled;
     the folds that get an extra clip rotate with ``label`` so that folds stay balanced overall."""
     return 1 + (rng.permutation(n_clips) + label) % n_folds
+
+
+class SoundCorpusSettings(TypedDict):
+    """The arguments of :func:`build_sound_corpus` that fix a corpus (a calibration or parity set)."""
+
+    clips_per_class: int
+    clip_seconds: float
+    n_folds: int
+    seed: int
 
 
 def build_sound_corpus(

@@ -23,9 +23,14 @@ from training.evaluation.verification import plot_det, verification_report
 
 
 class TrialLike(Protocol):
-    enroll: Path
-    test: Path
-    target: bool
+    """A verification trial (read-only, so frozen dataclasses such as ``UtteranceTrial`` qualify)."""
+
+    @property
+    def enroll(self) -> Path: ...
+    @property
+    def test(self) -> Path: ...
+    @property
+    def target(self) -> bool: ...
 
 
 @dataclass(frozen=True)

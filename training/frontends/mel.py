@@ -74,6 +74,9 @@ class MelSpectrogram(nn.Module):
     ``log(mel + log_eps)`` for log-mel front ends.
     """
 
+    kernels: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    filterbank: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = 16000,

@@ -8,17 +8,18 @@ sound recipes (same waveform + lengths contract).
 
 from __future__ import annotations
 
-from torch import nn
+from typing import Any
 
+from training.models.base import Encoder
 from training.models.ecapa_tdnn import EcapaTdnn
 from training.models.resnet34 import ResNet34
 from training.models.sound_cnn import SoundCnn
 
-SPEAKER_ENCODERS: dict[str, type[nn.Module]] = {"ecapa_tdnn": EcapaTdnn, "resnet34": ResNet34}
-SOUND_ENCODERS: dict[str, type[nn.Module]] = {"sound_cnn": SoundCnn}
+SPEAKER_ENCODERS: dict[str, type[Encoder]] = {"ecapa_tdnn": EcapaTdnn, "resnet34": ResNet34}
+SOUND_ENCODERS: dict[str, type[Encoder]] = {"sound_cnn": SoundCnn}
 
 
-def build_speaker_encoder(name: str, **kwargs) -> nn.Module:
+def build_speaker_encoder(name: str, **kwargs: Any) -> Encoder:
     """The speaker encoder registered as ``name``, built with ``kwargs`` as its constructor arguments."""
     try:
         cls = SPEAKER_ENCODERS[name]
@@ -27,7 +28,7 @@ def build_speaker_encoder(name: str, **kwargs) -> nn.Module:
     return cls(**kwargs)
 
 
-def build_sound_encoder(name: str, **kwargs) -> nn.Module:
+def build_sound_encoder(name: str, **kwargs: Any) -> Encoder:
     """The sound encoder registered as ``name``, built with ``kwargs`` as its constructor arguments."""
     try:
         cls = SOUND_ENCODERS[name]
@@ -40,6 +41,7 @@ __all__ = [
     "SOUND_ENCODERS",
     "SPEAKER_ENCODERS",
     "EcapaTdnn",
+    "Encoder",
     "ResNet34",
     "SoundCnn",
     "build_sound_encoder",

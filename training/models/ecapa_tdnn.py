@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from training.frontends.logmel import LogMelFrontend
+from training.models.base import Encoder
 from training.models.masking import (
     apply_mask,
     frame_mask,
@@ -132,7 +133,7 @@ class AttentiveStatisticsPooling(nn.Module):
         return torch.cat([mean, std], dim=1)
 
 
-class EcapaTdnn(nn.Module):
+class EcapaTdnn(Encoder):
     """waveform [B, T] float32 at 16 kHz + lengths [B] int64 → raw embeddings [B, embedding_dim].
 
     Not L2-normalised (export adds it). ``channels`` is the paper's C (512 or 1024);

@@ -77,11 +77,13 @@ class GE2EEncoder(nn.Module):
         frames = self.mel(F.pad(wav, (0, cfg.partial_frames * cfg.hop)))
         counts = self._partial_counts(lengths)
         n_max = counts.max().to(torch.int64)
-        starts = torch.arange(n_max, device=wav.device) * cfg.frame_step
+        # torch.arange takes a 0-d tensor (kept symbolic in the ONNX export); its stubs say numbers only.
+        starts = torch.arange(n_max, device=wav.device) * cfg.frame_step  # type: ignore[call-overload]
         index = (starts[:, None] + torch.arange(cfg.partial_frames, device=wav.device)[None, :]).reshape(-1)
         windows = frames.index_select(1, index).reshape(-1, cfg.partial_frames, cfg.n_mels)
         partials = self.embed_partials(windows).reshape(batch, -1, cfg.embedding_dim)
-        mask = (torch.arange(n_max, device=wav.device)[None, :] < counts[:, None]).to(partials.dtype)
+        slots = torch.arange(n_max, device=wav.device)  # type: ignore[call-overload]  # a 0-d tensor, as above
+        mask = (slots[None, :] < counts[:, None]).to(partials.dtype)
         mean = (partials * mask[:, :, None]).sum(1) / counts[:, None].to(partials.dtype)
         return mean / torch.norm(mean, dim=1, keepdim=True)
 

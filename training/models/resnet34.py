@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from training.models.base import Encoder
 from training.models.ecapa_tdnn import build_frontend
 from training.models.masking import apply_mask, conv_output_lengths, frame_mask, masked_mean_std
 
@@ -54,7 +55,7 @@ class BasicBlock(nn.Module):
         return apply_mask(out, mask), lengths
 
 
-class ResNet34(nn.Module):
+class ResNet34(Encoder):
     """waveform [B, T] float32 at 16 kHz + lengths [B] int64 → raw embeddings [B, embedding_dim].
 
     Not L2-normalised (export adds it). Pooled dimension: 2 × 8·base_channels × ⌈n_mels / 8⌉.

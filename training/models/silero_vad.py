@@ -35,6 +35,10 @@ def _onnx_gates_to_torch(matrix: np.ndarray) -> np.ndarray:
 class SileroVadSequence(nn.Module):
     """input [frames, 576] float32, h, c [1, 1, 128] → speech_probs [frames], hn, cn."""
 
+    basis: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    w_out: torch.Tensor
+    b_out: torch.Tensor
+
     def __init__(self, weights: Mapping[str, np.ndarray]) -> None:
         super().__init__()
         basis = weights["stft.forward_basis_buffer"][:, 0, :]  # [258, 256]
@@ -48,10 +52,10 @@ class SileroVadSequence(nn.Module):
         w_ih, w_hh, bias = (weights[k][0] for k in ("onnx::LSTM_209", "onnx::LSTM_210", "onnx::LSTM_211"))
         self.lstm = nn.LSTM(128, 128)
         with torch.no_grad():
-            self.lstm.weight_ih_l0.copy_(torch.from_numpy(_onnx_gates_to_torch(w_ih)))
-            self.lstm.weight_hh_l0.copy_(torch.from_numpy(_onnx_gates_to_torch(w_hh)))
-            self.lstm.bias_ih_l0.copy_(torch.from_numpy(_onnx_gates_to_torch(bias[:512])))
-            self.lstm.bias_hh_l0.copy_(torch.from_numpy(_onnx_gates_to_torch(bias[512:])))
+            self.lstm.get_parameter("weight_ih_l0").copy_(torch.from_numpy(_onnx_gates_to_torch(w_ih)))
+            self.lstm.get_parameter("weight_hh_l0").copy_(torch.from_numpy(_onnx_gates_to_torch(w_hh)))
+            self.lstm.get_parameter("bias_ih_l0").copy_(torch.from_numpy(_onnx_gates_to_torch(bias[:512])))
+            self.lstm.get_parameter("bias_hh_l0").copy_(torch.from_numpy(_onnx_gates_to_torch(bias[512:])))
         self.register_buffer("w_out", torch.from_numpy(weights["output.weight"][0, :, 0].copy()))
         self.register_buffer("b_out", torch.from_numpy(weights["output.bias"].copy()))
 

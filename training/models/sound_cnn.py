@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.models.base import Encoder
 from training.models.ecapa_tdnn import build_frontend
 from training.models.masking import apply_mask, frame_mask, masked_mean
 
@@ -82,7 +83,7 @@ class ConvBlock(nn.Module):
         return F.max_pool2d(out, 2, ceil_mode=True), pooled_lengths(lengths)
 
 
-class SoundCnn(nn.Module):
+class SoundCnn(Encoder):
     """waveform [B, T] float32 + lengths [B] int64 → raw embeddings [B, embedding_dim].
 
     Not L2-normalised (export adds it); the classification head of training lives in the recipe

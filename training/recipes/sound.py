@@ -38,6 +38,7 @@ from training.trainer.config import TrainerConfig
 
 if TYPE_CHECKING:
     from training.methods.closed_form_pretraining import FormulaDataset
+    from training.models import Encoder
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation / precise-BN batches: a seed no training step uses
 PRECISE_BN_FILE = "precise_bn.pt"
@@ -116,7 +117,7 @@ class SoundRun:
     """A run's modules (eval mode) as ``load_sound_run`` restores them."""
 
     recipe: SoundRecipe
-    encoder: nn.Module
+    encoder: Encoder
     head: nn.Linear
     step: int
     classes: list[str]
@@ -126,7 +127,7 @@ class SoundRun:
 # ------------------------------------------------------------------------------ building
 
 
-def build_sound_model(recipe: SoundRecipe) -> nn.Module:
+def build_sound_model(recipe: SoundRecipe) -> Encoder:
     """The recipe's encoder; its front end takes ``data.sample_rate`` unless the model sets it."""
     from training.models import build_sound_encoder
 
@@ -157,8 +158,10 @@ def corpus_records(data: SoundData) -> tuple[list, Path]:
 
         s = data.synthetic
         path = Path(build_sound_corpus(s.out, s.clips_per_class, s.clip_seconds, data.sample_rate, s.n_folds, s.seed))
-    else:
+    elif data.manifest is not None:
         path = Path(data.manifest)
+    else:
+        raise ValueError("a formula recipe has no corpus (data.manifest or data.synthetic)")
     return read_manifest(path), path
 
 
@@ -168,6 +171,7 @@ def few_shot_split(data: SoundData) -> tuple[list, list, list[str], Path]:
 
     records, path = corpus_records(data)
     f = data.few_shot
+    assert f is not None  # SoundData: a corpus recipe has its few_shot section
     train, test = kshot_split(records, test_fold=f.test_fold, k=f.k, draw=f.draw, seed=f.seed)
     if not train or not test:
         raise ValueError(f"few_shot {f}: {len(train)} training and {len(test)} test clips in {path}")
@@ -223,6 +227,8 @@ def initialise_from(encoder: nn.Module, recipe: SoundRecipe) -> dict[str, Any]:
     from training.recipes.config import load_recipe
     from training.trainer.checkpoint import latest_checkpoint, load_checkpoint
 
+    if recipe.init_from is None:
+        raise ValueError("the recipe names no init_from run")
     source = Path(recipe.init_from)
     checkpoint = latest_checkpoint(source)
     if checkpoint is None:
@@ -272,7 +278,9 @@ def train_sound_recipe(
     run: dict[str, Any] = {"recipe_hash": identity.recipe_hash, "kind": "sound"}
     if recipe.data.formula is not None:
         dataset = formula_dataset(recipe.data.formula)
-        classes, train, test = list(dataset.class_names), [], []
+        train: list[Any] = []
+        test: list[Any] = []  # formula recipes draw fresh clips
+        classes = list(dataset.class_names)
         run.update(data_manifest=None, formula=recipe.data.formula.dataset)
     else:
         train, test, classes, manifest = few_shot_split(recipe.data)

@@ -105,6 +105,7 @@ def evaluate_sound(
         clips = [store.load(i) for i in range(len(test))]
         index = {c: i for i, c in enumerate(classes)}
         labels = np.array([index[str(r.identity)] for r in test], dtype=np.int64)
+        assert d.few_shot is not None  # SoundData: a corpus recipe has its few_shot section
         where = f"test fold {d.few_shot.test_fold} ({len(test)} clips)"
     predicted = predict(encoder, head, clips)
     report = classification_report(labels, predicted, list(classes), name=name, data=where)

@@ -18,12 +18,15 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
 from training.data.manifest import ManifestRecord, read_manifest
 from training.trainer.config import TrainerConfig
+
+if TYPE_CHECKING:
+    from training.models import Encoder
 
 Method = Literal["gcl", "ap", "aam", "meta"]
 
@@ -112,6 +115,7 @@ def manifest_records(data: DataSection) -> tuple[list[ManifestRecord], Path]:
             )
         )
     else:
+        assert data.manifest is not None  # DataSection holds exactly one of the two
         path = Path(data.manifest)
     return read_manifest(path), path
 
@@ -120,7 +124,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def build_encoder(recipe: SpeakerRecipe) -> nn.Module:
+def build_encoder(recipe: SpeakerRecipe) -> Encoder:
     from training.models import build_speaker_encoder
 
     kwargs = dict(recipe.model)

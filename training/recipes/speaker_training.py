@@ -17,14 +17,27 @@ import json
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import nn
 
 from training.recipes.speaker import SpeakerRecipe, build_encoder, file_sha256, manifest_records
 
+if TYPE_CHECKING:
+    from training.data.augment import Augmenter
+
 PAIR_METHODS = ("gcl", "ap", "aam")
+
+
+class _BatchSettings(TypedDict):
+    """The arguments both batch datasets (pairs, episodes) take from the recipe."""
+
+    crop_seconds: float
+    augment: Augmenter
+    seed: int
+    rank: int
+    steps: int
 
 
 def _pair_embeddings(modules: Mapping[str, nn.Module], batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -101,7 +114,7 @@ def build_batches(recipe: SpeakerRecipe, records: Sequence, *, rank: int):
     train = [r for r in records if r.split == "train"]
     store = AudioStore(train, recipe.data.sample_rate, cache=recipe.data.cache_audio)
     augment = Augmenter.from_config(recipe.augment, recipe.data.sample_rate)
-    common = dict(
+    common = _BatchSettings(
         crop_seconds=recipe.sampler.crop_seconds,
         augment=augment,
         seed=recipe.trainer.seed,
@@ -179,6 +192,7 @@ def evaluate_run(recipe: SpeakerRecipe, run_dir: Path | None, out_dir: Path, *, 
     from training.recipes.speaker import load_trained_encoder
     from training.trainer.rng import seed_everything
 
+    encoder: nn.Module
     if run_dir is None:
         seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
         encoder = build_encoder(recipe).eval()
@@ -189,9 +203,10 @@ def evaluate_run(recipe: SpeakerRecipe, run_dir: Path | None, out_dir: Path, *, 
 
 def evaluate_encoder_on_data(encoder: nn.Module, recipe: SpeakerRecipe, out_dir: Path, *, name: str) -> dict[str, Any]:
     """EER/minDCF/DET on the recipe's trial list, or on all pairs of held-out utterances."""
-    from training.evaluation.speaker_eval import evaluate_encoder, pair_trials
+    from training.evaluation.speaker_eval import TrialLike, evaluate_encoder, pair_trials
 
     records, _ = manifest_records(recipe.data)
+    trials: Sequence[TrialLike]
     if recipe.data.trials:
         from training.data.voxceleb import read_trial_list
 

@@ -51,7 +51,9 @@ def configure_determinism(deterministic: bool, device: torch.device) -> None:
 
 def capture_rng_state() -> dict[str, Any]:
     """The state of every global generator, as plain data + tensors (``weights_only`` loadable)."""
-    kind, key, pos, has_gauss, gauss = np.random.get_state(legacy=True)
+    legacy = np.random.get_state(legacy=True)
+    assert isinstance(legacy, tuple)  # numpy's global RandomState is MT19937: the legacy tuple
+    kind, key, pos, has_gauss, gauss = legacy
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": {

@@ -171,13 +171,20 @@ class Trainer:
         self.dataset, self.run_dir, self.hooks = dataset, Path(run_dir), list(hooks)
         self.items_per_batch = items_per_batch
         self.identity = config_identity(config) if identity is None else identity
-        self.dist, self.resume, self.force = dist, resume, force
+        self._dist, self.resume, self.force = dist, resume, force
+
+    @property
+    def dist(self) -> DistInfo:
+        """The process group this trainer runs in (given, or set up by ``fit``)."""
+        if self._dist is None:
+            raise RuntimeError("the trainer has no distributed context before fit() sets it up")
+        return self._dist
 
     # ------------------------------------------------------------------------------- setup
 
     def _setup(self) -> None:
         cfg = self.config
-        self.dist = self.dist or init_distributed(cfg.device)
+        self._dist = self._dist or init_distributed(cfg.device)
         configure_determinism(cfg.deterministic, self.dist.device)
         self._amp = resolve_amp(cfg.amp, self.dist.device)
         for module in self.modules.values():
@@ -189,7 +196,8 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=cfg.lr_decay_every_steps, gamma=cfg.lr_decay
         )
-        self.meter, self._last_record, self._lr = Meter(), None, cfg.lr
+        self.meter, self._lr = Meter(), cfg.lr
+        self._last_record: dict[str, Any] | None = None
         self._hashes = {"recipe_hash": self.identity.recipe_hash, "resume_hash": self.identity.resume_hash}
         self.start_step = self._resume_or_seed()
         # Wrap after loading: DDP broadcasts rank 0's weights when it wraps.
@@ -315,7 +323,7 @@ class Trainer:
         timing = {"elapsed_s": now - t0, "steps_per_s": steps / seconds}
         if self.items_per_batch is not None:
             timing["items_per_s"] = items / seconds
-        record = {
+        record: dict[str, Any] = {
             "step": step,
             "epoch": step / self.config.steps_per_epoch,
             "lr": self._lr,

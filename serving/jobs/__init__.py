@@ -1,0 +1,1 @@
+"""Training and export jobs run by the gateway (ModelService): persisted, supervised subprocesses."""
