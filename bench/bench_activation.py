@@ -19,19 +19,27 @@ measured in one run (issue 11).
    re-embedding costs exactly what serving costs, and the Embed baseline and the re-embed run
    the same model).
 4. Baseline: Embed RPC throughput (utterances/s) at concurrency 1 and 8 (closed-loop gRPC
-   clients in this process sending the pool's clips) for ``--embed-seconds`` each.
+   clients in this process sending the pool's clips) for ``--embed-seconds`` each; concurrency 1
+   is measured again after step 5 and the two are averaged (the host may be shared).
 5. Activate v2 over ModelService (``detach``, followed with WatchJob) with no other traffic:
    re-embedding throughput = stored utterances re-embedded per second of the re-embedding phase
    (between its first and last progress events, server timestamps; each event is one chunk).
    **Ratio = re-embed ÷ Embed at concurrency 1** (the headline, target ≥ 0.8): the re-embed is
-   one worker thread with one inference call in flight at a time (batches of
-   ``MEDIA_BATCH`` = 8 media, run directly on the backend, one ONNX Runtime thread), which is what
-   one client with one request in flight makes of the gateway; the ratio at concurrency 8 (the
-   micro-batcher's full batch, every core busy) is reported too.
-6. Verify p50/p99 with ``--verify-threads`` (4) closed-loop clients for ``--verify-seconds``,
-   idle; then the same load while activating v3 (the whole activation, and the re-embedding
-   phase alone; a re-embed still running after ``--during-seconds`` is cancelled, which discards
-   its shadow and ends the measurement). Ratio = during ÷ idle (target ≤ 2).
+   one worker thread with one inference call in flight at a time (batches of ``MEDIA_BATCH`` = 8
+   media run directly on the backend, one ONNX Runtime thread, nice +10), which is what one
+   client with one request in flight makes of the gateway. The ratio at concurrency 8 (the
+   micro-batcher's full batch, one batch in flight per core) is reported too: the re-embed keeps
+   to one core by design, so on 2 cores it cannot reach 0.8 of that.
+   The re-embed pauses ``yield_ratio`` (0.25) × a chunk's time after each chunk that live
+   traffic overlapped (serving/activation_copy.py); here there is none, so it pauses for 0 s
+   (the report's ``yielded_seconds``). Before that rule it paused after every chunk, which costs
+   1 - 1/1.25 = 20 % of the idle throughput.
+6. Verify p50/p99 with ``--verify-threads`` (4) closed-loop clients (genuine probes, audio):
+   idle for ``--verify-seconds`` (half before, half after the next activation), and with the same
+   load while activating v3 (over the whole activation, and over the re-embedding phase alone; a
+   re-embed still running after ``--during-seconds`` is cancelled, which discards its shadow and
+   ends the measurement). Ratio = during ÷ idle (target ≤ 2). The re-embedding throughput under
+   that load is reported as well.
 
 On a 2-core machine the load-generating clients share the cores with the gateway; the machine
 may be shared with other work, so the 1-minute load average is recorded at each step
@@ -39,7 +47,7 @@ may be shared with other work, so the 1-minute load average is recorded at each 
 
     .venv/bin/python bench/bench_activation.py --models models            # ~8 min; bench/results/activation.json
     .venv/bin/python bench/bench_activation.py --models models --identities 300 --embed-seconds 8 \
-        --verify-seconds 10 --during-seconds 40                           # quick look (~2 min)
+        --verify-seconds 20 --during-seconds 60                           # quick look (~2 min)
 """
 
 from __future__ import annotations
@@ -90,27 +98,31 @@ def main() -> None:
             models = model_pb2_grpc.ModelServiceStub(channel)
             loads["before_measuring"] = _wait_for_load(args.wait_load, args.wait_seconds)
             embed = _embed_requests(clips)
-            closed_loop(lambda r: speakers.Embed(r, timeout=60), embed, 2, 3.0)  # warm-up
-            embed_c1 = closed_loop(lambda r: speakers.Embed(r, timeout=60), embed, 1, args.embed_seconds)
-            embed_c8 = closed_loop(lambda r: speakers.Embed(r, timeout=60), embed, 8, args.embed_seconds)
-            print(f"Embed RPC: {embed_c1.rate:.1f} /s at concurrency 1, {embed_c8.rate:.1f} /s at 8")
+            embed_call = lambda r: speakers.Embed(r, timeout=60)  # noqa: E731
+            closed_loop(embed_call, embed, 2, 3.0)  # warm-up
+            embed_c1 = closed_loop(embed_call, embed, 1, args.embed_seconds)
+            embed_c8 = closed_loop(embed_call, embed, 8, args.embed_seconds)
+            print(f"Embed RPC: {embed_c1.rate:.1f} /s at concurrency 1, {embed_c8.rate:.1f} /s at 8", flush=True)
             loads["before_reembed"] = _load_average()
             idle_activation = activate(models, 2, var, None)
-            print(f"re-embed, no traffic: {idle_activation['reembed_utterances_per_s']:.1f} utterances/s")
+            print(f"re-embed, no traffic: {idle_activation['reembed_utterances_per_s']:.1f} utterances/s", flush=True)
+            embed_c1_after = closed_loop(embed_call, embed, 1, args.embed_seconds)
             verify = _verify_requests(clips, args.identities)
             call = lambda r: speakers.Verify(r, timeout=60)  # noqa: E731
             closed_loop(call, verify, args.verify_threads, 3.0)  # warm-up
             loads["before_verify_idle"] = _load_average()
-            idle = closed_loop(call, verify, args.verify_threads, args.verify_seconds)
+            idle_before = closed_loop(call, verify, args.verify_threads, args.verify_seconds / 2)
             loads["before_verify_during"] = _load_average()
             during, loaded_activation = verify_during_activation(
                 models, call, verify, args.verify_threads, 3, var, args.during_seconds
             )
+            idle_after = closed_loop(call, verify, args.verify_threads, args.verify_seconds / 2)
             loads["end"] = _load_average()
         finally:
             server.terminate()
             server.wait(30)
-    c1, c8 = embed_c1.rate, embed_c8.rate
+    c1, c8 = (embed_c1.rate + embed_c1_after.rate) / 2, embed_c8.rate
+    idle = Samples(idle_before.calls + idle_after.calls, idle_before.wall + idle_after.wall, args.verify_threads)
     reembed = idle_activation["reembed_utterances_per_s"]
     window = (loaded_activation["reembed_started_at"], loaded_activation["reembed_ended_at"])
     whole = (loaded_activation["asked_at"], loaded_activation["finished_at"])
@@ -125,11 +137,18 @@ def main() -> None:
             "clip_seconds": args.clip_seconds,
             "build_seconds": build_s,
         },
-        "embed_rpc": {"concurrency_1": embed_c1.summary(), "concurrency_8": embed_c8.summary()},
+        "embed_rpc": {
+            "concurrency_1": embed_c1.summary(),
+            "concurrency_1_after_reembed": embed_c1_after.summary(),
+            "concurrency_1_mean_per_s": c1,
+            "concurrency_8": embed_c8.summary(),
+        },
         "reembed_no_traffic": idle_activation,
         "throughput_ratio_c1": reembed / c1,
         "throughput_ratio_c8": reembed / c8,
         "verify_idle": verify_idle,
+        "verify_idle_before": idle_before.summary(),
+        "verify_idle_after": idle_after.summary(),
         "verify_during_activation": verify_whole,
         "verify_during_reembed_phase": verify_reembed,
         "activation_under_load": loaded_activation,
@@ -151,8 +170,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--clip-seconds", type=float, default=2.5)
     parser.add_argument("--embed-seconds", type=float, default=20.0, help="per Embed concurrency")
     parser.add_argument("--verify-threads", type=int, default=4)
-    parser.add_argument("--verify-seconds", type=float, default=30.0, help="idle Verify measurement")
-    parser.add_argument("--during-seconds", type=float, default=180.0, help="cancel a loaded re-embed after this")
+    parser.add_argument("--verify-seconds", type=float, default=40.0, help="idle Verify: half before, half after")
+    parser.add_argument("--during-seconds", type=float, default=240.0, help="cancel a loaded re-embed after this")
     parser.add_argument("--wait-load", type=float, default=None, help="wait for the 1-min load average below this")
     parser.add_argument("--wait-seconds", type=float, default=300.0)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "activation.json")
@@ -417,7 +436,9 @@ def activate(
     report = var / "jobs" / job.id / "report.json"
     if report.is_file():
         data = json.loads(report.read_text())
-        out["report"] = {k: data.get(k) for k in ("reembedded", "samples", "seconds", "writes_paused_seconds")}
+        out["report"] = {
+            k: data.get(k) for k in ("reembedded", "samples", "seconds", "writes_paused_seconds", "yielded_seconds")
+        }
     if state != "SUCCEEDED" and not cancelled:
         raise SystemExit(f"activation of v{version} ended {state}: {events[-1][1] if events else ''}")
     return out
@@ -467,14 +488,16 @@ def _wait_for_load(bound: float | None, seconds: float) -> float:
 
 
 def _print(r: dict[str, Any]) -> None:
-    e1, e8 = r["embed_rpc"]["concurrency_1"], r["embed_rpc"]["concurrency_8"]
+    e1, e1b, e8 = (r["embed_rpc"][k] for k in ("concurrency_1", "concurrency_1_after_reembed", "concurrency_8"))
     idle, load = r["reembed_no_traffic"], r["activation_under_load"]
     vi, va, vr = r["verify_idle"], r["verify_during_activation"], r["verify_during_reembed_phase"]
     loaded = load.get("reembed_utterances_per_s")
-    print(f"Embed RPC             {e1['throughput_per_s']:7.1f} utterances/s (concurrency 1)")
+    c1 = r["embed_rpc"]["concurrency_1_mean_per_s"]
+    before, after = e1["throughput_per_s"], e1b["throughput_per_s"]
+    print(f"Embed RPC             {c1:7.1f} utterances/s (concurrency 1: {before:.1f} before, {after:.1f} after)")
     print(f"                      {e8['throughput_per_s']:7.1f} utterances/s (concurrency 8)")
     print(f"re-embed, no traffic  {idle['reembed_utterances_per_s']:7.1f} utterances/s")
-    print(f"ratio                 {r['throughput_ratio_c1']:.2f} at concurrency 1 (target >= 0.8), ")
+    print(f"ratio                 {r['throughput_ratio_c1']:.2f} at concurrency 1 (target >= 0.8)")
     print(f"                      {r['throughput_ratio_c8']:.2f} at concurrency 8")
     for label, v in (("verify idle", vi), ("during activation", va), ("  re-embed phase", vr)):
         print(f"{label:<22}p50 {v['p50_ms']:7.1f} ms   p99 {v['p99_ms']:7.1f} ms   ({v['requests']} requests)")
