@@ -131,7 +131,7 @@ class Activator:
             target: Modality | None = None
             try:
                 target = load_modality(self._host.config, name, None, generation=shadow)
-                copier = Copier(name, current, target, policy, notify, stop)
+                copier = Copier(name, current, target, policy, notify, stop, traffic=self._host.metrics.live)
                 since, rows = rx.position(current.gallery)
                 since = low_priority(f"reembed-{name}", lambda: self._reembed(copier, rows, since))
                 paused = self._switch(name, copier, since, state, shadow, target, root, kind="activate")
@@ -172,7 +172,7 @@ class Activator:
                 notify(ActivationProgress(name, "loading", message=f"loading {back.model} v{back.version}"))
                 target = load_modality(self._host.config, name, None, generation=back)
             try:
-                copier = Copier(name, current, target, policy, notify, stop)
+                copier = Copier(name, current, target, policy, notify, stop, traffic=self._host.metrics.live)
                 copier.audit_after = rx.first_audit_at(current.gallery, state.active.switched_at) - 1
                 since = state.active.sequence_at_switch
                 since = low_priority(f"rollback-{name}", lambda: copier.catch_up(since, passes=3))

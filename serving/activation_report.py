@@ -194,6 +194,7 @@ class ActivationReport:
     seconds: float = 0.0
     writes_paused_seconds: float = 0.0
     comparison: dict[str, object] = field(default_factory=dict)
+    yielded_seconds: float = 0.0  # of ``seconds``, paused between chunks for live traffic
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -251,5 +252,6 @@ def build_report(
         time.monotonic() - started,
         paused,
         comparison,
+        tally.yielded_seconds,
     )
     return report

@@ -3,6 +3,9 @@ several gateways in one process (tests) do not collide."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -10,9 +13,45 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 _LATENCY_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 
+class LiveTraffic:
+    """The requests a gateway is serving now and has started, for work that should give way to
+    them (an activation's re-embed pauses between chunks only while there is live traffic)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._started = 0
+        self._in_flight = 0
+
+    @contextmanager
+    def serving(self) -> Iterator[None]:
+        """Count one request from entering this block until leaving it."""
+        with self._lock:
+            self._started += 1
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def mark(self) -> int:
+        """A position to ask :meth:`since` about later."""
+        return self._started
+
+    def since(self, mark: int) -> bool:
+        """Whether a request started after ``mark`` or one is in flight now."""
+        with self._lock:
+            return self._started != mark or self._in_flight > 0
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.live = LiveTraffic()  # data-plane RPCs (serving.interceptors), not a Prometheus series
         self.requests = Counter(
             "toitsu_requests_total", "RPCs by method and status code", ["method", "code"], registry=self.registry
         )
