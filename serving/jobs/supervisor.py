@@ -75,6 +75,7 @@ class _Running:
     log_file: IO[bytes]
     metrics_lines: list[bytes] = field(default_factory=list)  # run/metrics.jsonl's complete lines, as read
     metrics_size: int = -1
+    resuming: bool = False  # a later attempt: say where it resumed once its first new line comes
     cancel_at: float = 0.0  # when SIGTERM was sent (0: not cancelling)
 
 
@@ -224,7 +225,8 @@ class JobSupervisor:
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent_thread,
         )
-        self._running[job.id] = _Running(job.id, slot, process, log_file, _complete_lines(run_dir / "metrics.jsonl"))
+        old_lines = _complete_lines(run_dir / "metrics.jsonl")
+        self._running[job.id] = _Running(job.id, slot, process, log_file, old_lines, resuming=bool(old_lines))
         extra: dict[str, Any] = {}
         if job.kind == "export":
             extra["published_before"] = [list(p) for p in self._versions_of_run(run_dir)]
@@ -272,9 +274,11 @@ class JobSupervisor:
     def _read_progress(self, running: _Running, job: JobRecord) -> None:
         """New lines of ``run/metrics.jsonl`` → one event each.
 
-        A resumed run first cuts the file back to its checkpoint's step (in place), then appends.
-        Lines the file still shares with what was read before are old; the first line that
-        differs starts the new ones, so a cut back is seen however many lines followed it."""
+        A resumed run first cuts the file back to its checkpoint's step (in place; nothing to cut
+        when it was killed right after a checkpoint), then appends. Lines the file still shares
+        with what was read before are old; the first line that differs starts the new ones, so
+        a cut back is seen however many lines followed it, and the line before the new ones is
+        the checkpoint's."""
         path = Path(job.run_dir) / "metrics.jsonl"
         try:
             size = path.stat().st_size
@@ -288,9 +292,10 @@ class JobSupervisor:
         while common < min(len(lines), len(old)) and lines[common] == old[common]:
             common += 1
         running.metrics_lines = lines
-        if common < len(old):
-            back = json.loads(lines[common - 1]).get("step", 0) if common else 0
-            job = self.store.update(job.id, f"resumed from the checkpoint at step {back}", step=int(back))
+        if running.resuming and len(lines) > common:
+            running.resuming = False
+            back = int(json.loads(lines[common - 1]).get("step", 0)) if common else 0
+            job = self.store.update(job.id, f"resumed from the checkpoint at step {back}", step=back)
         for raw in lines[common:]:
             try:
                 row = json.loads(raw)
