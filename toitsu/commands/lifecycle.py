@@ -103,7 +103,7 @@ def train(args: argparse.Namespace) -> int:
     request = model_pb2.StartTrainingRequest(overrides=args.overrides, processes=args.processes, name=args.name)
     local = Path(args.recipe)
     if local.suffix in (".yaml", ".yml") and local.is_file():
-        request.recipe_yaml = local.read_text()
+        request.recipe_yaml, request.name = local.read_text(), args.name or local.stem
     else:
         request.recipe_name = args.recipe
     job = rpc_call(args, lambda: _stub(args).StartTraining(request, timeout=max(args.timeout, 180.0)))
