@@ -24,6 +24,7 @@ RPC keeps the modality object it fetched, so it finishes on the version it start
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from concurrent import futures
@@ -33,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving.activation import Activator
-from serving.config import Config
+from serving.config import Config, ConfigError
 from serving.errors import Unavailable
 from serving.gallery import generations
 from serving.interceptors import ErrorsAndMetrics
@@ -48,10 +49,23 @@ from serving.loader import (
 )
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
+from serving.security.auth import Authenticator
+from serving.security.tokens import TokenStore
 from serving.services.model_activation import settle as settle_job
 from serving.services.registry import SERVICES
 
 log = logging.getLogger("toitsu.server")
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Gateway:
@@ -69,6 +83,7 @@ class Gateway:
         self._health_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self.activator = Activator(self)
+        self.tokens = TokenStore(config.tokens_path)
         self._server: grpc.Server | None = None
         self.port = 0
         # An activation job running when the gateway died is settled from the generations' ACTIVE file.
@@ -80,10 +95,12 @@ class Gateway:
     def start(self, *, background_load: bool = True) -> int:
         """Bind and start serving (health NOT_SERVING until loaded); returns the bound port."""
         cfg = self.config.server
+        self._check_exposure()
         limit = int(cfg.max_message_mb * 1024 * 1024)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorsAndMetrics(self.metrics)],
+            # Authentication first: a refused RPC never reaches the servicers nor decodes its request.
+            interceptors=[Authenticator(self.tokens, self.config.auth.open_services), ErrorsAndMetrics(self.metrics)],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -115,6 +132,25 @@ class Gateway:
         else:
             self.load()
         return self.port
+
+    def _check_exposure(self) -> None:
+        """No tokens: open, which is acceptable on loopback only, unless explicitly allowed."""
+        host = self.config.server.host
+        if self.tokens.configured():
+            log.info("bearer tokens required (token store %s)", self.tokens.path)
+            return
+        if is_loopback(host):
+            log.warning(
+                "no tokens configured (%s): serving OPEN, without authentication, on loopback", self.tokens.path
+            )
+            return
+        if not self.config.server.allow_insecure_remote:
+            raise ConfigError(
+                f"refusing to listen on {host} (not loopback) with no tokens and no TLS: anyone who can reach it could "
+                "read and change the galleries. Create a token (`toitsu tokens create --subject S --role admin`), or "
+                "listen on 127.0.0.1, or set server.allow_insecure_remote = true to accept the risk"
+            )
+        log.warning("no tokens configured: serving OPEN on %s (server.allow_insecure_remote = true)", host)
 
     def load(self) -> None:
         """Load every enabled modality (each on its own thread) while watching backend readiness."""

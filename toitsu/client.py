@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -28,14 +29,57 @@ def client_options() -> argparse.ArgumentParser:
     )
     parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parent.add_argument("--timeout", type=float, default=60.0, help="deadline per RPC in seconds")
+    parent.add_argument(
+        "--token",
+        default=os.environ.get("TOITSU_TOKEN") or None,
+        help="bearer token sent with every RPC (default: $TOITSU_TOKEN); see `toitsu tokens`",
+    )
     return parent
 
 
-def channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._entry = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._entry],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._with_token(client_call_details), request_iterator)
+
+
+def channel(target: str, args: argparse.Namespace | None = None) -> grpc.Channel:
+    """A channel to ``target``; with ``args`` (a :func:`client_options` command's), its ``--token``."""
+    plain = grpc.insecure_channel(
         target,
         options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
     )
+    token = getattr(args, "token", None)
+    return grpc.intercept_channel(plain, _Bearer(token)) if token else plain
 
 
 def to_dict(message: Message) -> dict[str, Any]:
