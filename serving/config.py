@@ -42,6 +42,9 @@ class ServerSection:
     health_interval_seconds: float = 1.0  # how often the backend's readiness is polled into health
     load_retry_seconds: float = 2.0  # retry interval while a backend (Triton) is unavailable at start
     allow_insecure_remote: bool = False  # bind a non-loopback host with no tokens (open) and no TLS
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the port speaks TLS only
+    tls_key: str = ""  # PEM private key
+    tls_client_ca: str = ""  # PEM CA bundle: mutual TLS, clients must present a certificate it signed
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from serving.loader import (
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.security.auth import Authenticator
+from serving.security.tls import ReloadingCredentials, tls_enabled
 from serving.security.tokens import TokenStore
 from serving.services.model_activation import settle as settle_job
 from serving.services.registry import SERVICES
@@ -84,6 +85,7 @@ class Gateway:
         self._swap_lock = threading.Lock()
         self.activator = Activator(self)
         self.tokens = TokenStore(config.tokens_path)
+        self.tls: ReloadingCredentials | None = None
         self._server: grpc.Server | None = None
         self.port = 0
         # An activation job running when the gateway died is settled from the generations' ACTIVE file.
@@ -120,13 +122,17 @@ class Gateway:
             self._server,
         )
         self._refresh_health()
-        self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+        if self.tls is not None:
+            self.port = self._server.add_secure_port(f"{cfg.host}:{cfg.port}", self.tls.credentials)
+        else:
+            self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
         self._server.start()
         self.jobs.start()
         self.metrics.serve(cfg.host, cfg.metrics_port)
-        log.info("listening on %s:%d (loading models)", cfg.host, self.port)
+        mode = "plaintext" if self.tls is None else "mutual TLS" if cfg.tls_client_ca else "TLS"
+        log.info("listening on %s:%d, %s (loading models)", cfg.host, self.port, mode)
         if background_load:
             threading.Thread(target=self.load, name="loader", daemon=True).start()
         else:
@@ -134,8 +140,10 @@ class Gateway:
         return self.port
 
     def _check_exposure(self) -> None:
-        """No tokens: open, which is acceptable on loopback only, unless explicitly allowed."""
+        """TLS credentials; no tokens: open, acceptable on loopback or over TLS only, unless explicitly allowed."""
         host = self.config.server.host
+        if tls_enabled(self.config.server):
+            self.tls = ReloadingCredentials(self.config.server)
         if self.tokens.configured():
             log.info("bearer tokens required (token store %s)", self.tokens.path)
             return
@@ -143,6 +151,9 @@ class Gateway:
             log.warning(
                 "no tokens configured (%s): serving OPEN, without authentication, on loopback", self.tokens.path
             )
+            return
+        if self.tls is not None:
+            log.warning("no tokens configured: serving OPEN (over TLS) on %s", host)
             return
         if not self.config.server.allow_insecure_remote:
             raise ConfigError(

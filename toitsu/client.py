@@ -34,6 +34,12 @@ def client_options() -> argparse.ArgumentParser:
         default=os.environ.get("TOITSU_TOKEN") or None,
         help="bearer token sent with every RPC (default: $TOITSU_TOKEN); see `toitsu tokens`",
     )
+    parent.add_argument("--tls", action="store_true", help="connect over TLS (implied by --ca, --cert)")
+    parent.add_argument(
+        "--ca", type=Path, help="PEM CA bundle that signed the gateway's certificate (default: system roots)"
+    )
+    parent.add_argument("--cert", type=Path, help="PEM client certificate, for a gateway with mutual TLS")
+    parent.add_argument("--key", type=Path, help="PEM private key of --cert")
     return parent
 
 
@@ -73,13 +79,23 @@ class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
 
 
 def channel(target: str, args: argparse.Namespace | None = None) -> grpc.Channel:
-    """A channel to ``target``; with ``args`` (a :func:`client_options` command's), its ``--token``."""
-    plain = grpc.insecure_channel(
-        target,
-        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
-    )
+    """A channel to ``target``; with ``args`` (a :func:`client_options` command's), its ``--token``
+    and ``--tls --ca --cert --key``."""
+    options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    ca, cert, key = (getattr(args, name, None) for name in ("ca", "cert", "key"))
+    if bool(cert) != bool(key):
+        raise SystemExit("error: --cert and --key go together")
+    if getattr(args, "tls", False) or ca or cert:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read_file(ca) if ca else None,
+            private_key=read_file(key) if key else None,
+            certificate_chain=read_file(cert) if cert else None,
+        )
+        base = grpc.secure_channel(target, credentials, options=options)
+    else:
+        base = grpc.insecure_channel(target, options=options)
     token = getattr(args, "token", None)
-    return grpc.intercept_channel(plain, _Bearer(token)) if token else plain
+    return grpc.intercept_channel(base, _Bearer(token)) if token else base
 
 
 def to_dict(message: Message) -> dict[str, Any]:
