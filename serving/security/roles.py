@@ -46,6 +46,11 @@ RPC_ROLES: dict[str, str] = {
             "admin",
         ),
     ),
+    # Health and reflection are open by default (auth.open_services); when closed, any valid token may call them.
+    "/grpc.health.v1.Health/Check": "verify",
+    "/grpc.health.v1.Health/Watch": "verify",
+    "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": "verify",
+    "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": "verify",
 }
 """``/package.Service/Method`` (gRPC's full method name) → the least role that may call it."""
 

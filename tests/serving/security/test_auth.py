@@ -8,55 +8,14 @@ from concurrent import futures
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from protos.v1 import model_pb2, model_pb2_grpc, speaker_pb2, speaker_pb2_grpc
-from serving.config import ConfigError, load_config
+from serving.config import ConfigError
 from serving.security.tokens import TokenStore
 from serving.server import Gateway, is_loopback
+from tests.serving.security.conftest import _config, auth
 from tests.serving.services.conftest import audio
-
-MAX_MESSAGE_MB = 17
-
-
-def _config(models_dir, var, **extra):
-    return load_config(
-        overrides={
-            "server.port": "0",
-            "server.metrics_port": "0",
-            "sound.enabled": "false",
-            "face.enabled": "false",
-            "paths.models": str(models_dir),
-            "paths.var": str(var),
-            "server.max_message_mb": str(MAX_MESSAGE_MB),
-            **extra,
-        }
-    )
-
-
-@pytest.fixture
-def tokens(tmp_path):
-    store = TokenStore(tmp_path / "var" / "security" / "tokens.json")
-    return {role: store.create(f"{role}-user", role)[0] for role in ("verify", "enroll", "admin")} | {"store": store}
-
-
-@pytest.fixture
-def secured(models_dir, tmp_path, tokens):
-    gw = Gateway(_config(models_dir, tmp_path / "var"))
-    gw.start(background_load=False)
-    assert gw.wait_loaded(60)
-    yield gw
-    gw.stop(grace=1)
-
-
-@pytest.fixture
-def channel(secured):
-    opts = [("grpc.max_send_message_length", 64 << 20)]
-    with grpc.insecure_channel(f"127.0.0.1:{secured.port}", options=opts) as ch:
-        yield ch
-
-
-def _auth(token: str) -> list[tuple[str, str]]:
-    return [("authorization", f"Bearer {token}")]
 
 
 def _work(gw: Gateway) -> tuple[float, float]:
@@ -83,29 +42,29 @@ def test_missing_bad_and_wrong_role_tokens_are_refused_and_the_right_ones_pass(s
     embed = speaker_pb2.EmbedSpeakerRequest(audio=audio(voices.clip(0, 0)))
     enroll = speaker_pb2.EnrollSpeakerRequest(speaker_id="spk0", audio=[audio(voices.clip(0, 1))])
     assert _code(lambda: stub.Embed(embed, timeout=30)) == grpc.StatusCode.UNAUTHENTICATED
-    assert _code(lambda: stub.Embed(embed, metadata=_auth("nope"), timeout=30)) == grpc.StatusCode.UNAUTHENTICATED
+    assert _code(lambda: stub.Embed(embed, metadata=auth("nope"), timeout=30)) == grpc.StatusCode.UNAUTHENTICATED
     assert (
         _code(lambda: stub.Embed(embed, metadata=[("authorization", tokens["verify"])], timeout=30))
         == grpc.StatusCode.UNAUTHENTICATED
     )  # no "Bearer "
-    assert _code(lambda: stub.Enroll(enroll, metadata=_auth(tokens["verify"]), timeout=30)) == (
+    assert _code(lambda: stub.Enroll(enroll, metadata=auth(tokens["verify"]), timeout=30)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
     list_models = model_pb2.ListModelsRequest()
-    assert _code(lambda: models.ListModels(list_models, metadata=_auth(tokens["enroll"]), timeout=30)) == (
+    assert _code(lambda: models.ListModels(list_models, metadata=auth(tokens["enroll"]), timeout=30)) == (
         grpc.StatusCode.PERMISSION_DENIED
     )
     assert _work(secured) == (0, 0)  # none of that reached a servicer
-    assert len(stub.Embed(embed, metadata=_auth(tokens["verify"]), timeout=30).embedding.values) == 256
-    assert stub.Enroll(enroll, metadata=_auth(tokens["enroll"]), timeout=60).created
+    assert len(stub.Embed(embed, metadata=auth(tokens["verify"]), timeout=30).embedding.values) == 256
+    assert stub.Enroll(enroll, metadata=auth(tokens["enroll"]), timeout=60).created
     assert stub.Enroll(
         speaker_pb2.EnrollSpeakerRequest(speaker_id="spk1", audio=[audio(voices.clip(1, 1))]),
-        metadata=_auth(tokens["admin"]),
+        metadata=auth(tokens["admin"]),
         timeout=60,
     ).created
-    assert models.ListModels(list_models, metadata=_auth(tokens["admin"]), timeout=30).models
+    assert models.ListModels(list_models, metadata=auth(tokens["admin"]), timeout=30).models
     # A server stream (WatchJob) checks its token too.
-    watch = models.WatchJob(model_pb2.WatchJobRequest(job_id="nope"), metadata=_auth(tokens["verify"]), timeout=30)
+    watch = models.WatchJob(model_pb2.WatchJobRequest(job_id="nope"), metadata=auth(tokens["verify"]), timeout=30)
     assert _code(lambda: list(watch)) == grpc.StatusCode.PERMISSION_DENIED
     rpcs, batches = _work(secured)
     assert rpcs == 4 and batches >= 3
@@ -114,11 +73,11 @@ def test_missing_bad_and_wrong_role_tokens_are_refused_and_the_right_ones_pass(s
 def test_revocation_takes_effect_without_a_restart(secured, channel, tokens, voices):
     stub = speaker_pb2_grpc.SpeakerServiceStub(channel)
     embed = speaker_pb2.EmbedSpeakerRequest(audio=audio(voices.clip(0, 0)))
-    assert stub.Embed(embed, metadata=_auth(tokens["verify"]), timeout=30).embedding.values
+    assert stub.Embed(embed, metadata=auth(tokens["verify"]), timeout=30).embedding.values
     store: TokenStore = tokens["store"]
     (record,) = [r for r in store.list() if r.role == "verify"]
     store.revoke(record.id)
-    assert _code(lambda: stub.Embed(embed, metadata=_auth(tokens["verify"]), timeout=30)) == (
+    assert _code(lambda: stub.Embed(embed, metadata=auth(tokens["verify"]), timeout=30)) == (
         grpc.StatusCode.UNAUTHENTICATED
     )
 
@@ -134,9 +93,9 @@ def test_a_flood_of_unauthenticated_16mb_requests_costs_no_model_time(secured, c
     enroll = speaker_pb2.EnrollSpeakerRequest(speaker_id="x", audio=[audio(b"\0" * (16 << 20))])
     calls = [
         lambda: stub.Embed(big, timeout=30),
-        lambda: stub.Embed(big, metadata=_auth("tt_0123456789abcdef_" + "A" * 43), timeout=30),
-        lambda: stub.Embed(big, metadata=_auth("x" * 4000), timeout=30),
-        lambda: stub.Enroll(enroll, metadata=_auth(tokens["verify"]), timeout=30),
+        lambda: stub.Embed(big, metadata=auth("tt_0123456789abcdef_" + "A" * 43), timeout=30),
+        lambda: stub.Embed(big, metadata=auth("x" * 4000), timeout=30),
+        lambda: stub.Enroll(enroll, metadata=auth(tokens["verify"]), timeout=30),
     ]
     codes: list[grpc.StatusCode] = []
     lock = threading.Lock()
@@ -151,7 +110,7 @@ def test_a_flood_of_unauthenticated_16mb_requests_costs_no_model_time(secured, c
     assert codes.count(grpc.StatusCode.UNAUTHENTICATED) == 36 and codes.count(grpc.StatusCode.PERMISSION_DENIED) == 12
     assert _work(secured) == (0, 0)  # no servicer entered, no inference batch run
     # The same 16 MB with a valid token does reach the servicer (so the counters above can move).
-    assert _code(lambda: stub.Embed(big, metadata=_auth(tokens["verify"]), timeout=30)) == (
+    assert _code(lambda: stub.Embed(big, metadata=auth(tokens["verify"]), timeout=30)) == (
         grpc.StatusCode.INVALID_ARGUMENT
     )
     assert _work(secured)[0] == 1
@@ -168,5 +127,21 @@ def test_open_without_tokens_on_loopback_refused_on_a_remote_address(models_dir,
     try:
         gw.start(background_load=False)
         assert "serving OPEN" in caplog.text
+    finally:
+        gw.stop(grace=0)
+
+
+def test_which_services_are_open_is_configurable(models_dir, tmp_path, tokens):
+    config = _config(models_dir, tmp_path / "var", **{"auth.open_services": "grpc.reflection.v1alpha.ServerReflection"})
+    gw = Gateway(config)
+    gw.start(background_load=False)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+            check = health_pb2_grpc.HealthStub(ch).Check
+            assert _code(lambda: check(health_pb2.HealthCheckRequest(), timeout=5)) == grpc.StatusCode.UNAUTHENTICATED
+            assert check(health_pb2.HealthCheckRequest(), metadata=auth(tokens["verify"]), timeout=5)
+            reflect = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo
+            (reply,) = reflect(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+            assert "toitsu.v1.SpeakerService" in {s.name for s in reply.list_services_response.service}
     finally:
         gw.stop(grace=0)

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from serving.server import Gateway
-from tests.serving.security.test_auth import _config
+from tests.serving.security.conftest import _config
 from toitsu.cli import main
 
 

@@ -26,7 +26,7 @@ def test_every_rpc_of_every_service_has_a_role():
 
 
 def test_the_table_names_no_rpc_that_does_not_exist():
-    assert not set(RPC_ROLES) - set(_registered_methods())
+    assert not {m for m in RPC_ROLES if not m.startswith("/grpc.")} - set(_registered_methods())
 
 
 def test_the_roles_of_the_issue():
