@@ -41,6 +41,10 @@ class ServerSection:
     inference_threads: int = 0  # ONNX Runtime intra-op threads per call; 0 = cores / batching.workers
     health_interval_seconds: float = 1.0  # how often the backend's readiness is polled into health
     load_retry_seconds: float = 2.0  # retry interval while a backend (Triton) is unavailable at start
+    allow_insecure_remote: bool = False  # bind a non-loopback host with no tokens (open) and no TLS
+    tls_cert: str = ""  # PEM certificate chain; with tls_key, the port speaks TLS only
+    tls_key: str = ""  # PEM private key
+    tls_client_ca: str = ""  # PEM CA bundle: mutual TLS, clients must present a certificate it signed
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,19 @@ class JobsSection:
 
 
 @dataclass(frozen=True)
+class AuthSection:
+    """Bearer tokens (``toitsu tokens``): required on every RPC once the token store exists."""
+
+    tokens_file: str = ""  # the token store; "" = <paths.var>/security/tokens.json
+    # Services (``package.Service``) or methods (``package.Service/Method``) that need no token.
+    open_services: tuple[str, ...] = (
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -138,6 +155,7 @@ class Config:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     jobs: JobsSection = field(default_factory=JobsSection)
+    auth: AuthSection = field(default_factory=AuthSection)
 
     @property
     def models_dir(self) -> Path:
@@ -146,6 +164,10 @@ class Config:
     @property
     def var_dir(self) -> Path:
         return Path(self.paths.var)
+
+    @property
+    def tokens_path(self) -> Path:
+        return Path(self.auth.tokens_file) if self.auth.tokens_file else self.var_dir / "security" / "tokens.json"
 
 
 def load_config(

@@ -87,3 +87,9 @@ class PermissionDenied(ToitsuError):
     """The caller's token lacks the role the RPC needs."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(ToitsuError):
+    """No bearer token, or one that is malformed, unknown, revoked or expired."""
+
+    code = grpc.StatusCode.UNAUTHENTICATED

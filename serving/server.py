@@ -24,6 +24,7 @@ RPC keeps the modality object it fetched, so it finishes on the version it start
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import threading
 from concurrent import futures
@@ -33,7 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving.activation import Activator
-from serving.config import Config
+from serving.config import Config, ConfigError
 from serving.errors import Unavailable
 from serving.gallery import generations
 from serving.interceptors import ErrorsAndMetrics
@@ -48,10 +49,24 @@ from serving.loader import (
 )
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
+from serving.security.auth import Authenticator
+from serving.security.tls import ReloadingCredentials, tls_enabled
+from serving.security.tokens import TokenStore
 from serving.services.model_activation import settle as settle_job
 from serving.services.registry import SERVICES
 
 log = logging.getLogger("toitsu.server")
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host that only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Gateway:
@@ -69,6 +84,8 @@ class Gateway:
         self._health_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self.activator = Activator(self)
+        self.tokens = TokenStore(config.tokens_path)
+        self.tls: ReloadingCredentials | None = None
         self._server: grpc.Server | None = None
         self.port = 0
         # An activation job running when the gateway died is settled from the generations' ACTIVE file.
@@ -80,10 +97,12 @@ class Gateway:
     def start(self, *, background_load: bool = True) -> int:
         """Bind and start serving (health NOT_SERVING until loaded); returns the bound port."""
         cfg = self.config.server
+        self._check_exposure()
         limit = int(cfg.max_message_mb * 1024 * 1024)
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
-            interceptors=[ErrorsAndMetrics(self.metrics)],
+            # Authentication first: a refused RPC never reaches the servicers nor decodes its request.
+            interceptors=[Authenticator(self.tokens, self.config.auth.open_services), ErrorsAndMetrics(self.metrics)],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -103,18 +122,46 @@ class Gateway:
             self._server,
         )
         self._refresh_health()
-        self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+        if self.tls is not None:
+            self.port = self._server.add_secure_port(f"{cfg.host}:{cfg.port}", self.tls.credentials)
+        else:
+            self.port = self._server.add_insecure_port(f"{cfg.host}:{cfg.port}")
         if self.port == 0:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
         self._server.start()
         self.jobs.start()
         self.metrics.serve(cfg.host, cfg.metrics_port)
-        log.info("listening on %s:%d (loading models)", cfg.host, self.port)
+        mode = "plaintext" if self.tls is None else "mutual TLS" if cfg.tls_client_ca else "TLS"
+        log.info("listening on %s:%d, %s (loading models)", cfg.host, self.port, mode)
         if background_load:
             threading.Thread(target=self.load, name="loader", daemon=True).start()
         else:
             self.load()
         return self.port
+
+    def _check_exposure(self) -> None:
+        """TLS credentials; no tokens: open, acceptable on loopback or over TLS only, unless explicitly allowed."""
+        host = self.config.server.host
+        if tls_enabled(self.config.server):
+            self.tls = ReloadingCredentials(self.config.server)
+        if self.tokens.configured():
+            log.info("bearer tokens required (token store %s)", self.tokens.path)
+            return
+        if is_loopback(host):
+            log.warning(
+                "no tokens configured (%s): serving OPEN, without authentication, on loopback", self.tokens.path
+            )
+            return
+        if self.tls is not None:
+            log.warning("no tokens configured: serving OPEN (over TLS) on %s", host)
+            return
+        if not self.config.server.allow_insecure_remote:
+            raise ConfigError(
+                f"refusing to listen on {host} (not loopback) with no tokens and no TLS: anyone who can reach it could "
+                "read and change the galleries. Create a token (`toitsu tokens create --subject S --role admin`), or "
+                "listen on 127.0.0.1, or set server.allow_insecure_remote = true to accept the risk"
+            )
+        log.warning("no tokens configured: serving OPEN on %s (server.allow_insecure_remote = true)", host)
 
     def load(self) -> None:
         """Load every enabled modality (each on its own thread) while watching backend readiness."""

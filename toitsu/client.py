@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import sys
@@ -28,14 +29,73 @@ def client_options() -> argparse.ArgumentParser:
     )
     parent.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parent.add_argument("--timeout", type=float, default=60.0, help="deadline per RPC in seconds")
+    parent.add_argument(
+        "--token",
+        default=os.environ.get("TOITSU_TOKEN") or None,
+        help="bearer token sent with every RPC (default: $TOITSU_TOKEN); see `toitsu tokens`",
+    )
+    parent.add_argument("--tls", action="store_true", help="connect over TLS (implied by --ca, --cert)")
+    parent.add_argument(
+        "--ca", type=Path, help="PEM CA bundle that signed the gateway's certificate (default: system roots)"
+    )
+    parent.add_argument("--cert", type=Path, help="PEM client certificate, for a gateway with mutual TLS")
+    parent.add_argument("--key", type=Path, help="PEM private key of --cert")
     return parent
 
 
-def channel(target: str) -> grpc.Channel:
-    return grpc.insecure_channel(
-        target,
-        options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
-    )
+class _CallDetails(
+    collections.namedtuple(
+        "_CallDetails", ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class _Bearer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Adds ``authorization: Bearer <token>`` to every call's metadata."""
+
+    def __init__(self, token: str) -> None:
+        self._entry = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: grpc.ClientCallDetails) -> grpc.ClientCallDetails:
+        return _CallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._entry],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_unary_stream(self, continuation, client_call_details, request):
+        return continuation(self._with_token(client_call_details), request)
+
+    def intercept_stream_stream(self, continuation, client_call_details, request_iterator):
+        return continuation(self._with_token(client_call_details), request_iterator)
+
+
+def channel(target: str, args: argparse.Namespace | None = None) -> grpc.Channel:
+    """A channel to ``target``; with ``args`` (a :func:`client_options` command's), its ``--token``
+    and ``--tls --ca --cert --key``."""
+    options = [("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+    ca, cert, key = (getattr(args, name, None) for name in ("ca", "cert", "key"))
+    if bool(cert) != bool(key):
+        raise SystemExit("error: --cert and --key go together")
+    if getattr(args, "tls", False) or ca or cert:
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=read_file(ca) if ca else None,
+            private_key=read_file(key) if key else None,
+            certificate_chain=read_file(cert) if cert else None,
+        )
+        base = grpc.secure_channel(target, credentials, options=options)
+    else:
+        base = grpc.insecure_channel(target, options=options)
+    token = getattr(args, "token", None)
+    return grpc.intercept_channel(base, _Bearer(token)) if token else base
 
 
 def to_dict(message: Message) -> dict[str, Any]:

@@ -69,7 +69,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _stub(args: argparse.Namespace) -> face_pb2_grpc.FaceServiceStub:
-    return face_pb2_grpc.FaceServiceStub(channel(args.target))
+    return face_pb2_grpc.FaceServiceStub(channel(args.target, args))
 
 
 def _image(path: Path) -> face_pb2.Image:

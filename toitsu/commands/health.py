@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    stub = health_pb2_grpc.HealthStub(channel(args.target))
+    stub = health_pb2_grpc.HealthStub(channel(args.target, args))
     deadline = time.monotonic() + args.wait
     while True:
         try:

@@ -76,7 +76,7 @@ _POLICIES = {"refuse": model_pb2.REFUSE, "drop": model_pb2.DROP, "keep-old": mod
 
 
 def _stub(args: argparse.Namespace) -> model_pb2_grpc.ModelServiceStub:
-    return model_pb2_grpc.ModelServiceStub(channel(args.target))
+    return model_pb2_grpc.ModelServiceStub(channel(args.target, args))
 
 
 def list_remote(args: argparse.Namespace) -> int:

@@ -59,7 +59,10 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise SystemExit(f"error: {exc}") from None
     gateway = Gateway(config)
-    port = gateway.start()
+    try:
+        port = gateway.start()
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from None
     # The line tests and scripts wait for; the port matters when --port 0 picked one.
     print(f"toitsu gateway listening on {config.server.host}:{port}", flush=True)
     for sig in (signal.SIGTERM, signal.SIGINT):

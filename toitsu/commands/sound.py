@@ -36,7 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _stub(args: argparse.Namespace) -> sound_pb2_grpc.SoundServiceStub:
-    return sound_pb2_grpc.SoundServiceStub(channel(args.target))
+    return sound_pb2_grpc.SoundServiceStub(channel(args.target, args))
 
 
 def embed(args: argparse.Namespace) -> int:

@@ -49,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _stub(args: argparse.Namespace) -> speaker_pb2_grpc.SpeakerServiceStub:
-    return speaker_pb2_grpc.SpeakerServiceStub(channel(args.target))
+    return speaker_pb2_grpc.SpeakerServiceStub(channel(args.target, args))
 
 
 def _audio(path: Path) -> common_pb2.Audio:
