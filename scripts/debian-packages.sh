@@ -2,6 +2,7 @@
 # The Debian packages `make serve` and `make test` need (run by the Makefile and by .ci/run).
 #
 #   espeak-ng, sox        generated speech and sounds for calibration and tests (command-line tools)
+#   openssl               certificates for the TLS tests
 #   libsndfile1           audio decoding (the soundfile wheel bundles a copy; the system one is for
 #                         everything else that links it)
 #   build-essential       webrtcvad and pysptk (Resemblyzer's dependencies) ship no wheels: C/C++
@@ -25,6 +26,7 @@ installed() {  # a package dpkg knows as installed; without dpkg (not Debian) th
 
 have espeak-ng || missing+=(espeak-ng)
 have sox || missing+=(sox)
+have openssl || missing+=(openssl)  # the TLS tests make their certificates with it
 installed libsndfile1 || missing+=(libsndfile1)
 { have cc && have c++ && have make; } || missing+=(build-essential)
 if ! have "$python"; then
