@@ -31,7 +31,7 @@ FAKES = {
     '  *ensurepip*) case "$FAKE_PY_MISSING" in *venv*) exit 1;; esac ;;\n'
     '  *Python.h*) case "$FAKE_PY_MISSING" in *dev*) exit 1;; esac ;;\nesac\n',
 }
-TOOLS = ("espeak-ng", "sox", "cc", "c++", "make")
+TOOLS = ("espeak-ng", "sox", "openssl", "cc", "c++", "make")
 
 
 def run(
@@ -94,6 +94,11 @@ def test_root_installs_exactly_what_is_missing(tmp_path):
     assert (rc, err) == (0, "")
     assert calls == ["apt-get update -qq", f"{INSTALL} espeak-ng sox libsndfile1"]
     assert out.strip() == "toitsu: installing Debian packages: espeak-ng sox libsndfile1"
+
+
+def test_a_missing_openssl_is_installed_for_the_tls_tests(tmp_path):
+    rc, _, _, calls = run(tmp_path, uid=0, absent=("openssl",))
+    assert rc == 0 and calls == ["apt-get update -qq", f"{INSTALL} openssl"]
 
 
 def test_a_missing_compiler_or_python_part_maps_to_its_package(tmp_path):
