@@ -51,6 +51,7 @@ class ServerSection:
 class PathsSection:
     models: str = "models"
     var: str = "var"
+    backups: str = ""  # gallery backups (serving.gallery.backup): the default Backup folder, searched by Verify
 
 
 @dataclass(frozen=True)

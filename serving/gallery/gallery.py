@@ -462,6 +462,21 @@ class Gallery:
         with self._reading(), self._store.reader() as conn:
             yield conn
 
+    def backup_store(self, target: Path) -> None:
+        """Copy the store into ``target`` with SQLite's online backup API, in one read snapshot:
+        every write committed before it started is in the copy, none committed later is (see
+        :mod:`serving.gallery.backup`). Writers and searches go on meanwhile."""
+        from serving.gallery.backup import copy_store  # the backup module imports this one
+
+        with self.reader() as conn:
+            copy_store(conn, Path(target))
+
+    def integrity_check(self) -> str:
+        """SQLite's ``PRAGMA integrity_check`` of the store: "ok", or the first problems it found."""
+        with self.reader() as conn:
+            rows = conn.execute("PRAGMA integrity_check").fetchall()
+        return "; ".join(str(r[0]) for r in rows[:5])
+
 
 def stored_dim(root: Path) -> int | None:
     """The template dimension a gallery folder holds (read-only peek at its meta), or None."""

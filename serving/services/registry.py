@@ -31,6 +31,7 @@ from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
 from serving.services.face import FaceServicer
+from serving.services.gallery_admin import gallery_admin_service
 from serving.services.model import ModelServicer
 from serving.services.sound import SoundServicer
 from serving.services.speaker import SpeakerServicer
@@ -88,4 +89,5 @@ SERVICES: dict[str, Service] = {
     "sound": modality_service(sound_pb2, sound_pb2_grpc, "SoundService", SoundServicer, "sound"),
     "face": modality_service(face_pb2, face_pb2_grpc, "FaceService", FaceServicer, "face"),
     "model": model_service(),
+    "gallery_admin": gallery_admin_service(),
 }

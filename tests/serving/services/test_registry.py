@@ -123,13 +123,15 @@ def test_health_follows_the_modalities_a_service_needs(gateway, echo, monkeypatc
 def test_every_registered_service_is_listed_and_has_a_health_entry(gateway):
     port = gateway.start(background_load=False)
     names = {"toitsu.v1.SpeakerService", "toitsu.v1.SoundService", "toitsu.v1.FaceService"}
-    assert {s.full_name for s in SERVICES.values()} == names | {"toitsu.v1.ModelService"}
+    admin = {"toitsu.v1.ModelService", "toitsu.v1.GalleryAdminService"}  # they need no model
+    assert {s.full_name for s in SERVICES.values()} == names | admin
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        listed = names | {"toitsu.v1.ModelService", "grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
+        listed = names | admin | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
         assert _listed(channel) == listed
         for name in names:  # every modality is disabled here
             assert _health(channel, name) == "NOT_SERVING"
-        assert _health(channel, "toitsu.v1.ModelService") == "SERVING"  # it needs no model
+        for name in admin:
+            assert _health(channel, name) == "SERVING"
         with pytest.raises(grpc.RpcError) as err:  # a name nobody registered has no entry at all
             _health(channel, "toitsu.v1.NoSuchService")
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
