@@ -29,6 +29,7 @@ from serving.config import Config
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import ModelMismatch, NotFound, Unavailable
 from serving.gallery import Gallery, ModelBinding
+from serving.gallery.checkup import damaged_store
 from serving.gallery.gallery import stored_dim
 from serving.gallery.generations import Generation
 from serving.inference.backend import InferenceBackend
@@ -187,6 +188,8 @@ def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding,
     root = folder if folder is not None else gallery_root(config, modality)
     try:
         return Gallery.open(root, modality=modality, dim=dim, model=binding, config=config.gallery)
+    except Unavailable as exc:  # a damaged store is final (not retried), and says which backup restores it
+        raise damaged_store(root, modality, config.paths.backups) or exc from None
     except ModelMismatch as exc:
         log.warning("%s; refusing to score against it until that model version is activated", exc)
         held = stored_dim(root) or dim  # another embedding size: open it as it is, for Delete/List/activation

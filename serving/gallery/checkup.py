@@ -4,11 +4,12 @@ reading a NOT_SERVING reason or a failed verify knows the one command to run).""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from serving.errors import FailedPrecondition, Unavailable
 from serving.gallery import backup, generations
-from serving.gallery.gallery import Gallery
+from serving.gallery.gallery import Gallery, stored_dim
 from serving.gallery.types import ConsistencyReport
 
 
@@ -71,3 +72,31 @@ def damaged(modality: str, store: Path, problems: str, newest: backup.Summary | 
     else:
         hint = "no usable backup was found" + (f" under {backups}" if backups else " (set paths.backups)")
     return f"the {modality} gallery store {store} is damaged ({problems}); {hint}"
+
+
+def check_offline(root: Path, modality: str, backups: str) -> Checkup:
+    """Check a gallery folder no gateway holds: the store file, then (if sound) index = store."""
+    found = check_unopened(root, modality, backups)
+    if found.integrity != "ok":
+        return found
+    store = Path(found.store)
+    dim = stored_dim(store.parent)
+    if dim is None:
+        return replace(found, integrity=f"{store} has no gallery metadata")
+    try:
+        with Gallery.open(store.parent, modality=modality, dim=dim, model=None) as gallery:
+            gallery.wait_idle(600)
+            return replace(found, consistency=gallery.verify_consistency())
+    except Unavailable as exc:  # e.g. a running gateway holds it: its Verify RPC checks it instead
+        return replace(found, note=exc.message)
+
+
+def damaged_store(folder: Path, modality: str, backups: str) -> FailedPrecondition | None:
+    """A final (not retried) error for a gallery folder whose store fails SQLite's integrity check,
+    naming the newest usable backup; None when the store is sound (the caller's error stands)."""
+    store = Path(folder) / backup.STORE
+    problems = backup.integrity(store) if store.is_file() else "ok"
+    if problems == "ok":
+        return None
+    newest = backup.newest_usable(Path(backups), modality) if backups else None
+    return FailedPrecondition(damaged(modality, store, problems, newest, backups))
