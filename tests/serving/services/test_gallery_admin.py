@@ -100,6 +100,11 @@ def test_online_backup_under_enrollment_load_restores_and_a_corrupted_store_come
     with pytest.raises(grpc.RpcError) as err:  # a backup folder is never overwritten
         admin.Backup(gallery_admin_pb2.BackupRequest(modality="speaker", destination=str(dest)), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    with pytest.raises(grpc.RpcError) as err:  # no destination, and no paths.backups on this gateway
+        admin.Backup(gallery_admin_pb2.BackupRequest(all=True), timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "paths.backups" in err.value.details()
+    every = admin.Backup(gallery_admin_pb2.BackupRequest(all=True, destination=str(tmp_path / "all")), timeout=30)
+    assert [b.modality for b in every.backups] == ["speaker"]  # the enabled modalities
 
     var2 = tmp_path / "var2"
     assert toitsu(["gallery", "restore", str(dest), "--var", str(var2)]) == 0
