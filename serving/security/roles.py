@@ -46,6 +46,7 @@ RPC_ROLES: dict[str, str] = {
             "admin",
         ),
     ),
+    **_service("GalleryAdminService", dict.fromkeys(("Backup", "Verify"), "admin")),  # backups: admin only
     # Health and reflection are open by default (auth.open_services); when closed, any valid token may call them.
     "/grpc.health.v1.Health/Check": "verify",
     "/grpc.health.v1.Health/Watch": "verify",

@@ -40,7 +40,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _stub(args: argparse.Namespace) -> Any:
     from protos.v1 import gallery_admin_pb2_grpc
 
-    return gallery_admin_pb2_grpc.GalleryAdminServiceStub(channel(args.target))
+    return gallery_admin_pb2_grpc.GalleryAdminServiceStub(channel(args.target, args))
 
 
 def backup(args: argparse.Namespace) -> int:
