@@ -31,13 +31,14 @@ import os
 import shutil
 import sqlite3
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from contracts.atomic import fsync_dir, write_json_atomic
-from serving.errors import FailedPrecondition, InvalidInput
+from serving.errors import FailedPrecondition, InvalidInput, Unavailable
 from serving.gallery import generations
 from serving.gallery import store as st
 from serving.gallery.gallery import Gallery
@@ -81,8 +82,7 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
     final = Path(dest) / modality
     if final.exists():
         raise InvalidInput(f"{final} exists already: back up into a new folder")
-    partial = Path(dest) / f".partial-{modality}"
-    shutil.rmtree(partial, ignore_errors=True)
+    partial = Path(dest) / f".partial-{modality}-{uuid.uuid4().hex[:12]}"  # unique: backups may run at once
     partial.mkdir(parents=True)
     try:
         gallery.backup_store(partial / STORE)
@@ -96,19 +96,21 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
             partial / "generation.json", {"active": asdict(active), "state": state.to_json() if state else None}
         )
         source = active.path(root)
+        if source.resolve() != Path(gallery.root).resolve():  # an activation swapped generations meanwhile
+            raise Unavailable(f"the {modality} gallery generation changed during the backup; back up again")
         for name in _EXTRA:
             if (source / name).is_file():
                 (partial / "extra").mkdir(exist_ok=True)
                 shutil.copyfile(source / name, partial / "extra" / name)
         with contextlib.closing(sqlite3.connect(partial / STORE)) as conn:
             sequence, identities = st.max_sequence(conn), st.count(conn)
-            uuid = st.get_meta(conn).get("uuid", "")
+            store_uuid = st.get_meta(conn).get("uuid", "")
         manifest = {
             "format": FORMAT,
             "modality": modality,
             "created_at": time.time(),
             "toitsu_version": toitsu_version(),
-            "store": {"sequence": sequence, "identities": identities, "uuid": uuid},
+            "store": {"sequence": sequence, "identities": identities, "uuid": store_uuid},
             "model": {"name": gallery.binding.name, "version": gallery.binding.version, "dim": gallery.dim},
             "files": {rel: checksum(partial / rel) for rel in _files(partial)},
         }
