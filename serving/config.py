@@ -32,7 +32,10 @@ class ConfigError(ValueError):
 class ServerSection:
     host: str = "127.0.0.1"
     port: int = 50051
-    metrics_port: int = 9464  # Prometheus /metrics on host:metrics_port; 0 turns it off
+    metrics_port: int = 9464  # Prometheus /metrics on metrics_host:metrics_port; 0 turns it off
+    # Loopback by default, whatever `host` is: metrics name models and gallery sizes, and a scraper
+    # on another machine is an explicit choice (set "0.0.0.0" or an interface address).
+    metrics_host: str = "127.0.0.1"
     max_workers: int = 16  # gRPC handler threads
     max_concurrent_rpcs: int = 64  # beyond this, RESOURCE_EXHAUSTED
     max_message_mb: float = 16.0  # inbound message limit; larger → RESOURCE_EXHAUSTED

@@ -130,7 +130,7 @@ class Gateway:
             raise OSError(f"cannot listen on {cfg.host}:{cfg.port}")
         self._server.start()
         self.jobs.start()
-        self.metrics.serve(cfg.host, cfg.metrics_port)
+        self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
         mode = "plaintext" if self.tls is None else "mutual TLS" if cfg.tls_client_ca else "TLS"
         log.info("listening on %s:%d, %s (loading models)", cfg.host, self.port, mode)
         if background_load:
