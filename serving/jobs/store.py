@@ -17,13 +17,14 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 EVENTS_FILE = "events.jsonl"
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+Prepare = Callable[[Path], "dict[str, Any] | None"]  # writes a job's inputs into its new folder
 
 
 @dataclass
@@ -146,7 +147,7 @@ class JobStore:
             else:  # being created when the gateway died: never acknowledged (the reply needs the first event)
                 shutil.rmtree(folder, ignore_errors=True)
 
-    def create(self, kind: str, prepare: Any = None, **fields: Any) -> JobRecord:
+    def create(self, kind: str, prepare: Prepare | None = None, **fields: Any) -> JobRecord:
         """A new queued job, acknowledged once its first event is on disk. ``prepare(folder)``
         writes the job's inputs (its recipe) before that, and may return more fields (a dict)."""
         with self.changed:

@@ -37,7 +37,7 @@ from contracts.card_sections import TrainingProvenance
 from serving.config import JobsSection
 from serving.errors import Overloaded
 from serving.jobs import commands
-from serving.jobs.store import JobRecord, JobStore
+from serving.jobs.store import JobRecord, JobStore, Prepare
 
 log = logging.getLogger("toitsu.jobs")
 SUBPROCESS_KINDS = frozenset({"train", "export"})  # the others (activate, rollback) run in the gateway
@@ -94,7 +94,7 @@ class JobSupervisor:
         self._thread: threading.Thread | None = None
 
     # -- the RPCs' side ----------------------------------------------------------------------------
-    def submit(self, kind: str, prepare: Any = None, **fields: Any) -> JobRecord:
+    def submit(self, kind: str, prepare: Prepare | None = None, **fields: Any) -> JobRecord:
         """Queue a job (RESOURCE_EXHAUSTED past ``max_queued`` waiting jobs)."""
         with self.store.changed:
             waiting = sum(1 for job in self.store.jobs() if job.state == "queued")

@@ -248,7 +248,7 @@ class ModelServicer(model_pb2_grpc.ModelServiceServicer):
         final = self._job(job.id)
         if final.state == "succeeded":
             report = json.loads((self._jobs.store.folder(job.id) / "report.json").read_text())
-            return model_pb2.ActivationResponse(job=self._message(final), report=act.report_message(final, report))
+            return model_pb2.ActivationResponse(job=self._message(final), report=act.report_message(report))
         if not final.finished:
             raise Unavailable(f"the {final.kind} job {job.id} goes on; follow it with WatchJob")
         error = ToitsuError(f"{final.kind} job {job.id} {final.state}: {final.error}")

@@ -16,11 +16,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 from contracts.atomic import write_json_atomic
 from protos.v1 import model_pb2
-from serving.activation import ActivationProgress, ActivationReport, Activator, Policy
+from serving.activation import ActivationProgress, ActivationReport, Policy
 from serving.config import Config
 from serving.errors import ToitsuError
 from serving.gallery import generations as gens
@@ -33,11 +33,6 @@ POLICIES: dict[int, Policy] = {model_pb2.REFUSE: "refuse", model_pb2.DROP: "drop
 IN_PROCESS = frozenset({"activate", "rollback"})
 Progress = Callable[[ActivationProgress], None]
 Run = Callable[[Progress, Callable[[], bool]], ActivationReport]
-
-
-class Host(Protocol):
-    config: Config
-    activator: Activator
 
 
 def run_job(store: JobStore, kind: str, run: Run, cancelled: set[str], **fields: Any) -> JobRecord:
@@ -101,7 +96,7 @@ def settle(config: Config, job: JobRecord) -> tuple[str, str]:
     return "failed", f"interrupted by a gateway restart before its swap; {where} is still active"
 
 
-def report_message(job: JobRecord, folder_report: dict[str, Any] | None) -> model_pb2.ActivationReport | None:
+def report_message(folder_report: dict[str, Any] | None) -> model_pb2.ActivationReport | None:
     """The reply's report, from the job's ``report.json``."""
     if not folder_report:
         return None

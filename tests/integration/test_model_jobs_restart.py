@@ -21,7 +21,7 @@ import pytest
 
 from protos.v1 import model_pb2, model_pb2_grpc
 from tests.conftest import REPO
-from tests.serving.services.test_model_service import TINY
+from tests.serving.services.test_model_service import tiny_recipe
 
 pytestmark = pytest.mark.integration
 STEPS = 150  # long enough that the kill (after step 14) always lands before the end
@@ -71,10 +71,8 @@ def test_a_sigkilled_gateway_resumes_its_training_job_from_the_last_checkpoint(m
     var, log, models = tmp_path / "var", tmp_path / "server.log", tmp_path / "models"
     for name in ("resemblyzer-ge2e", "silero-vad"):
         shutil.copytree(models_dir / name, models / name)
-    recipe = TINY.format(corpus=tmp_path / "corpus", steps=STEPS)
-    (tmp_path / "tiny.yaml").write_text(
-        recipe.replace("log_every: 1, checkpoint_every: 0", "log_every: 2, checkpoint_every: 10")
-    )
+    recipe = tiny_recipe(tmp_path / "corpus", steps=STEPS, log_every=2, checkpoint_every=10)
+    (tmp_path / "tiny.yaml").write_text(recipe)
     port = free_port()
     target = f"127.0.0.1:{port}"
     proc = serve(models, var, log, port)

@@ -14,7 +14,7 @@ import pytest
 
 from protos.v1 import common_pb2, model_pb2, model_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from tests.integration.test_model_jobs_restart import free_port, serve
-from tests.serving.services.test_model_service import TINY
+from tests.serving.services.test_model_service import tiny_recipe
 
 pytestmark = pytest.mark.integration
 SPEAKERS = range(4)
@@ -49,7 +49,7 @@ def test_train_export_activate_and_roll_back_through_the_gateway(models_dir, voi
                 )
             before = scores(speakers, voices)
 
-            recipe = TINY.format(corpus=tmp_path / "corpus", steps=6)
+            recipe = tiny_recipe(tmp_path / "corpus", steps=6)
             job = lifecycle.StartTraining(model_pb2.StartTrainingRequest(recipe_yaml=recipe), timeout=120)
             events = list(lifecycle.WatchJob(model_pb2.WatchJobRequest(job_id=job.id), timeout=600))
             assert events[-1].job.state == model_pb2.SUCCEEDED, events[-1].job.error

@@ -15,21 +15,9 @@ from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
 from serving.config import load_config
 from serving.server import Gateway
 from tests.conftest import REPO
+from tests.serving.services.test_model_service import tiny_recipe
 
 pytestmark = pytest.mark.integration
-
-TINY = """
-base: {base}
-data:
-  synthetic: {{out: {corpus}, n_speakers: 10, utterances_per_speaker: 3, seed: 1}}
-model: {{name: ecapa_tdnn, channels: 16, mfa_channels: 48, attention_channels: 8, se_channels: 8,
-        embedding_dim: 32, n_mels: 24, frontend: {{n_mels: 24}}}}
-method: {{name: gcl}}
-sampler: {{mode: supervised, pairs_per_batch: 4, crop_seconds: 1.0}}
-augment: null
-trainer: {{steps: 3, steps_per_epoch: 3, log_every: 1, checkpoint_every: 0, num_workers: 0, progress: false}}
-export_name: tiny-ecapa
-"""
 
 
 def _toitsu(*argv: str) -> str:
@@ -42,7 +30,7 @@ def _toitsu(*argv: str) -> str:
 
 def test_train_export_and_serve_a_new_model(models_dir, voices, tmp_path):
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(TINY.format(base=REPO / "recipes/speaker/synthetic-base.yaml", corpus=tmp_path / "corpus"))
+    recipe.write_text(tiny_recipe(tmp_path / "corpus", base=str(REPO / "recipes/speaker/synthetic-base.yaml")))
     run_dir = tmp_path / "run"
     _toitsu("train", str(recipe), "--run-dir", str(run_dir))
     run = json.loads((run_dir / "run.json").read_text())

@@ -8,6 +8,7 @@ skipped or shown twice.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -162,7 +163,7 @@ def _follow(args: argparse.Namespace, job_id: str, after: int) -> int:
     seen, last, gone_since = after, None, 0.0
     show: Callable[[model_pb2.JobEvent], None]
     if args.json:
-        show = lambda event: print(__import__("json").dumps(to_dict(event)), flush=True)  # noqa: E731
+        show = lambda event: print(json.dumps(to_dict(event)), flush=True)  # noqa: E731
     else:
 
         def show(event: model_pb2.JobEvent) -> None:

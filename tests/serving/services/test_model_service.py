@@ -21,7 +21,7 @@ from serving.server import Gateway
 from tests.conftest import REPO
 
 TINY = """
-base: speaker/synthetic-base.yaml
+base: {base}
 data:
   synthetic: {{out: {corpus}, n_speakers: 10, utterances_per_speaker: 3, seed: 1}}
 model: {{name: ecapa_tdnn, channels: 16, mfa_channels: 48, attention_channels: 8, se_channels: 8,
@@ -29,13 +29,22 @@ model: {{name: ecapa_tdnn, channels: 16, mfa_channels: 48, attention_channels: 8
 method: {{name: gcl}}
 sampler: {{mode: supervised, pairs_per_batch: 4, crop_seconds: 1.0}}
 augment: null
-trainer: {{steps: {steps}, steps_per_epoch: 3, log_every: 1, checkpoint_every: 0, num_workers: 0, progress: false}}
+trainer: {{steps: {steps}, steps_per_epoch: 3, log_every: {log_every}, checkpoint_every: {checkpoint_every},
+          num_workers: 0, progress: false}}
 export_name: tiny-ecapa
 """
 
 
+def tiny_recipe(
+    corpus, *, steps: int = 3, log_every: int = 1, checkpoint_every: int = 0, base: str = "speaker/synthetic-base.yaml"
+) -> str:
+    """A speaker recipe that trains in seconds (a 10-speaker espeak-ng corpus in ``corpus``);
+    ``base`` is read from the gateway's recipes folder unless it is an absolute path."""
+    return TINY.format(corpus=corpus, steps=steps, log_every=log_every, checkpoint_every=checkpoint_every, base=base)
+
+
 def tiny(tmp_path, steps: int = 3) -> str:
-    return TINY.format(corpus=tmp_path / "corpus", steps=steps)
+    return tiny_recipe(tmp_path / "corpus", steps=steps)
 
 
 @pytest.fixture
