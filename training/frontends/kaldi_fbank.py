@@ -71,6 +71,9 @@ class KaldiFbank(nn.Module):
     """waveform [B, T] float32 in [−1, 1] + lengths [B] int64 → (fbank [B, n_mels, frames],
     frame_lengths [B]); ``frames = 1 + (T − frame) // hop``, padding frames exactly 0."""
 
+    spectrum: torch.Tensor  # buffers (register_buffer), declared for the type checker
+    banks: torch.Tensor
+
     def __init__(
         self,
         sample_rate: int = 16000,
