@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SPEAKER_MODEL, VAD_MODEL = "resemblyzer-ge2e", "silero-vad"
+# The default speaker model (CAM++, 192-d) and the pack's second one (GE2E, 256-d).
+SPEAKER_MODEL, SPEAKER_DIM, GE2E_MODEL, VAD_MODEL = "campplus-zh-en", 192, "resemblyzer-ge2e", "silero-vad"
 
 
 def _cuda_available() -> bool:
@@ -47,7 +48,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 def models_dir() -> Path:
     """The model repository built by `make models` (TOITSU_MODELS overrides the location)."""
     root = Path(os.environ.get("TOITSU_MODELS", REPO / "models"))
-    for name in (SPEAKER_MODEL, VAD_MODEL):
+    for name in (SPEAKER_MODEL, GE2E_MODEL, VAD_MODEL):
         if not (root / name / "1" / "card.json").is_file():
             pytest.fail(f"{root / name} is missing: run `make models` (or `make test`, which builds it)")
     return root

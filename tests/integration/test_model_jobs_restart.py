@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from protos.v1 import model_pb2, model_pb2_grpc
-from tests.conftest import REPO
+from tests.conftest import REPO, SPEAKER_MODEL
 from tests.serving.services.test_model_service import tiny_recipe
 
 pytestmark = pytest.mark.integration
@@ -69,7 +69,7 @@ def alive(pid: int) -> bool:
 
 def test_a_sigkilled_gateway_resumes_its_training_job_from_the_last_checkpoint(models_dir, tmp_path):
     var, log, models = tmp_path / "var", tmp_path / "server.log", tmp_path / "models"
-    for name in ("resemblyzer-ge2e", "silero-vad"):
+    for name in (SPEAKER_MODEL, "silero-vad"):
         shutil.copytree(models_dir / name, models / name)
     recipe = tiny_recipe(tmp_path / "corpus", steps=STEPS, log_every=2, checkpoint_every=10)
     (tmp_path / "tiny.yaml").write_text(recipe)

@@ -1,6 +1,6 @@
 """Issue 11's loop through a `toitsu serve` subprocess and gRPC alone: enroll speakers with stored
 media → StartTraining (a tiny speaker recipe) → WatchJob to the end → Export → Activate (32-d
-over a 256-d gallery). The scores then come from the new version and the report is there;
+over the default CAM++ 192-d gallery). The scores then come from the new version and the report is there;
 Rollback brings back exactly the scores from before the activation."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import grpc
 import pytest
 
 from protos.v1 import common_pb2, model_pb2, model_pb2_grpc, speaker_pb2, speaker_pb2_grpc
+from tests.conftest import SPEAKER_DIM, SPEAKER_MODEL
 from tests.integration.test_model_jobs_restart import free_port, serve
 from tests.serving.services.test_model_service import tiny_recipe
 
@@ -35,7 +36,7 @@ def scores(stub: speaker_pb2_grpc.SpeakerServiceStub, voices) -> dict[tuple[int,
 
 def test_train_export_activate_and_roll_back_through_the_gateway(models_dir, voices, tmp_path):
     models, var, log = tmp_path / "models", tmp_path / "var", tmp_path / "server.log"
-    for name in ("resemblyzer-ge2e", "silero-vad"):
+    for name in (SPEAKER_MODEL, "silero-vad"):
         shutil.copytree(models_dir / name, models / name)
     port = free_port()
     proc = serve(models, var, log, port)
@@ -63,17 +64,17 @@ def test_train_export_activate_and_roll_back_through_the_gateway(models_dir, voi
                 model_pb2.ActivateRequest(modality="speaker", model=new.name, version=new.version), timeout=900
             )
             report = activated.report
-            assert (report.from_model.name, report.to_model.name) == ("resemblyzer-ge2e", "tiny-ecapa")
+            assert (report.from_model.name, report.to_model.name) == (SPEAKER_MODEL, "tiny-ecapa")
             assert report.reembedded == len(SPEAKERS) and report.samples == 2 * len(SPEAKERS)
             comparison = json.loads(report.report_json)
-            assert comparison["old"]["dim"] == 256 and comparison["new"]["dim"] == 32
+            assert comparison["old"]["dim"] == SPEAKER_DIM and comparison["new"]["dim"] == 32
             assert Path(report.report_path).is_file() and Path(comparison["plot"]).stat().st_size > 1000
             after = scores(speakers, voices)
             assert {(m, v) for _, m, v in after.values()} == {("tiny-ecapa", 1)}  # every reply names it
             assert all(abs(after[k][0] - before[k][0]) > 1e-6 for k in before)  # and the scores are its own
 
             back = lifecycle.Rollback(model_pb2.RollbackRequest(modality="speaker"), timeout=300)
-            assert back.report.to_model.name == "resemblyzer-ge2e"
+            assert back.report.to_model.name == SPEAKER_MODEL
             assert scores(speakers, voices) == before  # exactly the scores from before the activation
             jobs = lifecycle.ListJobs(model_pb2.ListJobsRequest(), timeout=10).jobs
             assert [model_pb2.JobKind.Name(j.kind) for j in jobs] == ["TRAIN", "EXPORT", "ACTIVATE", "ROLLBACK"]

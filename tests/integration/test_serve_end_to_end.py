@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
-from tests.conftest import REPO
+from tests.conftest import REPO, SPEAKER_DIM, SPEAKER_MODEL
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, t
     from serving.gallery import Gallery, ModelBinding
 
     gallery = Gallery.open(
-        var / "galleries" / "speaker", modality="speaker", dim=256, model=ModelBinding("resemblyzer-ge2e", 1)
+        var / "galleries" / "speaker", modality="speaker", dim=SPEAKER_DIM, model=ModelBinding(SPEAKER_MODEL, 1)
     )
     report = gallery.verify_consistency()
     assert report.ok, report
@@ -144,7 +144,7 @@ def _enroll_until_killed(server: Server, voices) -> list[str]:
 def _index_agrees_with_store(target: str, listed: set[str]) -> None:
     """An identification asking for every identity returns exactly the stored ones: the index
     holds each stored identity once and nothing else."""
-    probe = common_pb2.Embedding(values=[1.0] * 256, model=common_pb2.ModelRef(name="resemblyzer-ge2e", version=1))
+    probe = common_pb2.Embedding(values=[1.0] * SPEAKER_DIM, model=common_pb2.ModelRef(name=SPEAKER_MODEL, version=1))
     with grpc.insecure_channel(target) as channel:
         reply = speaker_pb2_grpc.SpeakerServiceStub(channel).Identify(
             speaker_pb2.IdentifySpeakerRequest(embedding=probe, top_k=len(listed)), timeout=30

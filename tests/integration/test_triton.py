@@ -29,7 +29,7 @@ from export.triton_server import LocalTriton, free_port
 from protos.v1 import common_pb2, speaker_pb2, speaker_pb2_grpc
 from serving.config import load_config
 from serving.server import Gateway
-from tests.conftest import REPO
+from tests.conftest import REPO, SPEAKER_MODEL
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60
@@ -178,7 +178,7 @@ def test_enroll_verify_identify_through_triton_match_the_embedded_backend(stack,
             timeout=60,
         )
         assert genuine.decision.accepted and not impostor.decision.accepted
-        assert genuine.model.name == "resemblyzer-ge2e" and genuine.model.version == 1
+        assert genuine.model.name == SPEAKER_MODEL and genuine.model.version == 1
         found = stub.Identify(
             speaker_pb2.IdentifySpeakerRequest(audio=common_pb2.Audio(encoded=voices.clip(2, 3)), top_k=3), timeout=60
         )

@@ -84,6 +84,7 @@ def gateway_config(repo: Path, var: Path, *modalities: str, **overrides: str):
         "paths.var": str(var),
         **{f"{m}.enabled": str(m in modalities).lower() for m in ("speaker", "sound", "face")},
         **{f"{m}.version": "1" for m in modalities},  # the repository's newest is 2
+        "speaker.model": "resemblyzer-ge2e",  # the versions above are of GE2E (the default is CAM++)
         **overrides,
     }
     return load_config(overrides=values)

@@ -14,6 +14,7 @@ from protos.v1 import model_pb2, model_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from serving.config import ConfigError
 from serving.security.tokens import TokenStore
 from serving.server import Gateway, is_loopback
+from tests.conftest import SPEAKER_DIM
 from tests.serving.security.conftest import _config, auth
 from tests.serving.services.conftest import audio
 
@@ -55,7 +56,7 @@ def test_missing_bad_and_wrong_role_tokens_are_refused_and_the_right_ones_pass(s
         grpc.StatusCode.PERMISSION_DENIED
     )
     assert _work(secured) == (0, 0)  # none of that reached a servicer
-    assert len(stub.Embed(embed, metadata=auth(tokens["verify"]), timeout=30).embedding.values) == 256
+    assert len(stub.Embed(embed, metadata=auth(tokens["verify"]), timeout=30).embedding.values) == SPEAKER_DIM
     assert stub.Enroll(enroll, metadata=auth(tokens["enroll"]), timeout=60).created
     assert stub.Enroll(
         speaker_pb2.EnrollSpeakerRequest(speaker_id="spk1", audio=[audio(voices.clip(1, 1))]),

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from serving.server import Gateway
+from tests.conftest import SPEAKER_DIM
 from tests.serving.security.conftest import _config
 from toitsu.cli import main
 
@@ -37,7 +38,7 @@ def test_tokens_create_list_revoke_and_the_cli_sends_the_token(models_dir, voice
             main(embed)
         assert json.loads(capsys.readouterr().out)["error"]["code"] == "UNAUTHENTICATED"
         code, reply = _json(capsys, [*embed, "--token", created["token"]])
-        assert code == 0 and len(reply["embedding"]["values"]) == 256
+        assert code == 0 and len(reply["embedding"]["values"]) == SPEAKER_DIM
         monkeypatch.setenv("TOITSU_TOKEN", created["token"])
         code, reply = _json(capsys, embed)
         assert code == 0 and reply["embedding"]["values"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from protos.v1 import common_pb2, speaker_pb2
-from tests.conftest import wav_bytes
+from tests.conftest import SPEAKER_DIM, SPEAKER_MODEL, wav_bytes
 from tests.serving.services.conftest import MAX_MESSAGE_MB, audio
 
 INVALID, NOT_FOUND, EXHAUSTED = (
@@ -120,8 +120,12 @@ def test_bad_ids_and_embeddings(stub, voices, health):
     )
     assert code == INVALID and "bad id!" in details
     stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="bob", audio=[audio(voices.clip(1, 0))]), timeout=30)
-    model = common_pb2.ModelRef(name="resemblyzer-ge2e", version=1)
-    for values, words in (([0.1] * 10, "256"), ([0.0] * 256, "zero"), ([float("nan")] * 256, "finite")):
+    model = common_pb2.ModelRef(name=SPEAKER_MODEL, version=1)
+    for values, words in (
+        ([0.1] * 10, str(SPEAKER_DIM)),
+        ([0.0] * SPEAKER_DIM, "zero"),
+        ([float("nan")] * SPEAKER_DIM, "finite"),
+    ):
         probe = common_pb2.Embedding(values=values, model=model)
         code, details = _code(
             lambda: stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="bob", embedding=probe), timeout=30)

