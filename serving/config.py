@@ -135,6 +135,20 @@ class JobsSection:
 
 
 @dataclass(frozen=True)
+class BackupsSection:
+    """Scheduled gallery backups into ``paths.backups`` (serving.backups) and the check at start."""
+
+    interval_seconds: float = 0.0  # a backup of every loaded gallery this often; 0 = no scheduled backups
+    keep: int = 7  # scheduled backups kept per modality, newest first (0 = no count limit)
+    max_age_seconds: float = 0.0  # scheduled backups older than this are pruned (0 = no age limit)
+    verify_at_start: bool = True  # integrity_check + index = store of each gallery before it serves
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds < 0 or self.keep < 0 or self.max_age_seconds < 0:
+            raise ValueError("interval_seconds, keep and max_age_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
 class AuthSection:
     """Bearer tokens (``toitsu tokens``): required on every RPC once the token store exists."""
 
@@ -159,6 +173,7 @@ class Config:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     jobs: JobsSection = field(default_factory=JobsSection)
+    backups: BackupsSection = field(default_factory=BackupsSection)
     auth: AuthSection = field(default_factory=AuthSection)
 
     @property
