@@ -24,6 +24,7 @@ stale one. It appears once the start-up scan of ``paths.backups`` has run.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import shutil
@@ -102,11 +103,9 @@ class BackupScheduler:
             newest = backup.newest_usable(folder, name) if folder is not None else None
             if newest is not None:
                 self.record(newest)
-            self._metrics.backup_age.labels(name).set_function(lambda name=name: self.age(name))
+            self._metrics.backup_age.labels(name).set_function(functools.partial(self.age, name))
         interval = self._config.backups.interval_seconds
-        if interval <= 0 or folder is None:
-            if interval > 0:
-                log.error("backups.interval_seconds is set but paths.backups is not: no scheduled backups")
+        if interval <= 0 or folder is None:  # load_config refuses an interval without paths.backups
             return
         log.info("scheduled backups every %g s into %s", interval, folder)
         while not self._stop.wait(min(_POLL_SECONDS, interval)):

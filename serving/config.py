@@ -223,7 +223,10 @@ def _build(values: Mapping[str, Mapping[str, Any]]) -> Config:
             raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
         section_type = typing.get_type_hints(Config)[name]
         built[name] = _section(name, section_type, keys)
-    return Config(**built)
+    config = Config(**built)
+    if config.backups.interval_seconds > 0 and not config.paths.backups:
+        raise ConfigError("backups.interval_seconds is set but paths.backups is not: where should backups go?")
+    return config
 
 
 def _section(name: str, section_type: type, keys: Mapping[str, Any]) -> Any:
