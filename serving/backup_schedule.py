@@ -6,10 +6,11 @@ usable backup under ``paths.backups`` is that old (manual ``toitsu gallery backu
 online backup as the Backup RPC (:func:`serving.gallery.backup.take`). Due times come from the
 backups on disk, not from when the gateway started, so a gateway restarted more often than the
 interval still backs up. Each new backup is verified (every checksum, SQLite's integrity check of
-its stores) before anything is pruned; then, for that modality only, scheduled backups beyond the
-newest ``keep`` or older than ``max_age_seconds`` are deleted. Only ``scheduled-*`` folders are
-ever pruned (a manual backup is the operator's to delete), and a folder whose manifest does not
-read is left alone (it is no backup, and may be evidence of what went wrong).
+its stores) before anything is pruned (a failed one prunes nothing); then, for that modality
+only, scheduled backups beyond the newest ``keep`` or older than ``max_age_seconds`` are deleted.
+Only ``scheduled-*`` folders are ever pruned (a manual backup is the operator's to delete), and a
+folder whose manifest does not read is left alone (it is no backup, and may be evidence of what
+went wrong).
 
 Why a thread of the gateway and not a ModelService job: a job is a subprocess, and the online
 backup needs the gateway's own open store connection (the gallery folder is locked by the
@@ -34,7 +35,7 @@ from pathlib import Path
 from typing import Protocol
 
 from serving.config import Config
-from serving.errors import ToitsuError, Unavailable
+from serving.errors import Unavailable
 from serving.gallery import backup
 from serving.loader import enabled_modalities, gallery_root
 from serving.metrics import Metrics
@@ -112,7 +113,10 @@ class BackupScheduler:
             now = time.monotonic()
             due = [n for n in names if self.age(n) >= interval and self._retry_at.get(n, 0.0) <= now]
             if due:
-                self.run_once(due)
+                try:
+                    self.run_once(due)
+                except Exception:  # never the end of scheduled backups
+                    log.exception("scheduled backups: unexpected failure; going on")
 
     def run_once(self, names: list[str]) -> list[backup.Summary]:
         """Back the loaded ones of ``names`` up into a new ``scheduled-*`` folder, verify, prune."""
@@ -127,9 +131,8 @@ class BackupScheduler:
             except Unavailable:  # still loading, or failed to load: its age says so
                 continue
             try:
-                taken = backup.take(modality.gallery, gallery_root(self._config, name), dest, name)
-                backup.verify(Path(taken.path))
-            except (ToitsuError, OSError) as exc:
+                taken = self._take(name, modality, dest)
+            except Exception as exc:  # anything: the thread must go on backing up (and say so)
                 self._metrics.backup_failures.labels(name).inc()
                 self._retry_at[name] = time.monotonic() + min(_RETRY_SECONDS, self._config.backups.interval_seconds)
                 log.error("%s: the scheduled backup into %s failed: %s", name, dest, exc)
@@ -137,8 +140,24 @@ class BackupScheduler:
             self.record(taken)
             done.append(taken)
             log.info("%s: scheduled backup %s, %d identities, verified", name, taken.path, taken.identities)
-            self._prune(name, Path(taken.path))
+            try:
+                self._prune(name, Path(taken.path))
+            except OSError as exc:
+                log.error("%s: pruning old scheduled backups failed: %s", name, exc)
+        if dest.is_dir() and not any(dest.iterdir()):  # every backup in it failed
+            dest.rmdir()
         return done
+
+    def _take(self, name: str, modality: AudioModality | FaceModality, dest: Path) -> backup.Summary:
+        """One verified backup; one that fails its verification is set aside as ``.unverified-*``
+        (no longer a backup, kept to look at) and raised."""
+        taken = backup.take(modality.gallery, gallery_root(self._config, name), dest, name)
+        try:
+            backup.verify(Path(taken.path))
+        except backup.BackupError:
+            Path(taken.path).rename(Path(taken.path).with_name(f".unverified-{name}"))
+            raise
+        return taken
 
     def _prune(self, name: str, kept: Path) -> None:
         """Retention for ``name``'s scheduled backups, once ``kept`` (the newest) verified."""

@@ -194,3 +194,18 @@ def _wait_for_age(gw: Gateway) -> float:
             return value
         time.sleep(0.05)
     raise AssertionError("no toitsu_gallery_backup_age_seconds{modality='speaker'}")
+
+
+def test_a_failed_scheduled_backup_is_counted_and_prunes_nothing(models_dir, tmp_path):
+    backups = tmp_path / "backups"
+    gw = _start(models_dir, tmp_path / "var", backups, {"backups.keep": "1"})
+    try:
+        (first,) = gw.backups.run_once(["speaker"])
+        gw.modality("speaker").gallery.close()  # the next backup cannot read the store
+        assert gw.backups.run_once(["speaker"]) == []
+        failures = gw.metrics.registry.get_sample_value("toitsu_gallery_backup_failures_total", {"modality": "speaker"})
+        assert failures == 1
+        assert backup.newest_usable(backups, "speaker").path == first.path  # keep = 1, yet not pruned
+        assert [p.name for p in backups.glob("scheduled-*/*")] == ["speaker"]
+    finally:
+        gw.stop(grace=1)
