@@ -3,7 +3,9 @@
 Bulk-loads ``--identities`` random unit 256-d templates (``--samples`` samples each) through
 ``Gallery.enroll_many``, takes an online backup of the open gallery (the SQLite backup API, as the
 gateway's ``GalleryAdminService.Backup`` does), closes it, then restores the backup into a fresh
-var/ (checksums, integrity check, index rebuilt from the store and checked against it).
+var/ (checksums, integrity check, index rebuilt from the store and checked against it), and times
+the check every gateway start runs on each gallery (``checkup.check_at_start``: integrity check
+plus index = store) on the restored gallery, its index loaded from the snapshot restore wrote.
 
     .venv/bin/python bench/bench_backup.py                    # 10,000 identities
     .venv/bin/python bench/bench_backup.py --identities 100000
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.gallery import Gallery, GalleryConfig, ModelBinding, backup
+from serving.gallery import Gallery, GalleryConfig, ModelBinding, backup, checkup
 from serving.gallery.restore import restore
 
 MODEL = ModelBinding("bench-model", 1)
@@ -48,6 +50,10 @@ def main() -> None:
         done = restore(Path(taken.path), Path(tmp) / "restored", config=config)
         restore_s = time.perf_counter() - started
         assert done.identities == args.identities and done.consistency.ok
+        with Gallery.open(Path(done.root), modality="speaker", dim=args.dim, model=MODEL, config=config) as gallery:
+            started = time.perf_counter()
+            checkup.check_at_start(gallery, "speaker", "")
+            start_check_s = time.perf_counter() - started
     print(
         json.dumps(
             {
@@ -58,6 +64,7 @@ def main() -> None:
                 "backup_bytes": taken.bytes,
                 "backup_seconds": round(backup_s, 3),
                 "restore_seconds": round(restore_s, 3),
+                "start_check_seconds": round(start_check_s, 3),
                 "restored_index": done.consistency.index_kind,
             },
             indent=2,

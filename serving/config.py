@@ -135,6 +135,20 @@ class JobsSection:
 
 
 @dataclass(frozen=True)
+class BackupsSection:
+    """Scheduled gallery backups into ``paths.backups`` (serving.backups) and the check at start."""
+
+    interval_seconds: float = 0.0  # a backup of every loaded gallery this often; 0 = no scheduled backups
+    keep: int = 7  # scheduled backups kept per modality, newest first (0 = no count limit)
+    max_age_seconds: float = 0.0  # scheduled backups older than this are pruned (0 = no age limit)
+    verify_at_start: bool = True  # integrity_check + index = store of each gallery before it serves
+
+    def __post_init__(self) -> None:
+        if self.interval_seconds < 0 or self.keep < 0 or self.max_age_seconds < 0:
+            raise ValueError("interval_seconds, keep and max_age_seconds must be >= 0")
+
+
+@dataclass(frozen=True)
 class AuthSection:
     """Bearer tokens (``toitsu tokens``): required on every RPC once the token store exists."""
 
@@ -159,6 +173,7 @@ class Config:
     batching: BatchingConfig = field(default_factory=BatchingConfig)
     gallery: GalleryConfig = field(default_factory=GalleryConfig)
     jobs: JobsSection = field(default_factory=JobsSection)
+    backups: BackupsSection = field(default_factory=BackupsSection)
     auth: AuthSection = field(default_factory=AuthSection)
 
     @property
@@ -208,7 +223,10 @@ def _build(values: Mapping[str, Mapping[str, Any]]) -> Config:
             raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
         section_type = typing.get_type_hints(Config)[name]
         built[name] = _section(name, section_type, keys)
-    return Config(**built)
+    config = Config(**built)
+    if config.backups.interval_seconds > 0 and not config.paths.backups:
+        raise ConfigError("backups.interval_seconds is set but paths.backups is not: where should backups go?")
+    return config
 
 
 def _section(name: str, section_type: type, keys: Mapping[str, Any]) -> Any:

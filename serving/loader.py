@@ -29,7 +29,7 @@ from serving.config import Config
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import ModelMismatch, NotFound, Unavailable
 from serving.gallery import Gallery, ModelBinding
-from serving.gallery.checkup import damaged_store
+from serving.gallery.checkup import check_at_start, damaged_store
 from serving.gallery.gallery import stored_dim
 from serving.gallery.generations import Generation
 from serving.inference.backend import InferenceBackend
@@ -184,16 +184,26 @@ def open_gallery(config: Config, modality: str, dim: int, binding: ModelBinding,
     re-embeds the gallery, serving.activation) or the configured version matches it again; a
     gallery of another embedding size opens at its own size. Refusing to start would take Delete,
     List and the activation itself down too.
+
+    Before it is returned the gallery passes SQLite's integrity check and index = store
+    (``serving.gallery.checkup.check_at_start``; ``backups.verify_at_start``).
     """
     root = folder if folder is not None else gallery_root(config, modality)
     try:
-        return Gallery.open(root, modality=modality, dim=dim, model=binding, config=config.gallery)
+        gallery = Gallery.open(root, modality=modality, dim=dim, model=binding, config=config.gallery)
     except Unavailable as exc:  # a damaged store is final (not retried), and says which backup restores it
         raise damaged_store(root, modality, config.paths.backups) or exc from None
     except ModelMismatch as exc:
         log.warning("%s; refusing to score against it until that model version is activated", exc)
         held = stored_dim(root) or dim  # another embedding size: open it as it is, for Delete/List/activation
-        return Gallery.open(root, modality=modality, dim=held, model=None, config=config.gallery)
+        gallery = Gallery.open(root, modality=modality, dim=held, model=None, config=config.gallery)
+    if config.backups.verify_at_start:
+        try:
+            check_at_start(gallery, modality, config.paths.backups)
+        except BaseException:
+            gallery.close()
+            raise
+    return gallery
 
 
 def audio_embedder(

@@ -73,6 +73,20 @@ class Metrics:
             "toitsu_queue_depth", "Requests waiting for a batch", ["model"], registry=self.registry
         )
         self.gallery_size = Gauge("toitsu_gallery_size", "Enrolled identities", ["modality"], registry=self.registry)
+        # +Inf while a modality has no usable backup under paths.backups (serving.backups), so that
+        # an alert on the age (`> 2 * interval`) fires for a missing backup as for a stale one.
+        self.backup_age = Gauge(
+            "toitsu_gallery_backup_age_seconds",
+            "Age of the newest usable backup under paths.backups (+Inf: none)",
+            ["modality"],
+            registry=self.registry,
+        )
+        self.backup_failures = Counter(
+            "toitsu_gallery_backup_failures_total",
+            "Scheduled backups that failed or did not verify",
+            ["modality"],
+            registry=self.registry,
+        )
         self._server: WSGIServer | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:

@@ -34,6 +34,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving.activation import Activator
+from serving.backup_schedule import BackupScheduler
 from serving.config import Config, ConfigError
 from serving.errors import Unavailable
 from serving.gallery import generations
@@ -84,6 +85,7 @@ class Gateway:
         self._health_lock = threading.Lock()
         self._swap_lock = threading.Lock()
         self.activator = Activator(self)
+        self.backups = BackupScheduler(self, self.metrics)  # scheduled backups, the backup-age gauge
         self.tokens = TokenStore(config.tokens_path)
         self.tls: ReloadingCredentials | None = None
         self._server: grpc.Server | None = None
@@ -131,6 +133,7 @@ class Gateway:
         self._server.start()
         self.jobs.start()
         self.metrics.serve(cfg.metrics_host, cfg.metrics_port)
+        self.backups.start()
         mode = "plaintext" if self.tls is None else "mutual TLS" if cfg.tls_client_ca else "TLS"
         log.info("listening on %s:%d, %s (loading models)", cfg.host, self.port, mode)
         if background_load:
@@ -282,6 +285,7 @@ class Gateway:
         if self._server is not None:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
         self.jobs.stop()
+        self.backups.stop(timeout=self.config.server.grace_seconds)  # a backup under way finishes first
         for modality in self._modalities.values():
             stop_modality(modality)
         self.activator.close()

@@ -5,6 +5,9 @@ A backup of one modality is a folder ``<dest>/<modality>/``::
     store.sqlite3       the active generation's store, taken with SQLite's online backup API
     generation.json     the active generation (folder, model, version, dim) and the raw ACTIVE state
     extra/…             the generation's small files (GENERATION.json, COMPLETE.json, reports)
+    previous/…          when an activation kept a previous generation for rollback: its store (the
+                        same online backup) and its small files, so that a restored gallery can
+                        still roll back (restore writes ACTIVE naming both)
     manifest.json       sha256 of every file above, the store's change-log sequence, identity count,
                         model, created time and toitsu version — written last
 
@@ -20,6 +23,10 @@ after a modality is always complete.
 Track records, media, samples, the change log and the audit trail are tables of the store. The
 FAISS index is not backed up: it is derived, and rebuilt from the store when a restored gallery
 opens. Everything here runs in the process that holds the gallery open (the gateway).
+
+The previous generation takes no writes while it is previous (it is retired); only a rollback or
+a purge touches it, and both change ``ACTIVE``. So ``ACTIVE`` is read before and after the copies,
+and a backup during which it changed is refused (UNAVAILABLE, back up again), never half of each.
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from serving.gallery.gallery import Gallery
 
 MANIFEST = "manifest.json"
 STORE = "store.sqlite3"
+PREVIOUS = "previous"  # the previous generation's part of a backup
 FORMAT = 1
 _EXTRA = ("GENERATION.json", "COMPLETE.json", "activation-report.json", "activation-report.png")
 
@@ -84,6 +92,7 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
         raise InvalidInput(f"{final} exists already: back up into a new folder")
     partial = Path(dest) / f".partial-{modality}-{uuid.uuid4().hex[:12]}"  # unique: backups may run at once
     partial.mkdir(parents=True)
+    changed = Unavailable(f"the {modality} gallery generation changed during the backup; back up again")
     try:
         gallery.backup_store(partial / STORE)
         state = generations.read_state(root)
@@ -97,11 +106,11 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
         )
         source = active.path(root)
         if source.resolve() != Path(gallery.root).resolve():  # an activation swapped generations meanwhile
-            raise Unavailable(f"the {modality} gallery generation changed during the backup; back up again")
-        for name in _EXTRA:
-            if (source / name).is_file():
-                (partial / "extra").mkdir(exist_ok=True)
-                shutil.copyfile(source / name, partial / "extra" / name)
+            raise changed
+        _copy_extra(source, partial / "extra")
+        previous = _take_previous(root, state, partial / PREVIOUS)
+        if generations.read_state(root) != state:  # a rollback or purge while the copies ran
+            raise changed
         with contextlib.closing(sqlite3.connect(partial / STORE)) as conn:
             sequence, identities = st.max_sequence(conn), st.count(conn)
             store_uuid = st.get_meta(conn).get("uuid", "")
@@ -114,6 +123,8 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
             "model": {"name": gallery.binding.name, "version": gallery.binding.version, "dim": gallery.dim},
             "files": {rel: checksum(partial / rel) for rel in _files(partial)},
         }
+        if previous is not None:
+            manifest["previous"] = previous
         write_json_atomic(partial / MANIFEST, manifest)
         partial.rename(final)
         fsync_dir(final.parent)
@@ -121,6 +132,30 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
         shutil.rmtree(partial, ignore_errors=True)
         raise
     return summary(final, manifest, time.perf_counter() - started)
+
+
+def _copy_extra(source: Path, extra: Path) -> None:
+    for name in _EXTRA:
+        if (source / name).is_file():
+            extra.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source / name, extra / name)
+
+
+def _take_previous(root: Path, state: generations.State | None, target: Path) -> dict[str, Any] | None:
+    """The previous generation's store and small files into ``target`` (what a rollback needs);
+    None when there is none (no activation, or it was purged)."""
+    previous = state.previous if state else None
+    if previous is None or not (previous.path(root) / STORE).is_file():
+        return None
+    target.mkdir()
+    # Its own connection: the gateway may hold the previous gallery open (retired, read-only) or not
+    # at all (after a restart, until a rollback loads it); WAL lets both read at once.
+    with contextlib.closing(sqlite3.connect(previous.path(root) / STORE)) as conn:
+        copy_store(conn, target / STORE)
+    _copy_extra(previous.path(root), target / "extra")
+    with contextlib.closing(sqlite3.connect(target / STORE)) as conn:
+        sequence, identities = st.max_sequence(conn), st.count(conn)
+    return {**asdict(previous), "sequence": sequence, "identities": identities}
 
 
 def copy_store(source: sqlite3.Connection, target: Path) -> None:
@@ -196,18 +231,37 @@ def summary(folder: Path, manifest: dict[str, Any], seconds: float = 0.0) -> Sum
     )
 
 
-def newest_usable(backups: Path, modality: str) -> Summary | None:
-    """The newest backup of ``modality`` under ``backups`` (any depth) that passes :func:`check`."""
+def verify(folder: Path) -> dict[str, Any]:
+    """:func:`check`, plus SQLite's integrity check of every store in the backup (BackupError)."""
+    manifest = check(folder)
+    for rel in (STORE, f"{PREVIOUS}/{STORE}"):
+        if rel in manifest["files"] and (problems := integrity(Path(folder) / rel)) != "ok":
+            raise BackupError(f"{folder}: {rel} fails SQLite's integrity check ({problems})")
+    return manifest
+
+
+def listed(backups: Path, modality: str) -> list[tuple[float, Path]]:
+    """(created_at, folder) of every backup of ``modality`` under ``backups`` (any depth) whose
+    manifest reads, newest first; nothing is checked beyond the manifest."""
     found = []
     for path in Path(backups).rglob(MANIFEST) if Path(backups).is_dir() else ():
         if path.parent.name != modality:
             continue
         try:
-            manifest = check(path.parent)
-        except BackupError:
+            found.append((float(read_manifest(path.parent)["created_at"]), path.parent))
+        except (BackupError, KeyError, TypeError, ValueError):
             continue
-        found.append(summary(path.parent, manifest))
-    return max(found, key=lambda s: s.created_at, default=None)
+    return sorted(found, key=lambda item: item[0], reverse=True)
+
+
+def newest_usable(backups: Path, modality: str) -> Summary | None:
+    """The newest backup of ``modality`` under ``backups`` (any depth) that passes :func:`verify`."""
+    for _, folder in listed(backups, modality):
+        try:
+            return summary(folder, verify(folder))
+        except (BackupError, KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _files(folder: Path) -> list[str]:

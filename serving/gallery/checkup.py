@@ -1,9 +1,16 @@
 """``verify`` of a gallery: SQLite's integrity check plus index = store, and — when the store is
 damaged — the newest backup that would bring it back, named in the message (so that an operator
-reading a NOT_SERVING reason or a failed verify knows the one command to run)."""
+reading a NOT_SERVING reason or a failed verify knows the one command to run).
+
+The gateway runs the same check on every gallery it opens (:func:`check_at_start`, unless
+``backups.verify_at_start = false``): a store that opens but fails ``integrity_check`` (a page
+damaged past the header) would otherwise serve, and fail, or answer wrong, only where the damage is.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -11,6 +18,8 @@ from serving.errors import FailedPrecondition, Unavailable
 from serving.gallery import backup, generations
 from serving.gallery.gallery import Gallery, stored_dim
 from serving.gallery.types import ConsistencyReport
+
+log = logging.getLogger("toitsu.gallery.checkup")
 
 
 @dataclass(frozen=True)
@@ -100,3 +109,28 @@ def damaged_store(folder: Path, modality: str, backups: str) -> FailedPreconditi
         return None
     newest = backup.newest_usable(Path(backups), modality) if backups else None
     return FailedPrecondition(damaged(modality, store, problems, newest, backups))
+
+
+def check_at_start(gallery: Gallery, modality: str, backups: str) -> None:
+    """The check before a gallery serves: FailedPrecondition (final, naming the newest usable backup)
+    for a store failing SQLite's integrity check; an index that disagrees with the store is rebuilt
+    from the store (the index is derived) and checked again."""
+    started = time.perf_counter()
+    problems = gallery.integrity_check()
+    if problems != "ok":
+        newest = backup.newest_usable(Path(backups), modality) if backups else None
+        raise FailedPrecondition(damaged(modality, Path(gallery.root) / backup.STORE, problems, newest, backups))
+    report = gallery.verify_consistency()
+    if report.ok:
+        log.info(
+            "%s: store integrity ok, index = store (%d identities), checked in %.2f s",
+            modality,
+            report.store_count,
+            time.perf_counter() - started,
+        )
+        return
+    log.warning("%s: the index disagrees with the store at start (%s); rebuilding it from the store", modality, report)
+    gallery.rebuild_index()
+    report = gallery.verify_consistency()
+    if not report.ok:
+        raise FailedPrecondition(f"the {modality} index disagrees with its store even after a rebuild ({report})")

@@ -474,7 +474,10 @@ class Gallery:
     def integrity_check(self) -> str:
         """SQLite's ``PRAGMA integrity_check`` of the store: "ok", or the first problems it found."""
         with self.reader() as conn:
-            rows = conn.execute("PRAGMA integrity_check").fetchall()
+            try:
+                rows = conn.execute("PRAGMA integrity_check").fetchall()
+            except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself cannot run
+                return str(exc)
         return "; ".join(str(r[0]) for r in rows[:5])
 
 

@@ -9,7 +9,11 @@ so that nothing unchecked is ever swapped in:
    file system) laid out as the generation it came from, with its ``ACTIVE`` state, and
    ``PRAGMA integrity_check`` runs on that copy;
 3. the copy is opened as a gallery: its FAISS index is rebuilt from the store (a backup holds no
-   index) and checked against it (``verify_consistency``); closing it writes the index snapshot;
+   index) and checked against it (``verify_consistency``); closing it writes the index snapshot.
+   A backup that holds the previous generation (kept by an activation for rollback) gets steps 2
+   and 3 for it too, into its own folder, and ``ACTIVE`` names both, so Rollback works after a
+   restore as before it (it replays the active store's change log since the switch, which the
+   active store's backup holds);
 4. the swap: an existing modality root (only with ``force``) is renamed to
    ``.replaced-<modality>-<time>`` — kept, never deleted: it may be the only copy of something —
    and the restored folder is renamed into place. Both renames are atomic; between them the root
@@ -75,34 +79,58 @@ def restore(src: Path, var: Path, *, force: bool = False, config: GalleryConfig 
     _refuse_live(root, force)
     generation = json.loads((src / "generation.json").read_text())
     active = generations.Generation(**generation["active"])
+    previous = _previous(src, manifest, generation)
     temp = galleries / f".restore-{modality}"
     shutil.rmtree(temp, ignore_errors=True)
-    folder = active.path(temp)
-    folder.mkdir(parents=True)
+    active.path(temp).mkdir(parents=True)
     try:
-        shutil.copyfile(src / backup.STORE, folder / backup.STORE)
-        problems = backup.integrity(folder / backup.STORE)
-        if problems != "ok":
-            raise backup.BackupError(f"{src}: the store fails SQLite's integrity check ({problems}); refusing it")
-        for extra in sorted((src / "extra").glob("*")) if (src / "extra").is_dir() else ():
-            shutil.copyfile(extra, folder / extra.name)
-        if generation.get("state") is not None:
-            state = generations.State(active, None)  # the previous generation was not backed up
-            write_json_atomic(temp / generations.ACTIVE, state.to_json())
-        # model=None: the store's own binding (the manifest's), checked below against the manifest.
-        with Gallery.open(folder, modality=modality, dim=int(model["dim"]), model=None, config=config) as gallery:
-            if gallery.binding != ModelBinding(model["name"], int(model["version"])):
-                raise backup.BackupError(f"{src}: the store is bound to {gallery.binding}, the manifest says {model}")
-            gallery.wait_idle(600)
-            report = gallery.verify_consistency()
-            identities, sequence = report.store_count, report.store_sequence
-        if not report.ok or identities != manifest["store"]["identities"]:
+        report = _place(src, active.path(temp), modality, model, config)
+        identities, sequence = report.store_count, report.store_sequence
+        if identities != manifest["store"]["identities"]:
             raise backup.BackupError(f"{src}: the restored gallery does not check out ({report})")
+        if previous is not None:  # the generation a rollback returns to, checked the same way
+            previous.path(temp).mkdir(parents=True, exist_ok=True)
+            binding = {"name": previous.model, "version": previous.version, "dim": previous.dim}
+            back = _place(src / backup.PREVIOUS, previous.path(temp), modality, binding, config)
+            if back.store_count != manifest["previous"]["identities"]:
+                raise backup.BackupError(f"{src}: the restored previous generation does not check out ({back})")
+        if generation.get("state") is not None:
+            write_json_atomic(temp / generations.ACTIVE, generations.State(active, previous).to_json())
         replaced = _swap(temp, root)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
         raise
     return Restored(modality, str(root), identities, sequence, replaced, report, time.perf_counter() - started)
+
+
+def _previous(src: Path, manifest: dict, generation: dict) -> generations.Generation | None:
+    """The previous generation the backup holds, or None (there was none, or an older backup)."""
+    state = generation.get("state")
+    if state is None or not state.get("previous") or "previous" not in manifest:
+        return None
+    if f"{backup.PREVIOUS}/{backup.STORE}" not in manifest["files"]:
+        raise backup.BackupError(f"{src}: the manifest names a previous generation but lists no store for it")
+    return generations.State.from_json(state).previous
+
+
+def _place(src: Path, folder: Path, modality: str, model: dict, config: GalleryConfig) -> ConsistencyReport:
+    """Copy one backed-up store (and its small files) into ``folder``, integrity-check it, open it
+    (the index is rebuilt from the store), check its binding and index = store."""
+    shutil.copyfile(src / backup.STORE, folder / backup.STORE)
+    problems = backup.integrity(folder / backup.STORE)
+    if problems != "ok":
+        raise backup.BackupError(f"{src}: the store fails SQLite's integrity check ({problems}); refusing it")
+    for extra in sorted((src / "extra").glob("*")) if (src / "extra").is_dir() else ():
+        shutil.copyfile(extra, folder / extra.name)
+    # model=None: the store's own binding, checked below against the manifest's.
+    with Gallery.open(folder, modality=modality, dim=int(model["dim"]), model=None, config=config) as gallery:
+        if gallery.binding != ModelBinding(model["name"], int(model["version"])):
+            raise backup.BackupError(f"{src}: the store is bound to {gallery.binding}, the manifest says {model}")
+        gallery.wait_idle(600)
+        report = gallery.verify_consistency()
+    if not report.ok:
+        raise backup.BackupError(f"{src}: the restored gallery does not check out ({report})")
+    return report
 
 
 def _refuse_live(root: Path, force: bool) -> None:

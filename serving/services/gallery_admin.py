@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 import grpc
 
 from protos.v1 import gallery_admin_pb2, gallery_admin_pb2_grpc
+from serving.backup_schedule import BackupScheduler
 from serving.config import Config
 from serving.errors import InvalidInput, Unavailable
 from serving.gallery import backup, checkup
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 class AdminRuntime(Protocol):
     config: Config
+    backups: BackupScheduler  # told of each backup taken (the backup-age gauge)
 
     def modality(self, name: str) -> AudioModality | FaceModality:
         """The loaded modality, or Unavailable saying why it is not (yet)."""
@@ -58,6 +60,7 @@ class GalleryAdminServicer(gallery_admin_pb2_grpc.GalleryAdminServiceServicer):
         reply = gallery_admin_pb2.BackupResponse()
         for name, modality in loaded:
             s = backup.take(modality.gallery, gallery_root(config, name), dest.resolve(), name)
+            self._runtime.backups.record(s)
             reply.backups.add(
                 modality=s.modality,
                 path=s.path,

@@ -27,6 +27,7 @@ from protos.v1 import (
     speaker_pb2_grpc,
 )
 from serving.activation import Activator
+from serving.backup_schedule import BackupScheduler
 from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
@@ -43,6 +44,7 @@ class Runtime(Protocol):
     config: Config
     jobs: JobSupervisor
     activator: Activator
+    backups: BackupScheduler
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) each loaded modality serves."""

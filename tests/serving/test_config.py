@@ -29,6 +29,8 @@ def test_layers_override_in_order(tmp_path):
         ({"server.port": "fifty"}, "server.port"),
         ({"speaker.use_vad": "maybe"}, "not a boolean"),
         ({"port": "1"}, "section.key"),
+        ({"backups.interval_seconds": "3600"}, "paths.backups is not"),
+        ({"backups.keep": "-1"}, r"\[backups\] interval_seconds, keep and max_age_seconds must be >= 0"),
     ],
 )
 def test_mistakes_are_named(overrides, message):
@@ -41,3 +43,12 @@ def test_unreadable_file_is_an_error(tmp_path):
     bad.write_text("[server\nport=")
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(bad)
+
+
+def test_backups_section():
+    assert load_config().backups.interval_seconds == 0  # off unless asked for
+    config = load_config(
+        overrides={"paths.backups": "/b", "backups.interval_seconds": "60", "backups.max_age_seconds": "7200"}
+    )
+    assert (config.backups.interval_seconds, config.backups.keep, config.backups.max_age_seconds) == (60, 7, 7200)
+    assert config.backups.verify_at_start is True

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -150,3 +152,112 @@ def test_writes_during_a_backup_are_in_it_whole_or_not_at_all(tmp_path):
                 mean = np.frombuffer(b"".join(s[0] for s in samples), "<f4").reshape(-1, DIM).mean(axis=0)
                 assert np.allclose(g.template(name), mean / np.linalg.norm(mean), atol=1e-5), name
                 assert g.info(name).num_samples == len(samples)
+
+
+def test_the_previous_generation_is_backed_up_and_restored_so_rollback_still_has_it(var, tmp_path):
+    rng = np.random.default_rng(5)
+    src, old = tmp_path / "src", generations.Generation(".", "old-model", 1, DIM)
+    old_binding = generations.Generation(".", "old-model", 1, DIM).binding
+    probes = unit(rng, 4)
+    with Gallery.open(src, modality="speaker", dim=DIM, model=old_binding, config=CONFIG) as legacy:
+        legacy.enroll_many(((f"old{i}", unit(rng, 1)) for i in range(6)), model=old_binding)
+        old_scores = [[(m.identity, round(m.score, 6)) for m in legacy.search(p, 3, model=old_binding)] for p in probes]
+    gen = generations.Generation("gen-0002", MODEL.name, MODEL.version, DIM, sequence_at_switch=6)
+    generations.write_state(src, generations.State(gen, old))
+    (src / "gen-0002").mkdir()
+    with _open(src / "gen-0002") as gallery:
+        _fill(gallery, rng, 5)
+        taken = backup.take(gallery, src, tmp_path / "b", "speaker")
+    manifest = json.loads((tmp_path / "b/speaker/manifest.json").read_text())
+    assert "previous/store.sqlite3" in manifest["files"] and manifest["previous"]["identities"] == 6
+    assert backup.verify(taken.path)["previous"]["folder"] == "."
+    restore(taken.path, var, config=CONFIG)
+    root = var / "galleries" / "speaker"
+    assert generations.read_state(root) == generations.State(gen, old)
+    with Gallery.open(root, modality="speaker", dim=DIM, model=old_binding, config=CONFIG) as legacy:
+        assert [[(m.identity, round(m.score, 6)) for m in legacy.search(p, 3, model=old_binding)] for p in probes] == (
+            old_scores
+        )
+        assert legacy.verify_consistency().ok
+    with _open(root / "gen-0002") as gallery:
+        assert len(gallery) == 7
+
+
+def test_a_damaged_previous_generation_in_a_backup_is_refused(var, tmp_path):
+    rng = np.random.default_rng(6)
+    src, old = tmp_path / "src", generations.Generation(".", MODEL.name, MODEL.version, DIM)
+    with _open(src) as legacy:
+        _fill(legacy, rng, 3)
+    gen = generations.Generation("gen-0002", MODEL.name, MODEL.version, DIM)
+    generations.write_state(src, generations.State(gen, old))
+    (src / "gen-0002").mkdir()
+    with _open(src / "gen-0002") as gallery:
+        _fill(gallery, rng, 3)
+        taken = backup.take(gallery, src, tmp_path / "b", "speaker")
+    with open(taken.path + "/previous/store.sqlite3", "r+b") as f:
+        f.write(b"\0" * 100)
+    with pytest.raises(backup.BackupError, match="previous/store.sqlite3 does not match its checksum"):
+        restore(taken.path, var)
+    assert backup.newest_usable(tmp_path / "b", "speaker") is None
+
+
+def _corrupt_a_page_past_the_header(store) -> None:
+    """Break the overflow chain of the stored media blob: the file still opens (header, schema and
+    the tables read at open are intact), but SQLite's integrity check fails."""
+    data = store.read_bytes()
+    page = int.from_bytes(data[16:18], "big")
+    at = data.index(b"MEDIA-MARK" * 100, len(data) // 4)  # inside the blob's overflow pages
+    with open(store, "r+b") as f:
+        f.seek(at // page * page)
+        f.write(b"\xff" * 8)  # the overflow page's next-page pointer, and then some
+
+
+def test_the_start_check_fails_a_store_damaged_past_its_header_naming_the_newest_backup(tmp_path):
+    from serving.config import load_config
+    from serving.loader import open_gallery
+
+    rng = np.random.default_rng(7)
+    root, backups = tmp_path / "var" / "galleries" / "speaker", tmp_path / "backups"
+    with _open(root) as gallery:
+        _fill(gallery, rng, 5)
+        gallery.enroll("big-media", unit(rng, 1), model=MODEL, media=[Media(b"MEDIA-MARK" * 20_000, "wav")])
+        backup.take(gallery, root, backups / "old", "speaker")
+        time.sleep(0.01)
+        newest = backup.take(gallery, root, backups / "new", "speaker")
+    assert not (root / "store.sqlite3-wal").exists()  # checkpointed on close: the damage is in the file
+    _corrupt_a_page_past_the_header(root / "store.sqlite3")
+    with _open(root) as gallery:  # it opens: only an integrity check finds the damage
+        assert gallery.integrity_check() != "ok"
+    config = load_config(overrides={"paths.var": str(tmp_path / "var"), "paths.backups": str(backups)})
+    with pytest.raises(FailedPrecondition) as err:
+        open_gallery(config, "speaker", DIM, MODEL)
+    assert "damaged" in err.value.message and f"newest usable backup is {newest.path}" in err.value.message
+    with _open(root):  # the refused open closed the gallery again (its folder lock is free)
+        pass
+    skipping = load_config(overrides={"paths.var": str(tmp_path / "var"), "backups.verify_at_start": "false"})
+    open_gallery(skipping, "speaker", DIM, MODEL).close()
+
+
+def test_the_start_check_rebuilds_an_index_that_disagrees_with_the_store(tmp_path):
+    from serving.config import load_config
+    from serving.loader import open_gallery
+
+    rng = np.random.default_rng(8)
+    root = tmp_path / "var" / "galleries" / "speaker"
+    with _open(root) as gallery:
+        _fill(gallery, rng, 5)
+        gallery.snapshot()
+    other = unit(rng, 1)[0]
+    with sqlite3.connect(root / "store.sqlite3") as conn:  # behind the change log's back
+        conn.execute("UPDATE templates SET vector = ? WHERE identity_id = 1", (other.astype("<f4").tobytes(),))
+    conn.close()
+    with _open(root) as gallery:
+        assert not gallery.verify_consistency().ok  # the snapshot still holds the old vector
+    config = load_config(overrides={"paths.var": str(tmp_path / "var")})
+    gallery = open_gallery(config, "speaker", DIM, MODEL)
+    try:
+        assert gallery.verify_consistency().ok
+        best = gallery.search(other, 1, model=MODEL)[0]
+        assert best.score == pytest.approx(1.0, abs=1e-5)
+    finally:
+        gallery.close()

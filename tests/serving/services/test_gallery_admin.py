@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import threading
+import time
+from pathlib import Path
 
 import grpc
 import pytest
@@ -13,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from protos.v1 import gallery_admin_pb2, gallery_admin_pb2_grpc, speaker_pb2, speaker_pb2_grpc
 from serving.config import load_config
 from serving.errors import Unavailable
+from serving.gallery import backup
 from serving.server import Gateway
 from tests.serving.services.conftest import audio
 from toitsu.cli import main as toitsu
@@ -20,9 +23,10 @@ from toitsu.cli import main as toitsu
 ENROLLED = range(4)
 
 
-def _start(models_dir, var, backups):
+def _start(models_dir, var, backups, extra: dict[str, str] | None = None):
     config = load_config(
         overrides={
+            **(extra or {}),
             "server.port": "0",
             "server.metrics_port": "0",
             "sound.enabled": "false",
@@ -152,5 +156,56 @@ def test_online_backup_under_enrollment_load_restores_and_a_corrupted_store_come
             assert _scores(ch, voices) == live_scores
             status = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
             assert status.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        gw.stop(grace=1)
+
+
+def test_retention_prunes_by_age_only_scheduled_backups_and_the_gauge_counts_those_under_paths_backups(
+    models_dir, tmp_path, voices
+):
+    backups = tmp_path / "backups"
+    gw = _start(models_dir, tmp_path / "var", backups, {"backups.keep": "0", "backups.max_age_seconds": "1.5"})
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+            stub = speaker_pb2_grpc.SpeakerServiceStub(ch)
+            stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="a", audio=[audio(voices.clip(0, 0))]), timeout=60)
+            admin = gallery_admin_pb2_grpc.GalleryAdminServiceStub(ch)
+            age = _wait_for_age(gw)
+            assert age == float("inf")  # no backup yet
+            admin.Backup(gallery_admin_pb2.BackupRequest(all=True, destination=str(tmp_path / "elsewhere")), timeout=30)
+            assert _wait_for_age(gw) == float("inf")  # not under paths.backups: Verify would not find it
+            admin.Backup(gallery_admin_pb2.BackupRequest(all=True, destination=str(backups / "manual")), timeout=30)
+            assert 0 <= _wait_for_age(gw) < 1
+        (first,) = gw.backups.run_once(["speaker"])
+        time.sleep(2)  # first and manual are now older than max_age_seconds
+        (second,) = gw.backups.run_once(["speaker"])
+        assert not Path(first.path).exists() and not Path(first.path).parent.exists()
+        assert Path(second.path).is_dir() and (backups / "manual" / "speaker" / "manifest.json").is_file()
+        assert backup.newest_usable(backups, "speaker").path == second.path
+    finally:
+        gw.stop(grace=1)
+
+
+def _wait_for_age(gw: Gateway) -> float:
+    """The age gauge as /metrics would serve it (it appears once the start-up scan has run)."""
+    for _ in range(100):
+        value = gw.metrics.registry.get_sample_value("toitsu_gallery_backup_age_seconds", {"modality": "speaker"})
+        if value is not None:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("no toitsu_gallery_backup_age_seconds{modality='speaker'}")
+
+
+def test_a_failed_scheduled_backup_is_counted_and_prunes_nothing(models_dir, tmp_path):
+    backups = tmp_path / "backups"
+    gw = _start(models_dir, tmp_path / "var", backups, {"backups.keep": "1"})
+    try:
+        (first,) = gw.backups.run_once(["speaker"])
+        gw.modality("speaker").gallery.close()  # the next backup cannot read the store
+        assert gw.backups.run_once(["speaker"]) == []
+        failures = gw.metrics.registry.get_sample_value("toitsu_gallery_backup_failures_total", {"modality": "speaker"})
+        assert failures == 1
+        assert backup.newest_usable(backups, "speaker").path == first.path  # keep = 1, yet not pruned
+        assert [p.name for p in backups.glob("scheduled-*/*")] == ["speaker"]
     finally:
         gw.stop(grace=1)
