@@ -145,6 +145,14 @@ class AuthSection:
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
     )
+    # Per-subject token buckets (serving.security.ratelimit) for tokens without their own limit:
+    # RPCs per second and bucket size (0 = rate_per_second, at least 1). 0 = no limit (the default).
+    rate_per_second: float = 0.0
+    burst: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rate_per_second < 0 or self.burst < 0:
+            raise ValueError("rate_per_second and burst must be >= 0")
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ from serving.loader import (
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.security.auth import Authenticator
+from serving.security.ratelimit import RateLimiter
 from serving.security.tls import ReloadingCredentials, tls_enabled
 from serving.security.tokens import TokenStore
 from serving.services.model_activation import settle as settle_job
@@ -85,6 +86,7 @@ class Gateway:
         self._swap_lock = threading.Lock()
         self.activator = Activator(self)
         self.tokens = TokenStore(config.tokens_path)
+        self.limiter = RateLimiter.configured(config.auth.rate_per_second, config.auth.burst)
         self.tls: ReloadingCredentials | None = None
         self._server: grpc.Server | None = None
         self.port = 0
@@ -102,7 +104,10 @@ class Gateway:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
             # Authentication first: a refused RPC never reaches the servicers nor decodes its request.
-            interceptors=[Authenticator(self.tokens, self.config.auth.open_services), ErrorsAndMetrics(self.metrics)],
+            interceptors=[
+                Authenticator(self.tokens, self.config.auth.open_services, self.limiter),
+                ErrorsAndMetrics(self.metrics),
+            ],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
