@@ -31,8 +31,8 @@ from serving.errors import (
     Overloaded,
     Unavailable,
 )
+from serving.gallery import previous, validate
 from serving.gallery import store as st
-from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
 from serving.gallery.types import (
@@ -112,7 +112,9 @@ class Gallery:
                 store.close()
             lock.release()
             raise
-        return cls(root, modality, dim, binding, store, keeper, lock, config)
+        gallery = cls(root, modality, dim, binding, store, keeper, lock, config)
+        previous.OPEN[root.resolve()] = gallery
+        return gallery
 
     @property
     def binding(self) -> ModelBinding:
@@ -287,8 +289,12 @@ class Gallery:
 
         return self.commit(create)
 
-    def delete(self, identity: str, *, actor: str = "") -> None:
-        """Remove the identity with its template, samples and media from store and index; audited."""
+    def delete(self, identity: str, *, actor: str = "", while_retired: bool = False) -> None:
+        """Remove the identity with its template, samples and media from store and index; audited.
+
+        The previous generation (what a rollback returns to) loses it too, before this returns:
+        its copy (media, and a template under the old model) is on disk as well, and a rollback
+        would delete it anyway (:mod:`serving.gallery.previous`)."""
         external = validate.identity(identity)
 
         def remove(conn: sqlite3.Connection) -> Write[None]:
@@ -312,7 +318,13 @@ class Gallery:
             )
             return Write(None, sequence, deletes=[found[0]])
 
-        self.commit(remove)
+        try:
+            self.commit(remove, while_retired=while_retired)
+        except NotFound:
+            if not previous.delete(self, external, validate.actor(actor)):
+                raise
+            return  # only the previous generation had it (dropped by the activation): gone from there
+        previous.delete(self, external, validate.actor(actor))
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -422,6 +434,7 @@ class Gallery:
         try:
             self._keeper.snapshot()
         finally:
+            previous.OPEN.pop(self.root.resolve(), None)
             self._store.close()
             self._lock.release()
 
