@@ -163,8 +163,9 @@ class Gateway:
         if not self.config.server.allow_insecure_remote:
             raise ConfigError(
                 f"refusing to listen on {host} (not loopback) with no tokens and no TLS: anyone who can reach it could "
-                "read and change the galleries. Create a token (`toitsu tokens create --subject S --role admin`), or "
-                "listen on 127.0.0.1, or set server.allow_insecure_remote = true to accept the risk"
+                "read and change the galleries. Create a token "
+                "(`toitsu tokens create --local --subject S --role admin`), or listen on 127.0.0.1, or set "
+                "server.allow_insecure_remote = true to accept the risk"
             )
         log.warning("no tokens configured: serving OPEN on %s (server.allow_insecure_remote = true)", host)
 
