@@ -112,8 +112,18 @@ class TritonSection:
     retries: int = 2  # re-sends after UNAVAILABLE (inference is a pure function), within timeout_seconds
     retry_backoff_ms: float = 50.0  # doubled on each retry
     reconnect_backoff_ms: int = 500  # gRPC reconnect backoff cap: how soon a restarted Triton is seen again
-    ssl: bool = False
-    root_certificates: str = ""  # PEM file; empty = gRPC's default roots (with ssl)
+    ssl: bool = False  # TLS to Triton; implied by any of the three files below
+    root_certificates: str = ""  # PEM CA file that signed Triton's certificate; empty = gRPC's default roots
+    certificate_chain: str = ""  # PEM client certificate, for a Triton that requires mutual TLS
+    private_key: str = ""  # PEM private key of certificate_chain
+
+    def __post_init__(self) -> None:
+        if bool(self.certificate_chain) != bool(self.private_key):
+            raise ValueError("certificate_chain and private_key go together (mutual TLS): set both or neither")
+
+    @property
+    def tls(self) -> bool:
+        return self.ssl or bool(self.root_certificates or self.certificate_chain)
 
 
 @dataclass(frozen=True)
@@ -159,6 +169,14 @@ class AuthSection:
         "grpc.reflection.v1alpha.ServerReflection",
         "grpc.reflection.v1.ServerReflection",
     )
+    # Per-subject token buckets (serving.security.ratelimit) for tokens without their own limit:
+    # RPCs per second and bucket size (0 = rate_per_second, at least 1). 0 = no limit (the default).
+    rate_per_second: float = 0.0
+    burst: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.rate_per_second < 0 or self.burst < 0:
+            raise ValueError("rate_per_second and burst must be >= 0")
 
 
 @dataclass(frozen=True)

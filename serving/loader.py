@@ -252,8 +252,10 @@ def make_backend(config: Config, kind: str, threads: int) -> InferenceBackend:
             retries=t.retries,
             retry_backoff_s=t.retry_backoff_ms / 1000.0,
             reconnect_backoff_ms=t.reconnect_backoff_ms,
-            ssl=t.ssl,
+            ssl=t.tls,
             root_certificates=t.root_certificates or None,
+            certificate_chain=t.certificate_chain or None,
+            private_key=t.private_key or None,
         )
     return OnnxRuntimeBackend(threads)
 

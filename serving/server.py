@@ -51,6 +51,7 @@ from serving.loader import (
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.security.auth import Authenticator
+from serving.security.ratelimit import RateLimiter
 from serving.security.tls import ReloadingCredentials, tls_enabled
 from serving.security.tokens import TokenStore
 from serving.services.model_activation import settle as settle_job
@@ -87,6 +88,7 @@ class Gateway:
         self.activator = Activator(self)
         self.backups = BackupScheduler(self, self.metrics)  # scheduled backups, the backup-age gauge
         self.tokens = TokenStore(config.tokens_path)
+        self.limiter = RateLimiter.configured(config.auth.rate_per_second, config.auth.burst)
         self.tls: ReloadingCredentials | None = None
         self._server: grpc.Server | None = None
         self.port = 0
@@ -104,7 +106,10 @@ class Gateway:
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
             # Authentication first: a refused RPC never reaches the servicers nor decodes its request.
-            interceptors=[Authenticator(self.tokens, self.config.auth.open_services), ErrorsAndMetrics(self.metrics)],
+            interceptors=[
+                Authenticator(self.tokens, self.config.auth.open_services, self.limiter),
+                ErrorsAndMetrics(self.metrics),
+            ],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -161,8 +166,9 @@ class Gateway:
         if not self.config.server.allow_insecure_remote:
             raise ConfigError(
                 f"refusing to listen on {host} (not loopback) with no tokens and no TLS: anyone who can reach it could "
-                "read and change the galleries. Create a token (`toitsu tokens create --subject S --role admin`), or "
-                "listen on 127.0.0.1, or set server.allow_insecure_remote = true to accept the risk"
+                "read and change the galleries. Create a token "
+                "(`toitsu tokens create --local --subject S --role admin`), or listen on 127.0.0.1, or set "
+                "server.allow_insecure_remote = true to accept the risk"
             )
         log.warning("no tokens configured: serving OPEN on %s (server.allow_insecure_remote = true)", host)
 

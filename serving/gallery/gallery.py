@@ -11,6 +11,7 @@ import binascii
 import builtins
 import contextlib
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -30,8 +31,8 @@ from serving.errors import (
     Overloaded,
     Unavailable,
 )
+from serving.gallery import previous, validate
 from serving.gallery import store as st
-from serving.gallery import validate
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
 from serving.gallery.types import (
@@ -45,6 +46,8 @@ from serving.gallery.types import (
     Media,
     ModelBinding,
 )
+
+log = logging.getLogger(__name__)
 
 _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the index search and the id lookup
 _MAX_PAGE = 10_000
@@ -109,7 +112,9 @@ class Gallery:
                 store.close()
             lock.release()
             raise
-        return cls(root, modality, dim, binding, store, keeper, lock, config)
+        gallery = cls(root, modality, dim, binding, store, keeper, lock, config)
+        previous.OPEN[root.resolve()] = gallery
+        return gallery
 
     @property
     def binding(self) -> ModelBinding:
@@ -169,8 +174,27 @@ class Gallery:
             ids = np.array([row for row, _ in done.upserts], np.int64)
             vectors = np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
             self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
+        if done.deletes:
+            self._scrub()
         self._keeper.after_write(deleted=bool(done.deletes))
         return done.result
+
+    def _scrub(self) -> None:
+        """After a commit that deleted identities: no file keeps their templates or media (issue 16).
+
+        ``secure_delete`` has zeroed the rows in the pages the delete wrote; the older copies of
+        those pages are still in the WAL (until a checkpoint) and the vectors in the index snapshot.
+        So: checkpoint with TRUNCATE (the WAL file goes to zero bytes) and remove the snapshot (the
+        keeper writes a new one in the background; a restart before it rebuilds from the store),
+        unless ``gallery.snapshot_after_delete`` is off (then the old snapshot stays until a due one)."""
+        if self._config.snapshot_after_delete:
+            self._keeper.forget_snapshot()
+        if not self._store.checkpoint():
+            log.warning(
+                "gallery %s: the WAL checkpoint after a delete did not complete (a long read?); the next "
+                "delete or the close retries it",
+                self.root,
+            )
 
     def _enroll_rows(
         self,
@@ -265,8 +289,12 @@ class Gallery:
 
         return self.commit(create)
 
-    def delete(self, identity: str, *, actor: str = "") -> None:
-        """Remove the identity with its template, samples and media from store and index; audited."""
+    def delete(self, identity: str, *, actor: str = "", while_retired: bool = False) -> None:
+        """Remove the identity with its template, samples and media from store and index; audited.
+
+        The previous generation (what a rollback returns to) loses it too, before this returns:
+        its copy (media, and a template under the old model) is on disk as well, and a rollback
+        would delete it anyway (:mod:`serving.gallery.previous`)."""
         external = validate.identity(identity)
 
         def remove(conn: sqlite3.Connection) -> Write[None]:
@@ -290,7 +318,13 @@ class Gallery:
             )
             return Write(None, sequence, deletes=[found[0]])
 
-        self.commit(remove)
+        try:
+            self.commit(remove, while_retired=while_retired)
+        except NotFound:
+            if not previous.delete(self, external, validate.actor(actor)):
+                raise
+            return  # only the previous generation had it (dropped by the activation): gone from there
+        previous.delete(self, external, validate.actor(actor))
 
     # --- reads ----------------------------------------------------------------------------------
 
@@ -400,6 +434,7 @@ class Gallery:
         try:
             self._keeper.snapshot()
         finally:
+            previous.OPEN.pop(self.root.resolve(), None)
             self._store.close()
             self._lock.release()
 

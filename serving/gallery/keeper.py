@@ -207,12 +207,25 @@ class IndexKeeper:
                 "params": params,
                 "created_at": time.time(),
             }
+            # A pq-rerank index keeps a deleted identity's vector in its dead slot (id -1) until compaction.
+            dead = {"vectors": np.flatnonzero(sections["ids"] < 0)} if {"ids", "vectors"} <= sections.keys() else None
             try:
-                snap.write(self._folder, manifest, sections)
+                snap.write(self._folder, manifest, sections, blank=dead)
             except BaseException:
                 self._since_snapshot += since
                 raise
             self._snapshotted = (generation, sequence)
+
+    def forget_snapshot(self) -> None:
+        """Remove the snapshot on disk now (it may hold a template just deleted from the store); the
+        next snapshot (``gallery.snapshot_after_delete`` asks for one at once) writes the current index.
+
+        Taken under the snapshot lock, so a snapshot being written (maybe of the index before the
+        delete) finishes first and is removed too; one started later already lacks the deleted rows.
+        Call without holding ``writing()`` (a snapshot takes it inside the snapshot lock)."""
+        with self._snapshot_lock:
+            snap.discard(self._folder)
+            self._snapshotted = None
 
     def rebuild(self, from_store: bool = False) -> None:
         """Rebuild the index in the kind its size calls for, swap it in, snapshot.

@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +29,14 @@ class SnapshotError(Exception):
     """The snapshot is missing, unreadable, corrupt or does not belong to this gallery."""
 
 
-def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> Path:
-    """Write ``sections`` and the manifest atomically; remove older data files. Returns the data file."""
+def write(
+    directory: Path, manifest: dict, sections: dict[str, np.ndarray], blank: dict[str, np.ndarray] | None = None
+) -> Path:
+    """Write ``sections`` and the manifest atomically; remove older data files. Returns the data file.
+
+    ``blank`` names, per section, rows (first-axis indices) written as zeros: the dead slots of a
+    pq-rerank index, whose vectors stay in memory until a compaction but must not reach the disk
+    (a deleted identity's template). The arrays themselves are not modified (they are shared)."""
     name = f"index-{int(manifest['sequence'])}-{secrets.token_hex(4)}.bin"
     tmp = directory / (name + ".tmp")
     layout, crc, offset = {}, 0, 0
@@ -37,13 +44,11 @@ def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> P
         with open(tmp, "wb") as f:
             for key, array in sections.items():
                 array = np.ascontiguousarray(array)
-                view = array.reshape(-1).view(np.uint8).data  # a memoryview of the bytes
-                for start in range(0, len(view), _CHUNK):
-                    part = view[start : start + _CHUNK]
+                for part in _chunks(array, (blank or {}).get(key)):
                     f.write(part)
                     crc = zlib.crc32(part, crc)
                 layout[key] = {"offset": offset, "dtype": array.dtype.str, "shape": list(array.shape)}
-                offset += len(view)
+                offset += array.nbytes
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, directory / name)
@@ -57,6 +62,24 @@ def write(directory: Path, manifest: dict, sections: dict[str, np.ndarray]) -> P
         if old.name != name:
             old.unlink(missing_ok=True)
     return directory / name
+
+
+def _chunks(array: np.ndarray, blank: np.ndarray | None) -> Iterator[memoryview]:
+    """The bytes of ``array`` in pieces of about _CHUNK, with the ``blank`` rows zeroed in copies."""
+    if blank is None or not len(blank) or array.ndim == 0:
+        view = array.reshape(-1).view(np.uint8).data  # a memoryview of the bytes
+        for start in range(0, len(view), _CHUNK):
+            yield view[start : start + _CHUNK]
+        return
+    rows = max(1, _CHUNK // max(1, array[0].nbytes if len(array) else 1))
+    blank = np.unique(blank)
+    for start in range(0, len(array), rows):
+        part = array[start : start + rows]
+        inside = blank[(blank >= start) & (blank < start + len(part))] - start
+        if len(inside):
+            part = part.copy()
+            part[inside] = 0
+        yield np.ascontiguousarray(part).reshape(-1).view(np.uint8).data
 
 
 def read(directory: Path) -> tuple[dict, dict[str, np.ndarray]]:

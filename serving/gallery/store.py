@@ -3,7 +3,8 @@
 One write connection, guarded by a lock, runs every write as one ``BEGIN IMMEDIATE`` transaction;
 reads use a small pool of read-only connections (each used by one thread at a time), which WAL
 lets run next to the writer. ``secure_delete`` overwrites deleted rows (biometric data is
-personal data). Row ids of ``identities`` are AUTOINCREMENT, so an id is never reused: it is the
+personal data), and a delete ends with :meth:`Store.checkpoint`, so the WAL's older copies of
+those pages go too. Row ids of ``identities`` are AUTOINCREMENT, so an id is never reused: it is the
 FAISS id, and a change-log entry always names exactly one identity's life.
 
 The query helpers below take the connection they run on, so the same helper serves a write
@@ -13,6 +14,7 @@ transaction and a read.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -24,6 +26,8 @@ import numpy as np
 
 from serving.errors import Unavailable
 from serving.gallery.types import IdentityInfo, Media, ModelBinding
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2  # 2: media.sample_id, kept_on_old (re-embedding after a model change)
 _BUSY_MS = 10_000
@@ -161,6 +165,21 @@ class Store:
         conn.execute(f"PRAGMA busy_timeout={_BUSY_MS}")
         self._all.append(conn)
         return conn
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the main file and truncate the WAL to zero bytes; True when it did.
+
+        After a delete (``secure_delete`` zeroed the rows in the pages it wrote), this is what takes
+        the older copies of those pages, still in the WAL, off the disk. It waits (busy timeout) for
+        readers on an older snapshot to finish; False when one outlasted that, or it failed."""
+        with self._write_lock:
+            self._check_open()
+            try:
+                busy, _, _ = self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                log.warning("gallery store %s: WAL checkpoint failed: %s", self.path, exc)
+                return False
+        return busy == 0
 
     def _check_open(self) -> None:
         if self._closed:

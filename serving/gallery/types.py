@@ -125,7 +125,9 @@ class GalleryConfig:
     compact_ratio: float = 0.1  # rebuild pq-rerank when this share of its slots are dead
     snapshot_every: int = 1000  # changes between automatic snapshots ...
     snapshot_fraction: float = 0.25  # ... or this share of the gallery, whichever is larger
-    snapshot_after_delete: bool = True  # so a deleted template leaves the on-disk snapshot soon
+    # A delete removes the on-disk snapshot before it returns (it may hold the deleted template) and a
+    # new one is written in the background. False: the old snapshot stays until the next due one.
+    snapshot_after_delete: bool = True
     search_threads: int = 1  # OpenMP threads per search; 1 is fastest for one query on small hosts
     build_threads: int = 1  # OpenMP threads for index builds (training, bulk encode)
     max_k: int = 10_000

@@ -21,6 +21,7 @@ dynamic batcher joins them.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Mapping
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from contracts.card import CardError
+from serving.config import ConfigError
 from serving.errors import DeadlineExceeded, InvalidInput, Overloaded, ToitsuError, Unavailable
 from serving.models.repository import ModelVersion
 
@@ -73,8 +75,13 @@ class TritonBackend:
         reconnect_backoff_ms: int = 500,
         ssl: bool = False,
         root_certificates: str | None = None,
+        certificate_chain: str | None = None,
+        private_key: str | None = None,
         client: Any = None,
     ) -> None:
+        """``ssl``: TLS to Triton, checked against ``root_certificates`` (a PEM file; None: gRPC's
+        default roots); ``certificate_chain`` + ``private_key`` (PEM files): the client certificate
+        for a Triton that requires mutual TLS. An unreadable file is a ConfigError, at once."""
         grpcclient, self._error_type = _tritonclient()
         self.url, self._timeout, self._probe = url, timeout_s, probe_timeout_s
         self._retries, self._backoff = max(0, retries), retry_backoff_s
@@ -86,8 +93,13 @@ class TritonBackend:
             ("grpc.max_reconnect_backoff_ms", reconnect_backoff_ms),
         ]
         self._grpc = grpcclient
+        tls_files = {"root_certificates": root_certificates, "certificate_chain": certificate_chain}
+        tls_files["private_key"] = private_key
+        for name, path in tls_files.items():
+            if path and not os.access(path, os.R_OK):
+                raise ConfigError(f"triton.{name}: cannot read {path}")
         self._client = client or grpcclient.InferenceServerClient(
-            url, ssl=ssl, root_certificates=root_certificates or None, channel_args=channel_args
+            url, ssl=ssl, **{k: v or None for k, v in tls_files.items()}, channel_args=channel_args
         )
         self._served: dict[str, _Served] = {}
         self._lock = threading.Lock()

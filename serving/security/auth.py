@@ -2,7 +2,8 @@
 
 It runs first in the server's interceptor chain and sees only the method name and the invocation
 metadata. A missing, malformed, unknown, revoked or expired token is answered UNAUTHENTICATED,
-and a role below the RPC's (:mod:`serving.security.roles`) PERMISSION_DENIED, by a handler that
+a role below the RPC's (:mod:`serving.security.roles`) PERMISSION_DENIED, and a subject over its
+rate limit (:mod:`serving.security.ratelimit`) RESOURCE_EXHAUSTED, by a handler that
 has no request deserializer and never reads the request: the servicer (and the errors-and-metrics
 interceptor inside it) is never entered. A token whose secret still needs scrypt is checked on the
 RPC's worker thread, not on the server's polling thread, again before the request is decoded.
@@ -21,6 +22,7 @@ from typing import Any
 import grpc
 
 from serving.errors import PermissionDenied, ToitsuError, Unauthenticated
+from serving.security.ratelimit import Limit, RateLimiter
 from serving.security.roles import allows, required_role
 from serving.security.tokens import Pending, Principal, TokenStore
 
@@ -39,12 +41,15 @@ def bearer(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
     return None
 
 
-def _authorize(principal: Principal, method: str) -> Principal:
+def _authorize(principal: Principal, method: str, limiter: RateLimiter | None = None) -> Principal:
+    """The role check, then (for an allowed call) one call from the subject's rate-limit bucket."""
     needed = required_role(method)
     if not allows(principal.role, needed):
         raise PermissionDenied(
             f"{method} needs the {needed} role; this token ({principal.token_id}) has {principal.role}"
         )
+    if limiter is not None:
+        limiter.take(principal.subject, Limit.of(principal.rate, principal.burst, limiter.default))
     return principal
 
 
@@ -105,9 +110,10 @@ def _checked_first(handler: grpc.RpcMethodHandler, check: Callable[[grpc.Service
 
 
 class Authenticator(grpc.ServerInterceptor):
-    def __init__(self, store: TokenStore, open_services: Iterable[str]) -> None:
+    def __init__(self, store: TokenStore, open_services: Iterable[str], limiter: RateLimiter | None = None) -> None:
         self._store = store
         self._open = tuple(open_services)
+        self._limiter = limiter
 
     def is_open(self, method: str) -> bool:
         """Health and reflection (``auth.open_services``): a service name, or ``Service/Method``."""
@@ -121,7 +127,7 @@ class Authenticator(grpc.ServerInterceptor):
         try:
             result = self._store.check(bearer(details.invocation_metadata))
             if isinstance(result, Principal):
-                _authorize(result, method)
+                _authorize(result, method, self._limiter)
         except ToitsuError as exc:
             log.info("%s refused: %s: %s", method, exc.code.name, exc.message)
             return _refusal(exc)
@@ -132,7 +138,7 @@ class Authenticator(grpc.ServerInterceptor):
 
         def check(context: grpc.ServicerContext) -> None:
             try:
-                _authorize(pending.verify(), method)
+                _authorize(pending.verify(), method, self._limiter)
             except ToitsuError as exc:
                 log.info("%s refused: %s: %s", method, exc.code.name, exc.message)
                 raise

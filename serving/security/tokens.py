@@ -4,7 +4,8 @@ A token is ``tt_<id>_<secret>``: the id is public (``toitsu tokens list`` shows 
 takes it), the secret is 32 random bytes shown once, at creation. The store keeps, per token, the
 subject, role, creation and expiry times, and ``scrypt(secret, salt)`` with a random salt; a
 secret is checked with :func:`hmac.compare_digest` on the scrypt output. Rotation is creating a
-new token and revoking the old one (revoked records stay listed, with the time).
+new token with the same subject, role and rate limit and letting the old one expire after a grace
+period (:meth:`TokenStore.rotate`; revoked and expired records stay listed, with the times).
 
 Why a JSON file and not SQLite: a handful of records, read on every RPC and written only by an
 admin, fits one file replaced atomically (``contracts.atomic``); readers never see half a write,
@@ -24,6 +25,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -35,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from contracts.atomic import write_json_atomic
-from serving.errors import InvalidInput, NotFound, Unauthenticated
+from serving.errors import FailedPrecondition, InvalidInput, NotFound, Unauthenticated
 from serving.security.roles import ROLES
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 MAX_TOKEN_CHARS = 256  # longer bearer values are refused before any parsing
+MAX_SUBJECT_CHARS = 200
 _TOKEN = re.compile(r"^tt_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 _CACHE_LIMIT = 4096
 
@@ -54,6 +57,9 @@ class TokenRecord:
     revoked: float | None
     salt: str  # hex
     hash: str  # hex scrypt(secret, salt)
+    rate: float | None = None  # this token's rate limit (RPCs per second); None = auth.rate_per_second
+    burst: float | None = None  # its token-bucket size; None = auth.burst
+    rotated_to: str | None = None  # the id of the token that Rotate replaced it with
 
     def state(self, now: float) -> str:
         if self.revoked is not None:
@@ -70,6 +76,8 @@ class Principal:
     token_id: str
     subject: str
     role: str
+    rate: float | None = None  # the token's own rate limit, if it has one (serving.security.ratelimit)
+    burst: float | None = None
 
 
 class Pending:
@@ -80,6 +88,10 @@ class Pending:
 
     def verify(self) -> Principal:
         return self._store._verify_secret(self._token, self._record)
+
+
+def _principal(record: TokenRecord) -> Principal:
+    return Principal(record.id, record.subject, record.role, record.rate, record.burst)
 
 
 def _scrypt(secret: str, salt: bytes) -> bytes:
@@ -125,6 +137,10 @@ class TokenStore:
             return {}
         return {r["id"]: TokenRecord(**r) for r in payload.get("tokens", [])}
 
+    def now(self) -> float:
+        """The store's clock (Unix seconds): what expiry is judged against."""
+        return self._clock()
+
     def list(self) -> list[TokenRecord]:
         return sorted(self.records().values(), key=lambda r: r.created)
 
@@ -147,7 +163,7 @@ class TokenStore:
             raise Unauthenticated(f"the bearer token is {state}")
         digest = _digest(token)
         if self._verified.get(digest) == record.id:
-            return Principal(record.id, record.subject, record.role)
+            return _principal(record)
         if digest in self._rejected:
             raise Unauthenticated("the bearer token is not a valid token")
         return Pending(self, token, record)
@@ -170,7 +186,7 @@ class TokenStore:
             if len(self._verified) >= _CACHE_LIMIT:
                 self._verified.clear()
             self._verified[digest] = record.id
-        return Principal(record.id, record.subject, record.role)
+        return _principal(record)
 
     # -- writing (toitsu tokens) -----------------------------------------------------------
     @contextlib.contextmanager
@@ -184,14 +200,33 @@ class TokenStore:
             write_json_atomic(self.path, payload)
             os.chmod(self.path, 0o600)
 
-    def create(self, subject: str, role: str, expires_days: float | None = None) -> tuple[str, TokenRecord]:
+    def create(
+        self,
+        subject: str,
+        role: str,
+        expires_days: float | None = None,
+        *,
+        rate: float | None = None,
+        burst: float | None = None,
+    ) -> tuple[str, TokenRecord]:
         """A new token: (the token itself, shown only now; its stored record)."""
+        token, record = self._new(subject, role, expires_days, rate, burst)
+        with self._writing() as records:
+            records[record.id] = record
+        return token, record
+
+    def _new(
+        self, subject: str, role: str, expires_days: float | None, rate: float | None, burst: float | None
+    ) -> tuple[str, TokenRecord]:
         if role not in ROLES:
             raise InvalidInput(f"role must be one of {', '.join(ROLES)}, got {role!r}")
-        if not subject.strip():
-            raise InvalidInput("a token needs a subject (who it is for)")
-        if expires_days is not None and expires_days <= 0:
-            raise InvalidInput("expires_days must be > 0")
+        if not subject.strip() or len(subject) > MAX_SUBJECT_CHARS or not subject.isprintable():
+            raise InvalidInput(f"a token needs a subject (who it is for): printable, at most {MAX_SUBJECT_CHARS} chars")
+        if expires_days is not None and not 0 < expires_days < 1e6:
+            raise InvalidInput("expires_days must be > 0 (and under a million)")
+        for name, value in (("rate", rate), ("burst", burst)):
+            if value is not None and not 0 < value < 1e9:
+                raise InvalidInput(f"{name} must be > 0")
         token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_bytes(16)
         now = self._clock()
         record = TokenRecord(
@@ -203,10 +238,38 @@ class TokenStore:
             revoked=None,
             salt=salt.hex(),
             hash=_scrypt(secret, salt).hex(),
+            rate=rate,
+            burst=burst,
         )
-        with self._writing() as records:
-            records[token_id] = record
         return f"tt_{token_id}_{secret}", record
+
+    def rotate(
+        self, token_id: str, grace_seconds: float = 0.0, expires_days: float | None = None
+    ) -> tuple[str, TokenRecord, TokenRecord]:
+        """A new token replacing ``token_id`` (same subject, role and rate limit), and the old one
+        ending ``grace_seconds`` from now (revoked at once for 0); (new token, new record, old record).
+
+        The new token's lifetime is ``expires_days``, else the old one's length (never, if none)."""
+        if not 0 <= grace_seconds <= 30 * 86400:
+            raise InvalidInput("grace_seconds must be between 0 and 30 days")
+        now = self._clock()
+        with self._writing() as records:
+            old = records.get(token_id)
+            if old is None:
+                raise NotFound(f"no token {token_id!r}")
+            if old.state(now) != "active":
+                raise FailedPrecondition(f"token {token_id} is {old.state(now)}: create a new one instead")
+            if expires_days is None and old.expires is not None:
+                expires_days = (old.expires - old.created) / 86400.0
+            token, new = self._new(old.subject, old.role, expires_days, old.rate, old.burst)
+            ends = (
+                {"revoked": now}
+                if grace_seconds == 0
+                else {"expires": min(old.expires or math.inf, now + grace_seconds)}
+            )
+            old = records[token_id] = TokenRecord(**{**asdict(old), **ends, "rotated_to": new.id})
+            records[new.id] = new
+        return token, new, old
 
     def revoke(self, token_id: str) -> TokenRecord:
         with self._writing() as records:

@@ -31,11 +31,13 @@ from serving.backup_schedule import BackupScheduler
 from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
+from serving.security.tokens import TokenStore
 from serving.services.face import FaceServicer
 from serving.services.gallery_admin import gallery_admin_service
 from serving.services.model import ModelServicer
 from serving.services.sound import SoundServicer
 from serving.services.speaker import SpeakerServicer
+from serving.services.tokens import token_service
 
 
 class Runtime(Protocol):
@@ -45,6 +47,7 @@ class Runtime(Protocol):
     jobs: JobSupervisor
     activator: Activator
     backups: BackupScheduler
+    tokens: TokenStore
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) each loaded modality serves."""
@@ -92,4 +95,5 @@ SERVICES: dict[str, Service] = {
     "face": modality_service(face_pb2, face_pb2_grpc, "FaceService", FaceServicer, "face"),
     "model": model_service(),
     "gallery_admin": gallery_admin_service(),
+    "tokens": token_service(),
 }

@@ -28,6 +28,25 @@ def noisy(rng: np.random.Generator, sources: np.ndarray, lo: float = 0.6, hi: fl
     return (cos * sources + np.sqrt(1 - cos**2) * noise).astype(np.float32)
 
 
+TOLERANCE = 1e-4  # a stored template is its sample renormalised (and an Embed may batch differently)
+
+
+def holds_vector(data: bytes, values: np.ndarray) -> bool:
+    """True when ``data`` holds ``values`` as consecutive little-endian float32s, at any byte offset,
+    each within TOLERANCE (16 values of a unit 256-d embedding match nothing else by chance)."""
+    for offset in range(4):
+        usable = (len(data) - offset) // 4
+        floats = np.frombuffer(data, "<f4", count=usable, offset=offset) if usable >= len(values) else None
+        if floats is None:
+            continue
+        with np.errstate(invalid="ignore"):
+            starts = np.flatnonzero(np.abs(floats[: usable - len(values) + 1] - values[0]) < TOLERANCE)
+            for start in starts:
+                if np.all(np.abs(floats[start : start + len(values)] - values) < TOLERANCE):
+                    return True
+    return False
+
+
 def crash(gallery: Gallery) -> None:
     """Drop a gallery the way a killed process would: no final snapshot, no checkpoint."""
     gallery._keeper.stop()
