@@ -27,9 +27,11 @@ from protos.v1 import (
     speaker_pb2_grpc,
 )
 from serving.activation import Activator
+from serving.audit import AuditLog
 from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
+from serving.services.audit import audit_service
 from serving.services.face import FaceServicer
 from serving.services.gallery_admin import gallery_admin_service
 from serving.services.model import ModelServicer
@@ -43,6 +45,7 @@ class Runtime(Protocol):
     config: Config
     jobs: JobSupervisor
     activator: Activator
+    audit: AuditLog | None
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) each loaded modality serves."""
@@ -90,4 +93,5 @@ SERVICES: dict[str, Service] = {
     "face": modality_service(face_pb2, face_pb2_grpc, "FaceService", FaceServicer, "face"),
     "model": model_service(),
     "gallery_admin": gallery_admin_service(),
+    "audit": audit_service(),
 }
