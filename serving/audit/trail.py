@@ -55,8 +55,8 @@ def audited(method: str) -> bool:
 class Call:
     """One audited RPC while it runs: who, what, the ids it touched, and its row once written."""
 
-    def __init__(self, recorder: Recorder, method: str, token: str, peer: str) -> None:
-        self.recorder, self.method, self.token, self.peer = recorder, method, token, peer
+    def __init__(self, recorder: Recorder, method: str, token: str, peer: str, open_call: bool) -> None:
+        self.recorder, self.method, self.token, self.peer, self.open = recorder, method, token, peer, open_call
         self.at, self._start = time.time(), time.perf_counter()
         self.ids: dict[str, None] = {}
         self.row: int | None = None
@@ -68,7 +68,7 @@ class Call:
                 self.ids.setdefault(identity, None)
 
     def _event(self, code: str) -> Event:
-        subject = self.recorder.subject(self.method, self.token, code)
+        subject = OPEN if self.open else self.recorder.subject(self.token, code)
         ms = (time.perf_counter() - self._start) * 1000.0
         return Event(self.at, subject, self.token, self.method, code, self.peer, ms, tuple(self.ids))
 
@@ -105,8 +105,8 @@ def _code(context: grpc.ServicerContext, failed: BaseException | None) -> str:
     code = context.code()
     if code is not None:
         return code.name
-    if failed is None:
-        return "OK"
+    if failed is None:  # a stream whose client went away ends quietly (ErrorsAndMetrics)
+        return "OK" if context.is_active() else "CANCELLED"
     if isinstance(failed, ToitsuError):
         return failed.code.name
     return "CANCELLED" if isinstance(failed, GeneratorExit) else "UNKNOWN"
@@ -118,11 +118,9 @@ class Recorder(grpc.ServerInterceptor):
     def __init__(self, audit: AuditLog, tokens: TokenStore, is_open: Callable[[str], bool]) -> None:
         self.log, self._tokens, self._is_open = audit, tokens, is_open
 
-    def subject(self, method: str, token: str, code: str) -> str:
+    def subject(self, token: str, code: str) -> str:
         """The token's subject once it was verified (any code but UNAUTHENTICATED means it was: the
-        Authenticator checks first); a marker otherwise."""
-        if not self._tokens.configured() or self._is_open(method):
-            return OPEN
+        Authenticator checks first), else the UNAUTHENTICATED marker."""
         record = self._tokens.records().get(token) if token else None
         if code == "UNAUTHENTICATED" or record is None:
             return UNAUTHENTICATED
@@ -137,9 +135,10 @@ class Recorder(grpc.ServerInterceptor):
             token = token_id(bearer(details.invocation_metadata))
         except ToitsuError:  # a malformed authorization entry: refused by the Authenticator, audited here
             token = ""
+        open_call = not self._tokens.configured() or self._is_open(method)  # as the Authenticator decides now
 
         def begin(context: grpc.ServicerContext) -> Call:
-            call = Call(self, method, token, context.peer())
+            call = Call(self, method, token, context.peer(), open_call)
             _current.set(call)
             return call
 
