@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.bench_verify import _audio, _clips  # noqa: E402
+from bench.bench_verify import _audio, _clips, _start_server  # noqa: E402
 from protos.v1 import speaker_pb2, speaker_pb2_grpc  # noqa: E402
 from serving.audit import AuditLog, Event  # noqa: E402
 from serving.security.tokens import TokenStore  # noqa: E402
@@ -36,17 +35,18 @@ def main() -> None:
     clips = _clips(4)
     with tempfile.TemporaryDirectory(prefix="bench-audit-") as tmp:
         stubs, procs = {}, []
-        for audit in ("on", "off"):
-            var = Path(tmp) / audit
-            token = TokenStore(var / "security" / "tokens.json").create("bench", "verify")[0]
-            enroller = TokenStore(var / "security" / "tokens.json").create("bench-enroll", "enroll")[0]
-            proc, target = _start(args.models, var, audit == "on")
-            procs.append(proc)
-            stub = speaker_pb2_grpc.SpeakerServiceStub(grpc.insecure_channel(target))
-            request = speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(clips[0])])
-            stub.Enroll(request, metadata=[("authorization", f"Bearer {enroller}")], timeout=60)
-            stubs[audit] = (stub, [("authorization", f"Bearer {token}")])
         try:
+            for audit in ("off", "on"):
+                var = Path(tmp) / audit
+                store = TokenStore(var / "security" / "tokens.json")
+                token, enroller = store.create("bench", "verify")[0], store.create("bench-enroll", "enroll")[0]
+                settings = ("sound.enabled=false", "face.enabled=false", f"audit.enabled={str(audit == 'on').lower()}")
+                proc, target = _start_server(args.models, var, *settings)
+                procs.append(proc)
+                stub = speaker_pb2_grpc.SpeakerServiceStub(grpc.insecure_channel(target))
+                request = speaker_pb2.EnrollSpeakerRequest(speaker_id="bench", audio=[_audio(clips[0])])
+                stub.Enroll(request, metadata=[("authorization", f"Bearer {enroller}")], timeout=60)
+                stubs[audit] = (stub, [("authorization", f"Bearer {token}")])
             embed_stub, metadata = stubs["on"]
             embedding = embed_stub.Embed(
                 speaker_pb2.EmbedSpeakerRequest(audio=_audio(clips[1])), metadata=metadata, timeout=60
@@ -82,22 +82,6 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--per-round", type=int, default=50)
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "audit.json")
     return parser.parse_args()
-
-
-def _start(models: Path, var: Path, audit: bool) -> tuple[subprocess.Popen, str]:
-    argv = [sys.executable, "-m", "toitsu", "serve", "--port", "0", "--metrics-port", "0", "--models", str(models)]
-    argv += ["--var", str(var), "--log-level", "WARNING", "--set", "sound.enabled=false", "--set", "face.enabled=false"]
-    argv += ["--set", f"audit.enabled={str(audit).lower()}"]
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE)
-    assert proc.stdout is not None  # stdout=PIPE
-    target = proc.stdout.readline().decode().strip().rsplit(" ", 1)[-1]
-    subprocess.run(
-        [sys.executable, "-m", "toitsu", "health", "--wait", "60", "--target", target],
-        cwd=REPO,
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return proc, target
 
 
 def _compare(stubs: dict, requests: list, rounds: int, per_round: int) -> dict:

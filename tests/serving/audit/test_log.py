@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
 import pytest
 
@@ -60,3 +61,18 @@ def test_prune_removes_old_events_and_their_ids_in_batches(tmp_path, monkeypatch
     keep_all = AuditLog(tmp_path / "audit.sqlite", retention_days=0, clock=lambda: now + 1e6)
     assert keep_all.prune() == 0
     keep_all.close()
+
+
+def test_the_wal_is_checkpointed_by_the_background_thread_not_by_a_commit(tmp_path):
+    path = tmp_path / "audit.sqlite"
+    trail = AuditLog(path)
+    for n in range(400):  # past SQLite's 1000-page automatic checkpoint, which is off here
+        trail.write(_event(float(n), ids=(f"id-{n}",)))
+    before = path.stat().st_size
+    assert (tmp_path / "audit.sqlite-wal").stat().st_size > 2000 * 4096  # no commit checkpointed (at 1000 pages)
+    trail.start()
+    deadline = time.monotonic() + 10
+    while path.stat().st_size == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.stat().st_size > before  # the maintenance thread's passive checkpoint did
+    trail.close()
