@@ -3,6 +3,7 @@ identities, with what result; refusals included; admin-only queries and their fi
 
 from __future__ import annotations
 
+import argparse
 import json
 import sqlite3
 import time
@@ -245,3 +246,14 @@ def test_toitsu_audit_prints_a_table_or_json(env, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--token", tokens["enroll"], "--json"])
     assert json.loads(capsys.readouterr().out)["error"]["code"] == "PERMISSION_DENIED"
+
+
+def test_the_clis_times():
+    from toitsu.commands.audit import when
+
+    assert when("2026-12-07T15:00:00Z") == when("2026-12-07T15:00") == 1796655600.0  # naive means UTC
+    assert when("2026-12-07T16:00:00+01:00") == 1796655600.0 and when("2026-12-07") == 1796601600.0
+    assert when("1796655600") == 1796655600.0
+    assert abs(when("2h") - (time.time() - 7200)) < 5 and abs(when("7d") - (time.time() - 7 * 86400)) < 5
+    with pytest.raises(argparse.ArgumentTypeError, match="not a time"):
+        when("yesterday")
