@@ -12,7 +12,16 @@ import grpc
 import numpy as np
 import pytest
 
-from protos.v1 import audit_pb2, audit_pb2_grpc, face_pb2, face_pb2_grpc, speaker_pb2, speaker_pb2_grpc
+from protos.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    face_pb2,
+    face_pb2_grpc,
+    model_pb2,
+    model_pb2_grpc,
+    speaker_pb2,
+    speaker_pb2_grpc,
+)
 from serving.security.tokens import TokenStore
 from tests.serving.security.conftest import auth
 from tests.serving.security.gateway_process import GatewayProcess
@@ -133,6 +142,15 @@ def test_only_an_admin_may_query(env):
     ]
     (earlier,) = events(env, since=since, method="AuditService/Query", subject="auditor")
     assert earlier.code == "OK"  # the query just above
+
+
+def test_admin_writes_are_recorded_and_job_polling_is_not(env):
+    models, admin, since = model_pb2_grpc.ModelServiceStub(env["gw"].channel), env["tokens"]["admin"], time.time()
+    cancel = model_pb2.CancelJobRequest(job_id="no-such-job")
+    assert _code(lambda: models.CancelJob(cancel, metadata=auth(admin), timeout=10)) == grpc.StatusCode.NOT_FOUND
+    models.ListJobs(model_pb2.ListJobsRequest(), metadata=auth(admin), timeout=10)
+    seen = [(e.method, e.code, e.subject) for e in events(env, since=since, method="ModelService/")]
+    assert seen == [("/toitsu.v1.ModelService/CancelJob", "NOT_FOUND", "auditor")]
 
 
 def test_the_query_filters(env, voices):
