@@ -104,7 +104,8 @@ def _audio(clip: bytes) -> common_pb2.Audio:
     return common_pb2.Audio(encoded=clip)
 
 
-def _start_server(models: Path, var: Path) -> tuple[subprocess.Popen, str]:
+def _start_server(models: Path, var: Path, *settings: str) -> tuple[subprocess.Popen, str]:
+    """``toitsu serve`` on a free port, healthy; ``settings`` are ``--set section.key=value`` items."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -121,6 +122,7 @@ def _start_server(models: Path, var: Path) -> tuple[subprocess.Popen, str]:
             str(var),
             "--log-level",
             "WARNING",
+            *(arg for setting in settings for arg in ("--set", setting)),
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -180,6 +180,20 @@ class AuthSection:
 
 
 @dataclass(frozen=True)
+class AuditSection:
+    """The audit trail of RPCs (``serving.audit``): who read or changed which identities."""
+
+    enabled: bool = True
+    file: str = ""  # "" = <paths.var>/audit/audit.sqlite
+    retention_days: float = 365.0  # older events are deleted at start and every prune_interval_seconds; 0 = keep all
+    prune_interval_seconds: float = 3600.0
+
+    def __post_init__(self) -> None:
+        if self.retention_days < 0 or self.prune_interval_seconds <= 0:
+            raise ValueError("retention_days must be >= 0 and prune_interval_seconds > 0")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerSection = field(default_factory=ServerSection)
     paths: PathsSection = field(default_factory=PathsSection)
@@ -193,6 +207,7 @@ class Config:
     jobs: JobsSection = field(default_factory=JobsSection)
     backups: BackupsSection = field(default_factory=BackupsSection)
     auth: AuthSection = field(default_factory=AuthSection)
+    audit: AuditSection = field(default_factory=AuditSection)
 
     @property
     def models_dir(self) -> Path:
@@ -205,6 +220,10 @@ class Config:
     @property
     def tokens_path(self) -> Path:
         return Path(self.auth.tokens_file) if self.auth.tokens_file else self.var_dir / "security" / "tokens.json"
+
+    @property
+    def audit_path(self) -> Path:
+        return Path(self.audit.file) if self.audit.file else self.var_dir / "audit" / "audit.sqlite"
 
 
 def load_config(

@@ -35,6 +35,8 @@ from grpc_reflection.v1alpha import reflection
 
 from serving.activation import Activator
 from serving.backup_schedule import BackupScheduler
+from serving.audit import AuditLog
+from serving.audit.trail import interceptors as audit_interceptors
 from serving.config import Config, ConfigError
 from serving.errors import Unavailable
 from serving.gallery import generations
@@ -90,6 +92,10 @@ class Gateway:
         self.tokens = TokenStore(config.tokens_path)
         self.limiter = RateLimiter.configured(config.auth.rate_per_second, config.auth.burst)
         self.tls: ReloadingCredentials | None = None
+        audit = config.audit
+        self.audit = (
+            AuditLog(config.audit_path, audit.retention_days, audit.prune_interval_seconds) if audit.enabled else None
+        )
         self._server: grpc.Server | None = None
         self.port = 0
         # An activation job running when the gateway died is settled from the generations' ACTIVE file.
@@ -103,13 +109,16 @@ class Gateway:
         cfg = self.config.server
         self._check_exposure()
         limit = int(cfg.max_message_mb * 1024 * 1024)
+        authenticator = Authenticator(self.tokens, self.config.auth.open_services, self.limiter)
+        # The audit trail's recorder wraps the Authenticator (refusals are audited too); its collector
+        # reads the ids of the decoded requests and replies (serving.audit.trail).
+        recorder, collector = audit_interceptors(self.audit, self.tokens, authenticator.is_open)
+        if self.audit is not None:
+            self.audit.start()  # prunes past audit.retention_days now, then periodically
         self._server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=cfg.max_workers, thread_name_prefix="rpc"),
             # Authentication first: a refused RPC never reaches the servicers nor decodes its request.
-            interceptors=[
-                Authenticator(self.tokens, self.config.auth.open_services, self.limiter),
-                ErrorsAndMetrics(self.metrics),
-            ],
+            interceptors=[*recorder, authenticator, *collector, ErrorsAndMetrics(self.metrics)],
             maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
             options=[
                 ("grpc.max_receive_message_length", limit),
@@ -292,6 +301,8 @@ class Gateway:
             self._server.stop(self.config.server.grace_seconds if grace is None else grace).wait()
         self.jobs.stop()
         self.backups.stop(timeout=self.config.server.grace_seconds)  # a backup under way finishes first
+        if self.audit is not None:  # after the server: every RPC it let finish has its row
+            self.audit.close()
         for modality in self._modalities.values():
             stop_modality(modality)
         self.activator.close()

@@ -415,7 +415,8 @@ def changed_since(conn: sqlite3.Connection, seq: int) -> list[int]:
 def audit(
     conn: sqlite3.Connection, now: float, action: str, external: str | None, actor: str, detail: dict[str, object]
 ) -> None:
-    """An audit row. ``detail`` holds counts and names only, never biometric data."""
+    """A row of this gallery's change history (it travels with the gallery); the gateway's trail of
+    every call, reads included, is ``serving.audit``. ``detail``: counts and names, never biometric data."""
     conn.execute(
         "INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, ?, ?, ?, ?)",
         (now, action, external, actor, json.dumps(detail, sort_keys=True)),

@@ -48,6 +48,7 @@ RPC_ROLES: dict[str, str] = {
     ),
     **_service("GalleryAdminService", dict.fromkeys(("Backup", "Verify"), "admin")),  # backups: admin only
     **_service("TokenService", dict.fromkeys(("Create", "List", "Revoke", "Rotate"), "admin")),  # not _by_name: List
+    **_service("AuditService", {"Query": "admin"}),  # the audit trail (serving.audit)
     # Health and reflection are open by default (auth.open_services); when closed, any valid token may call them.
     "/grpc.health.v1.Health/Check": "verify",
     "/grpc.health.v1.Health/Watch": "verify",

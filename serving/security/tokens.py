@@ -98,6 +98,12 @@ def _scrypt(secret: str, salt: bytes) -> bytes:
     return hashlib.scrypt(secret.encode("ascii"), salt=salt, **SCRYPT)
 
 
+def token_id(token: str | None) -> str:
+    """The public id of a well-formed token (``tt_<id>_<secret>``), else "" (for the audit trail)."""
+    match = _TOKEN.match(token) if token and len(token) <= MAX_TOKEN_CHARS else None
+    return match.group(1) if match else ""
+
+
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode("ascii", "replace")).hexdigest()
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from protos.v1 import face_pb2
+from serving import audit
 from serving.errors import InvalidInput, Overloaded, ToitsuError
 from serving.gallery import Media, TrackLedger
 from serving.gallery import validate as gallery_validate
@@ -209,6 +210,8 @@ class TrackSession:
             metadata=track.metadata or None,
             actor=self._actor,
         )
+        if committed.moved_from:
+            audit.touched(committed.moved_from)  # a write to that person too, which no message names by field
         note = f"moved from person {committed.moved_from!r}" if committed.moved_from else ""
         if track.unreadable:
             note = "; ".join(filter(None, [note, f"{track.unreadable} frame(s) could not be read"]))

@@ -27,11 +27,13 @@ from protos.v1 import (
     speaker_pb2_grpc,
 )
 from serving.activation import Activator
+from serving.audit import AuditLog
 from serving.backup_schedule import BackupScheduler
 from serving.config import Config
 from serving.jobs.supervisor import JobSupervisor
 from serving.modality import AudioModality, FaceModality
 from serving.security.tokens import TokenStore
+from serving.services.audit import audit_service
 from serving.services.face import FaceServicer
 from serving.services.gallery_admin import gallery_admin_service
 from serving.services.model import ModelServicer
@@ -48,6 +50,7 @@ class Runtime(Protocol):
     activator: Activator
     backups: BackupScheduler
     tokens: TokenStore
+    audit: AuditLog | None
 
     def active_models(self) -> dict[str, tuple[str, int]]:
         """modality → (model name, version) each loaded modality serves."""
@@ -96,4 +99,5 @@ SERVICES: dict[str, Service] = {
     "model": model_service(),
     "gallery_admin": gallery_admin_service(),
     "tokens": token_service(),
+    "audit": audit_service(),
 }

@@ -123,7 +123,12 @@ def test_health_follows_the_modalities_a_service_needs(gateway, echo, monkeypatc
 def test_every_registered_service_is_listed_and_has_a_health_entry(gateway):
     port = gateway.start(background_load=False)
     names = {"toitsu.v1.SpeakerService", "toitsu.v1.SoundService", "toitsu.v1.FaceService"}
-    admin = {"toitsu.v1.ModelService", "toitsu.v1.GalleryAdminService", "toitsu.v1.TokenService"}  # need no model
+    admin = {
+        "toitsu.v1.ModelService",
+        "toitsu.v1.GalleryAdminService",
+        "toitsu.v1.TokenService",
+        "toitsu.v1.AuditService",
+    }  # need no model
     assert {s.full_name for s in SERVICES.values()} == names | admin
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         listed = names | admin | {"grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"}
