@@ -40,6 +40,9 @@ $(STAMP): pyproject.toml constraints.txt | system-packages
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[$(EXTRAS)]"
 	# facenet-pytorch's metadata pins an old torch: its code and MTCNN weights are all we take.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt facenet-pytorch
+	# insightface's wheel (1.2 MB) only for its real photos (the group photo t1.jpg, a mask texture): the
+	# face quality tests and bench/face_quality.py read them; its code, and so its deps, are never used.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt insightface
 	@touch $@
 
 venv: $(STAMP)

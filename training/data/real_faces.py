@@ -72,7 +72,7 @@ def _package_file(package: str, relative: str) -> Path:
     return path
 
 
-def _read_rgb(path: Path | str) -> np.ndarray:
+def _read_rgb(path: Path | str | io.BytesIO) -> np.ndarray:
     with Image.open(path) as image:
         return np.asarray(image.convert("RGB"))
 
@@ -94,6 +94,13 @@ def photo(name: str) -> np.ndarray:
         raise KeyError(f"no real photo {name!r}")
     image.flags.writeable = False
     return image
+
+
+def photo_file(name: str) -> Path:
+    """The packaged file of a photo (``group`` only: sent as it ships, JPEG bytes unchanged)."""
+    if name != "group":
+        raise KeyError(f"no packaged file for {name!r}")
+    return _package_file("insightface", GROUP_PHOTO.removeprefix("insightface/"))
 
 
 @functools.lru_cache(maxsize=1)
@@ -132,6 +139,21 @@ def encode(image: np.ndarray, fmt: str = "JPEG", quality: int = 92) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format=fmt, **({"quality": quality} if fmt == "JPEG" else {}))
     return buffer.getvalue()
+
+
+def track_frames(face: RealFace, count: int, seed: int, margin: float = 0.4) -> list[np.ndarray]:
+    """``count`` video-like frames of one real face: its head region grown by ``margin`` region
+    sides, zooming by ±8 % from frame to frame, with light sensor noise and JPEG (quality 85)."""
+    image = photo(face.photo)
+    x1, y1, x2, y2 = face.head
+    crop, _ = crop_around(image, np.array([x1, y1, x2, y2], np.float64), margin)
+    rng = np.random.default_rng(seed)
+    out = []
+    for t in range(count):
+        side = int(crop.shape[0] * (1 + 0.08 * np.sin(0.5 * t + seed)))
+        frame = np.asarray(_pil(crop).resize((side, side), Image.Resampling.BILINEAR))
+        out.append(jpeg(add_noise(frame, 3, rng), 85))
+    return out
 
 
 # ------------------------------------------------------------------------------ variants
@@ -275,12 +297,35 @@ def render_yaw(image: np.ndarray, eyes: np.ndarray, nose: np.ndarray, degrees: f
 Variant = Callable[[np.ndarray, np.ndarray, np.random.Generator], np.ndarray]
 
 
+def _width(box: np.ndarray) -> float:
+    return float(box[2] - box[0])
+
+
 def variants(eyes_nose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray] | None]) -> dict[str, Variant]:
     """The named degradations of a face crop (image, box in it, rng) → image. ``eyes_nose`` gives a
-    crop's eye centres and nose tip (for yaw); a crop it finds none in is left frontal."""
+    crop's eye centres and nose tip (for yaw); a crop it finds none in is left frontal. Blur and
+    motion lengths are fractions of the face's width (0.05 of a 100-px face is σ 5 px)."""
 
     def scaled(width: float) -> Variant:
-        return lambda im, box, rng: downscale(im, min(1.0, width / float(box[2] - box[0])))
+        return lambda im, box, rng: downscale(im, min(1.0, width / _width(box)))
+
+    def blurred(sigma: float) -> Variant:
+        return lambda im, box, rng: gaussian_blur(im, sigma * _width(box))
+
+    def moved(length: float) -> Variant:
+        return lambda im, box, rng: motion_blur(im, max(2, round(length * _width(box))), rng.uniform(0, 180))
+
+    def noisy(sigma: float) -> Variant:
+        return lambda im, box, rng: add_noise(im, sigma, rng)
+
+    def compressed(quality: int) -> Variant:
+        return lambda im, box, rng: jpeg(im, quality)
+
+    def dimmed(gain: float) -> Variant:
+        return lambda im, box, rng: low_light(im, gain, rng)
+
+    def occluded(kind: str) -> Variant:
+        return lambda im, box, rng: occlude(im, box, kind)
 
     def yawed(degrees: float) -> Variant:
         def run(im: np.ndarray, box: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -289,29 +334,21 @@ def variants(eyes_nose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray] | N
 
         return run
 
+    def soft_and_small(width: float) -> Variant:  # a small face from a soft camera
+        return lambda im, box, rng: scaled(width)(blurred(0.03)(im, box, rng), box, rng)
+
+    def turned_and_small(degrees: float) -> Variant:
+        return lambda im, box, rng: scaled(48)(yawed(degrees)(im, box, rng), box, rng)
+
     out: dict[str, Variant] = {"clean": lambda im, box, rng: im}
-    for width in (16, 20, 24, 28, 32, 40, 48, 56, 64, 80):
-        out[f"width-{width}"] = scaled(width)
-    for sigma in (0.05, 0.1, 0.15, 0.2):  # in face widths: 0.05 of a 100-px face is σ 5 px
-        out[f"blur-{sigma:g}"] = lambda im, box, rng, s=sigma: gaussian_blur(im, s * float(box[2] - box[0]))
-    for length in (0.1, 0.2, 0.3):
-        out[f"motion-{length:g}"] = lambda im, box, rng, n=length: motion_blur(
-            im, max(2, round(n * float(box[2] - box[0]))), rng.uniform(0, 180)
-        )
-    for sigma in (10, 25, 45):
-        out[f"noise-{sigma}"] = lambda im, box, rng, s=sigma: add_noise(im, s, rng)
-    for quality in (5, 12):
-        out[f"jpeg-{quality}"] = lambda im, box, rng, q=quality: jpeg(im, q)
-    for gain in (0.25, 0.1):
-        out[f"dark-{gain:g}"] = lambda im, box, rng, g=gain: low_light(im, g, rng)
-    for kind in ("mask", "eyes", "patch"):
-        out[f"occlude-{kind}"] = lambda im, box, rng, k=kind: occlude(im, box, k)
-    for degrees in (-60, -45, -30, -15, 15, 30, 45, 60):
-        out[f"yaw{degrees:+d}"] = yawed(degrees)
-    for width in (24, 32, 48):  # a small face from a soft camera
-        out[f"width-{width}+blur"] = lambda im, box, rng, w=width: downscale(
-            gaussian_blur(im, 0.03 * float(box[2] - box[0])), min(1.0, w / float(box[2] - box[0]))
-        )
-    for degrees in (-30, 30):  # a turned face, small
-        out[f"yaw{degrees:+d}+width-48"] = lambda im, box, rng, d=degrees: scaled(48)(yawed(d)(im, box, rng), box, rng)
+    out |= {f"width-{w}": scaled(w) for w in (16, 20, 24, 28, 32, 40, 48, 56, 64, 80)}
+    out |= {f"blur-{s:g}": blurred(s) for s in (0.05, 0.1, 0.15, 0.2)}
+    out |= {f"motion-{n:g}": moved(n) for n in (0.1, 0.2, 0.3)}
+    out |= {f"noise-{s}": noisy(s) for s in (10, 25, 45)}
+    out |= {f"jpeg-{q}": compressed(q) for q in (5, 12)}
+    out |= {f"dark-{g:g}": dimmed(g) for g in (0.25, 0.1)}
+    out |= {f"occlude-{k}": occluded(k) for k in ("mask", "eyes", "patch")}
+    out |= {f"yaw{d:+d}": yawed(d) for d in (-60, -45, -30, -15, 15, 30, 45, 60)}
+    out |= {f"width-{w}+blur": soft_and_small(w) for w in (24, 32, 48)}
+    out |= {f"yaw{d:+d}+width-48": turned_and_small(d) for d in (-30, 30)}
     return out

@@ -130,3 +130,32 @@ def test_yaw_estimate_from_the_head_model():
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     points = np.array([[100, 100], [160, 100], [130 + 60 * depth, 130], [110, 160], [150, 160]], np.float64)
     assert estimated_yaw((points @ rotation.T).astype(np.float32), depth) == pytest.approx(45, abs=0.01)
+
+
+def test_both_floors_are_config_keys(models_dir):
+    from protos.v1 import face_pb2
+    from serving.config import ConfigError, load_config
+    from serving.loader import face_pipeline, image_embedder, stop_embedder
+    from serving.models.repository import ModelRepository
+    from serving.services.face_tracks import TrackOptions
+    from serving.vision.pipeline import DEFAULT_MIN_PROBABILITY
+
+    defaults = load_config(overrides={}).face
+    assert (defaults.min_quality, defaults.min_probability) == (FLOOR, DEFAULT_MIN_PROBABILITY) == (0.25, 0.9)
+    config = load_config(
+        overrides={"paths.models": str(models_dir), "face.min_quality": "0.5", "face.min_probability": "0.95"}
+    )
+    repo = ModelRepository(models_dir)
+    embedder = image_embedder(config, repo, batching=False)
+    try:
+        pipeline, _ = face_pipeline(config, repo, embedder)
+    finally:
+        stop_embedder(embedder)
+    assert pipeline.quality.floor == 0.5 and pipeline.min_probability == 0.95
+    assert TrackOptions.from_message(face_pb2.TrackOptions(), pipeline.quality.floor).min_quality == 0.5
+    assert (
+        TrackOptions.from_message(face_pb2.TrackOptions(min_quality=0.125), 0.5).min_quality == 0.125
+    )  # the request wins
+    for key in ("face.min_quality", "face.min_probability"):
+        with pytest.raises(ConfigError, match=key.split(".")[1]):
+            load_config(overrides={key: "1.5"})
