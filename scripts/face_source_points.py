@@ -45,7 +45,9 @@ def served_pipeline(models_dir: Path, chip_size: int = 112):
     repo = ModelRepository(models_dir)
     stages = [repo.get(f"mtcnn-{stage}").model_path for stage in ("pnet", "rnet", "onet")]
     landmarks = ShapePredictor5.load(repo.get("dlib-sp5").model_path)
-    return FacePipeline(MtcnnDetector(*stages), landmarks, dlib_alignment(chip_size))
+    # Every face MTCNN passes (no face.min_probability floor): the table is where the served points
+    # fall on the sources, not which faces a server keeps.
+    return FacePipeline(MtcnnDetector(*stages), landmarks, dlib_alignment(chip_size), min_probability=0.0)
 
 
 def served_points(pipeline, image: np.ndarray) -> np.ndarray | None:

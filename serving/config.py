@@ -100,6 +100,18 @@ class FaceSection(ModalitySection):
     landmarks_model: str = "dlib-sp5"  # "" = align with MTCNN's own points (about 0.1 L2 worse)
     min_face_size: int = 20  # px; MTCNN's smallest face (a larger value detects faster)
     max_megapixels: float = 40.0  # larger images are refused with RESOURCE_EXHAUSTED
+    # Faces below this detector probability are not returned (a Detect request's min_probability
+    # replaces it); 0.9 keeps every real face measured (≥ 0.975) and drops non-faces at 0.86-0.87.
+    min_probability: float = 0.9
+    # EnrollTracks' default frame quality floor (TrackOptions.min_quality replaces it); 0.25 keeps
+    # faces of ≥ 80 px, sharp and within ±45° of yaw (serving/vision/quality.py).
+    min_quality: float = 0.25
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for key in ("min_probability", "min_quality"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise ConfigError(f"{key} must be within [0, 1], got {getattr(self, key):g}")
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ from serving.vision.decode import ImageLimits
 from serving.vision.landmarks import ShapePredictor5
 from serving.vision.mtcnn import MtcnnDetector
 from serving.vision.pipeline import FacePipeline
+from serving.vision.quality import QualityConfig
 
 log = logging.getLogger("toitsu.loader")
 
@@ -142,7 +143,8 @@ def face_pipeline(config: Config, repo: ModelRepository, embedder: ImageEmbedder
     stages = [repo.get(f"{section.detector_model}-{stage}") for stage in ("pnet", "rnet", "onet")]
     detector = MtcnnDetector(*(m.model_path for m in stages), threads=threads, min_face_size=section.min_face_size)
     landmarks = ShapePredictor5.load(repo.get(section.landmarks_model).model_path) if section.landmarks_model else None
-    pipeline = FacePipeline(detector, landmarks, embedder.alignment)
+    quality = QualityConfig(floor=section.min_quality)
+    pipeline = FacePipeline(detector, landmarks, embedder.alignment, quality, min_probability=section.min_probability)
     return pipeline, ModelBinding(section.detector_model, stages[-1].card.version)
 
 

@@ -63,8 +63,10 @@ class FaceServicer(face_pb2_grpc.FaceServiceServicer):
     ) -> face_pb2.DetectFacesResponse:
         rt = self._runtime()
         image = rt.decode(request.image)
-        found = [d for d in rt.pipeline.detect(image) if d.probability >= request.min_probability]
-        faces = [rt.pipeline.aligned(image, d) for d in found]  # aligned only for the chip's sharpness
+        if not 0.0 <= request.min_probability <= 1.0:
+            raise InvalidInput(f"min_probability must be within [0, 1], got {request.min_probability:g}")
+        found = rt.pipeline.detect(image, request.min_probability or None)  # 0: face.min_probability
+        faces = [rt.pipeline.aligned(image, d) for d in found]  # aligned only for the chip's quality
         return face_pb2.DetectFacesResponse(
             faces=[detected_face(f) for f in faces],
             image_info=image_info(image, len(faces)),

@@ -32,6 +32,7 @@ from serving.gallery import validate as gallery_validate
 from serving.modality import FaceModality
 from serving.services.convert import model_ref
 from serving.vision.pipeline import AlignedFace
+from serving.vision.quality import QualityConfig
 from serving.vision.types import FaceDetection
 
 # What the pool makes of one frame: a face (client-aligned), an image and its detections, or the
@@ -46,15 +47,17 @@ MAX_BEST_FRAMES = 32
 @dataclass(frozen=True)
 class TrackOptions:
     best_frames: int = 5
-    min_quality: float = 0.2
+    min_quality: float = QualityConfig.floor
     min_frames: int = 1
     progress_every: int = 25
 
     @classmethod
-    def from_message(cls, message: face_pb2.TrackOptions) -> TrackOptions:
+    def from_message(cls, message: face_pb2.TrackOptions, min_quality: float | None = None) -> TrackOptions:
+        """The stream's options; a field left 0 takes the default (``min_quality``: the server's
+        ``face.min_quality`` when given)."""
         options = cls(
             best_frames=message.best_frames or cls.best_frames,
-            min_quality=message.min_quality or cls.min_quality,
+            min_quality=message.min_quality or (cls.min_quality if min_quality is None else min_quality),
             min_frames=message.min_frames or cls.min_frames,
             progress_every=message.progress_every or cls.progress_every,
         )
@@ -107,7 +110,7 @@ class TrackSession:
 
     def feed(self, request: face_pb2.EnrollTracksRequest) -> Iterator[face_pb2.EnrollTracksResponse]:
         if self._options is None:
-            self._options = TrackOptions.from_message(request.options)
+            self._options = TrackOptions.from_message(request.options, self._rt.pipeline.quality.floor)
         elif request.HasField("options"):
             raise InvalidInput("track options are taken from the first message of the stream only")
         track = self._track(request)

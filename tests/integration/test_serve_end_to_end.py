@@ -219,3 +219,39 @@ def test_face_cli_detects_enrolls_tracks_and_identifies(models_dir, tmp_path):
         assert cli(server.target, "face", "identify", str(probe))["best_id"] == "eileen"
     finally:
         assert server.stop() == 0
+
+
+def test_face_cli_on_the_group_photo_keeps_its_six_people(models_dir, tmp_path):
+    """A real photo of six people (insightface's t1.jpg, as it ships): `toitsu face detect` finds
+    six faces, one per hand-drawn head region and nothing else; a track per person, made from the
+    photo, is enrolled by the default quality floor — faces of 90-110 px, frontal to about 45° —
+    and each person's own probe is identified as them (issue 12: two were refused, p≈0.86 hands)."""
+    import numpy as np
+    from PIL import Image
+
+    from training.data import real_faces as rf
+
+    try:
+        group = rf.photo_file("group")
+    except rf.MissingPhoto as exc:
+        pytest.skip(f"{exc} (the Makefile installs it)")
+    people = [f for f in rf.real_faces() if f.photo == "group"]
+    root = tmp_path / "tracks"
+    for face in people:
+        folder = root / face.name / "cam1"
+        folder.mkdir(parents=True)
+        for n, frame in enumerate(rf.track_frames(face, 4, seed=2)):
+            Image.fromarray(frame).save(folder / f"{n:04d}.jpg", quality=92)
+    server = Server(models_dir, tmp_path / "var", tmp_path / "server.log")
+    try:
+        detected = cli(server.target, "face", "detect", str(group))["faces"]
+        heads = [rf.head_of(np.array([f["x1"], f["y1"], f["x2"], f["y2"]]), rf.GROUP_HEADS) for f in detected]
+        assert sorted(heads, key=str) == sorted(rf.GROUP_HEADS), heads
+        enrolled = cli(server.target, "face", "enroll-tracks", str(root))
+        assert enrolled["accepted"] == rf.GROUP_PEOPLE, [r["reason"] for r in enrolled["results"]]
+        for face in people:
+            probe = tmp_path / f"{face.name}.jpg"
+            Image.fromarray(rf.track_frames(face, 1, seed=9, margin=0.3)[0]).save(probe, quality=92)
+            assert cli(server.target, "face", "identify", str(probe))["best_id"] == face.name
+    finally:
+        assert server.stop() == 0

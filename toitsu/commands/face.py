@@ -26,6 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     common = client_options()
     p = sub.add_parser("detect", parents=[common], help="faces in an image: boxes, landmarks, quality")
     p.add_argument("image", type=Path)
+    p.add_argument("--min-probability", type=float, default=0.0, help="detector probability floor (server default 0.9)")
     p.set_defaults(run=detect)
     p = sub.add_parser("embed", parents=[common], help="one embedding per face in an image")
     p.add_argument("image", type=Path)
@@ -48,7 +49,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("dir", type=Path)
     p.add_argument("--aligned", action="store_true", help="frames are already aligned crops")
     p.add_argument("--best-frames", type=int, default=0, help="frames used per track (server default 5)")
-    p.add_argument("--min-quality", type=float, default=0.0, help="frame quality floor (server default 0.2)")
+    p.add_argument("--min-quality", type=float, default=0.0, help="frame quality floor (server default 0.25)")
     p.add_argument("--min-frames", type=int, default=0, help="usable frames a track needs (server default 1)")
     p.set_defaults(run=enroll_tracks)
     p = sub.add_parser("verify", parents=[common], help="is the face in IMAGE the enrolled PERSON?")
@@ -81,13 +82,17 @@ def _face_line(face: dict) -> str:
     return (
         f"  box ({face['x1']:.0f}, {face['y1']:.0f}, {face['x2']:.0f}, {face['y2']:.0f})  "
         f"p={face['probability']:.3f}  quality {q.get('score', 0):.2f} (size {q.get('size', 0):.0f} px, "
-        f"sharpness {q.get('sharpness', 0):.0f}, frontal {q.get('frontal', 0):.2f})"
+        f"detail {q.get('sharpness', 0):.2f}, frontal {q.get('frontal', 0):.2f})"
     )
 
 
 def detect(args: argparse.Namespace) -> int:
     reply = rpc_call(
-        args, lambda: _stub(args).Detect(face_pb2.DetectFacesRequest(image=_image(args.image)), timeout=args.timeout)
+        args,
+        lambda: _stub(args).Detect(
+            face_pb2.DetectFacesRequest(image=_image(args.image), min_probability=args.min_probability),
+            timeout=args.timeout,
+        ),
     )
     emit(
         args,
