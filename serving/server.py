@@ -34,9 +34,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from serving.activation import Activator
-from serving.backup_schedule import BackupScheduler
 from serving.audit import AuditLog
 from serving.audit.trail import interceptors as audit_interceptors
+from serving.backup_schedule import BackupScheduler
 from serving.config import Config, ConfigError
 from serving.errors import Unavailable
 from serving.gallery import generations
