@@ -234,7 +234,7 @@ def test_face_cli_on_the_group_photo_keeps_its_six_people(models_dir, tmp_path):
     try:
         group = rf.photo_file("group")
     except rf.MissingPhoto as exc:
-        pytest.skip(f"{exc} (the Makefile installs it)")
+        pytest.fail(f"{exc}: `make venv` installs it (a missing photo must fail, not skip)")
     people = [f for f in rf.real_faces() if f.photo == "group"]
     root = tmp_path / "tracks"
     for face in people:

@@ -298,7 +298,7 @@ def group_jpeg() -> bytes:
     try:
         return rf.photo_file("group").read_bytes()
     except rf.MissingPhoto as exc:
-        pytest.skip(f"{exc} (the Makefile installs it)")
+        pytest.fail(f"{exc}: `make venv` installs it (a missing photo must fail, not skip)")
 
 
 def _heads(faces) -> list[str | None]:

@@ -29,7 +29,7 @@ def group():
     try:
         return rf.photo("group")
     except rf.MissingPhoto as exc:
-        pytest.skip(f"{exc} (the Makefile installs it)")
+        pytest.fail(f"{exc}: `make venv` installs it (a missing photo must fail, not skip)")
 
 
 def _face(served, image, head):

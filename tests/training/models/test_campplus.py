@@ -3,16 +3,16 @@ padding never changes an embedding."""
 
 from __future__ import annotations
 
+import kaldi_native_fbank as knf
 import numpy as np
 import pytest
 import torch
 
 from contracts.waveforms import waveform_batch
+from export.importers import campplus
 from export.importers.real_speech import load_real_speech
 from training.frontends.kaldi_fbank import KaldiFbank
 from training.models.campplus import CAMPPlus
-
-knf = pytest.importorskip("kaldi_native_fbank")
 
 
 def _kaldi(samples: np.ndarray, mean_norm: bool = True) -> np.ndarray:
@@ -77,7 +77,6 @@ def test_a_padded_batch_gives_the_rows_of_single_requests(clips):
 def test_checkpoint_loads_strictly_and_matches_3d_speakers_output_layer(clips):
     """The wheel's own code, with the ReLU after its final affine-free BatchNorm removed (as
     3D-Speaker's DTDNN.py has it), gives our embeddings; as shipped (with the ReLU) it does not."""
-    campplus = pytest.importorskip("export.importers.campplus")
     try:
         ours = campplus.load_pretrained()
     except ImportError:
