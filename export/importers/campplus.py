@@ -151,8 +151,9 @@ def measure_parity(model: CAMPPlus, onnx_path: Path, speech: Sequence[np.ndarray
     noise = [(rng.standard_normal(n) * 0.1).astype(np.float32) for n in (8000, 40000, 77777)]
     graph_check = torch_vs_onnx("graph", model, onnx_path, (waveform_batch([x]) for x in [*noise, *clips]))
     session = onnx_session(onnx_path)
+    unit = [w / np.linalg.norm(w, axis=1, keepdims=True) for w in wheel]  # the graph's output is L2-normalised
     utterance_check = compare(
-        "utterance", ((w, session.run(None, waveform_batch([x]))[0]) for w, x in zip(wheel, clips))
+        "utterance", ((u, session.run(None, waveform_batch([x]))[0]) for u, x in zip(unit, clips))
     )
     batch = session.run(None, waveform_batch(clips))[0]
     single = np.concatenate([session.run(None, waveform_batch([x]))[0] for x in clips])
