@@ -46,3 +46,18 @@ def export_onnx(
         )
     onnx.checker.check_model(str(path), full_check=True)
     return path
+
+
+def export_waveform_model(module: torch.nn.Module, path: Path, sample_rate: int = 16000) -> Path:
+    """The waveform contract's graph (``contracts.waveforms``): ``waveform`` [B, T] float32 +
+    ``lengths`` [B] int64 → ``embedding`` [B, D], dynamic batch and length; traced on a padded
+    batch of 2 s and 1.25 s so that the length masking is exercised."""
+    example = torch.randn(2, 2 * sample_rate) * 0.1
+    return export_onnx(
+        module,
+        (example, torch.tensor([2 * sample_rate, 5 * sample_rate // 4])),
+        path,
+        input_names=["waveform", "lengths"],
+        output_names=["embedding"],
+        dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "embedding": {0: "batch"}},
+    )

@@ -33,7 +33,7 @@ from contracts.card_sections import (
 from contracts.waveforms import waveform_batch
 from export.importers.real_speech import load_real_speech
 from export.importers.silero_vad import NAME as VAD_NAME
-from export.onnx_export import export_onnx
+from export.onnx_export import export_waveform_model
 from export.parity import Parity, compare, require, torch_vs_onnx
 from export.pipeline import export_version
 from export.repository import next_version, versions
@@ -72,15 +72,7 @@ def measure_parity(model: nn.Module, onnx_path: Path, speech: list[np.ndarray]) 
 
 
 def export_encoder(encoder: nn.Module, path: Path, sample_rate: int) -> Path:
-    example = torch.randn(2, 2 * sample_rate) * 0.1
-    return export_onnx(
-        NormalizedEncoder(encoder).eval(),
-        (example, torch.tensor([2 * sample_rate, sample_rate])),
-        path,
-        input_names=["waveform", "lengths"],
-        output_names=["embedding"],
-        dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "embedding": {0: "batch"}},
-    )
+    return export_waveform_model(NormalizedEncoder(encoder).eval(), path, sample_rate)
 
 
 def build_card(

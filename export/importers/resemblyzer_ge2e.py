@@ -35,7 +35,7 @@ from contracts.card_sections import (
 from contracts.card_sections import Parity as ParitySection
 from contracts.waveforms import waveform_batch
 from export.card import sha256_file
-from export.onnx_export import export_onnx
+from export.onnx_export import export_onnx, export_waveform_model
 from export.parity import Parity, compare, onnx_session, require, torch_vs_onnx
 from training.models.ge2e import GE2EConfig, GE2EEncoder
 
@@ -77,15 +77,7 @@ class _PartialEmbedder(torch.nn.Module):
 
 
 def export_graph(encoder: GE2EEncoder, path: Path) -> Path:
-    example = torch.randn(2, 32000) * 0.1
-    return export_onnx(
-        encoder,
-        (example, torch.tensor([32000, 20000])),
-        path,
-        input_names=["waveform", "lengths"],
-        output_names=["embedding"],
-        dynamic_axes={"waveform": {0: "batch", 1: "samples"}, "lengths": {0: "batch"}, "embedding": {0: "batch"}},
-    )
+    return export_waveform_model(encoder, path)
 
 
 def measure_parity(encoder: GE2EEncoder, onnx_path: Path, speech: Sequence[np.ndarray]) -> list[Parity]:
