@@ -28,9 +28,7 @@ def top_n_stats(vectors: np.ndarray, cohort: np.ndarray, top_n: int) -> tuple[np
     return top.mean(axis=1), np.maximum(top.std(axis=1), MIN_SIGMA)
 
 
-def as_norm(
-    raw: np.ndarray, enroll: np.ndarray, test: np.ndarray, cohort: np.ndarray, top_n: int
-) -> np.ndarray:
+def as_norm(raw: np.ndarray, enroll: np.ndarray, test: np.ndarray, cohort: np.ndarray, top_n: int) -> np.ndarray:
     """AS-norm scores [M] of raw cosines ``raw`` [M] between templates ``enroll`` [M, D] and tests
     ``test`` [M, D] (or one test [D] against every template: Identify's candidates)."""
     mu_e, sd_e = top_n_stats(enroll, cohort, top_n)

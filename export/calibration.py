@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from contracts.card_sections import Calibration, FarThreshold, GroupEer, MinDcf
+from contracts.score_norm import as_norm
 from contracts.trials import DevTrials
 from training.data.manifest import read_manifest
-from contracts.score_norm import as_norm
 from training.evaluation.verification import plot_det, verification_report
 
 # files → [N, D] embeddings; a NaN row marks a file the serving pipeline refuses (no speech, …).
@@ -51,9 +51,9 @@ def trial_scores(
     trials = [t for t in dev.trials if t.speaker in templates and t.test in usable]
     scores = np.array([float(templates[t.speaker] @ _unit(usable[t.test])) for t in trials])
     if cohort is not None and trials:
-        enroll = np.stack([templates[t.speaker] for t in trials])
-        test = np.stack([_unit(usable[t.test]) for t in trials])
-        scores = as_norm(scores, enroll, test, cohort[0], cohort[1]).astype(np.float64)
+        enroll_rows = np.stack([templates[t.speaker] for t in trials])
+        test_rows = np.stack([_unit(usable[t.test]) for t in trials])
+        scores = as_norm(scores, enroll_rows, test_rows, cohort[0], cohort[1]).astype(np.float64)
     labels = np.array([t.target for t in trials], dtype=bool)
     return scores, labels, [t.test for t in trials], refused
 

@@ -37,8 +37,8 @@ from serving.inference.batcher import BatchingConfig, MicroBatcher
 from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
-from serving.scoring import load_scorer
 from serving.models.repository import ModelRepository
+from serving.scoring import load_scorer
 from serving.vision.decode import ImageLimits
 from serving.vision.landmarks import ShapePredictor5
 from serving.vision.mtcnn import MtcnnDetector

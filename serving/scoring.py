@@ -54,7 +54,7 @@ def load_scorer(kind: str, card: AnyCard, version_dir: Path) -> Scorer:
     where = f"{card.name} v{card.version}"
     if cohort is None or getattr(card, "calibration_as_norm", None) is None:
         raise CardError(
-            f"scoring = \"as-norm\" but {where} has no AS-norm cohort and calibration in its card; "
+            f'scoring = "as-norm" but {where} has no AS-norm cohort and calibration in its card; '
             'set scoring = "cosine" or re-export the model'
         )
     path = version_dir / cohort.file

@@ -86,7 +86,9 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
         self, request: speaker_pb2.IdentifySpeakerRequest, context: grpc.ServicerContext
     ) -> speaker_pb2.IdentifySpeakerResponse:
         rt = self._runtime()
-        found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe, scorer=rt.scorer)
+        found = ops.search(
+            rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe, scorer=rt.scorer
+        )
         return speaker_pb2.IdentifySpeakerResponse(
             candidates=ops.candidates(found),
             identified=found.known,

@@ -31,7 +31,11 @@ def _direct(e: list[float], t: list[float], cohort: list[list[float]], n: int) -
 
 def test_as_norm_matches_the_formula_written_out():
     rng = np.random.default_rng(3)
-    cohort, enroll, test = _unit(rng.normal(size=(9, 5))), _unit(rng.normal(size=(4, 5))), _unit(rng.normal(size=(4, 5)))
+    cohort, enroll, test = (
+        _unit(rng.normal(size=(9, 5))),
+        _unit(rng.normal(size=(4, 5))),
+        _unit(rng.normal(size=(4, 5))),
+    )
     raw = np.einsum("md,md->m", enroll, test)
     got = as_norm(raw, enroll, test, cohort, top_n=3)
     want = [_direct(e.tolist(), t.tolist(), cohort.tolist(), 3) for e, t in zip(enroll, test)]
