@@ -82,8 +82,10 @@ class SpeakerSection(ModalitySection):
     model: str = "campplus-zh-en"  # 3D-Speaker's CAM++; "resemblyzer-ge2e" (GE2E) is also in the pack
     use_vad: bool = True
     # "as-norm": AS-norm against the version's cohort, with the card's calibration_as_norm
-    # thresholds (README "Scoring"); "cosine": the raw cosine with its calibration.
-    scoring: str = "cosine"
+    # thresholds (README "Scoring"); "cosine": the raw cosine with its calibration; "auto": AS-norm
+    # where the served version ships a cohort (every speaker model `make models` builds now),
+    # cosine for older versions, so that an upgrade never takes a built pack out of service.
+    scoring: str = "auto"
 
     def __post_init__(self) -> None:
         super().__post_init__()

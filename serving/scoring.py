@@ -11,6 +11,7 @@ refused (see ``Calibration.threshold_for``), never interpolated.
 from __future__ import annotations
 
 import hashlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from contracts.card_sections import Calibration, UncalibratedFar
 from contracts.score_norm import as_norm
 from serving.errors import InvalidInput, Unavailable
 
+log = logging.getLogger("toitsu.scoring")
+
 DEFAULT_TARGET_FAR = 0.01
-SCORINGS = ("cosine", "as-norm")
+SCORINGS = ("auto", "cosine", "as-norm")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,11 @@ class Scorer:
 def load_scorer(kind: str, card: AnyCard, version_dir: Path) -> Scorer:
     """The scorer ``kind`` for a served version; as-norm without a cohort and its calibration in the
     card, or with a cohort file that differs from the card, is a ``CardError`` (never a fallback)."""
+    if kind == "auto":  # AS-norm where the version ships a cohort, else cosine (replies say which)
+        if getattr(card, "cohort", None) is None or getattr(card, "calibration_as_norm", None) is None:
+            log.info("%s v%d has no AS-norm cohort in its card: scoring by cosine", card.name, card.version)
+            return Scorer()
+        kind = "as-norm"
     if kind == "cosine":
         return Scorer()
     if kind != "as-norm":

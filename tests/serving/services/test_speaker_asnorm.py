@@ -131,3 +131,26 @@ def test_an_unknown_scoring_is_a_config_error():
 
     with pytest.raises(ConfigError, match="scoring"):
         load_config(overrides={"speaker.scoring": "znorm"})
+
+
+@pytest.mark.parametrize("with_cohort", [True, False])
+def test_auto_scores_with_as_norm_exactly_where_the_version_has_a_cohort(models_dir, voices, tmp_path, with_cohort):
+    """The default: a version with a cohort is AS-normalised, an older one without is served by
+    cosine (not taken out of service), and the reply says which."""
+    from serving.config import SpeakerSection
+
+    assert SpeakerSection().scoring == "auto"
+    cohort = np.eye(6, SPEAKER_DIM, dtype=np.float32) if with_cohort else None
+    gw = _gateway(_repo(models_dir, tmp_path / "models", cohort), tmp_path, "auto")
+    try:
+        assert gw.wait_loaded(60)
+        with grpc.insecure_channel(f"127.0.0.1:{gw.port}") as ch:
+            stub = speaker_pb2_grpc.SpeakerServiceStub(ch)
+            stub.Enroll(speaker_pb2.EnrollSpeakerRequest(speaker_id="a", audio=[audio(voices.clip(0, 0))]), timeout=60)
+            reply = stub.Verify(
+                speaker_pb2.VerifySpeakerRequest(speaker_id="a", audio=audio(voices.clip(0, 2))), timeout=30
+            )
+    finally:
+        gw.stop(grace=1)
+    assert reply.scoring == ("as-norm" if with_cohort else "cosine")
+    assert (reply.decision.threshold == pytest.approx(AS_NORM_THRESHOLD)) == with_cohort
