@@ -45,7 +45,9 @@ def tls_gateway(models_dir, tmp_path_factory):
     for setting in ("sound.enabled=false", "face.enabled=false", f"server.tls_cert={cert}", f"server.tls_key={key}"):
         argv += ["--set", setting]
     log = open(folder / "gateway.log", "wb")  # noqa: SIM115 - open for the process's lifetime
-    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        argv, cwd=REPO, stdout=subprocess.PIPE, stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+    )
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline().decode()
@@ -66,7 +68,10 @@ def _wait_serving(target: str, ca: Path, proc: subprocess.Popen, seconds: float 
         while time.monotonic() < deadline:
             assert proc.poll() is None, "the gateway exited"
             try:
-                if health.Check(health_pb2.HealthCheckRequest(), timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
+                if (
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=2).status
+                    == health_pb2.HealthCheckResponse.SERVING
+                ):
                     return
             except grpc.RpcError:
                 pass
