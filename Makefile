@@ -8,6 +8,8 @@ STAMP := $(VENV)/.toitsu-installed
 # The Triton environment (tests, benchmarks): nvidia-pytriton's tritonserver + numpy<2, apart from $(VENV).
 TRITON_VENV ?= .venv-triton
 TRITON_STAMP := $(TRITON_VENV)/.toitsu-installed
+# The Node.js client's packages (tests/serving/security/test_node_client.py), exact versions from its lock file.
+NODE_STAMP := clients/node/node_modules/.toitsu-installed
 TRITON_REPO ?= $(WORK)/triton-repo
 TRITON_PORT ?= 8001
 MODELS ?= models
@@ -59,6 +61,11 @@ $(TRITON_STAMP): constraints-triton.txt | system-packages
 
 triton-env: $(TRITON_STAMP)
 
+# npm ci installs exactly package-lock.json (and fails when it disagrees with package.json).
+$(NODE_STAMP): clients/node/package.json clients/node/package-lock.json | system-packages
+	cd clients/node && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
 # The python-backend variant of the model repository, generated beside models/ (never edited).
 triton-repo: models
 	$(BIN)/python -m export.triton_python_backend --models $(MODELS) --out $(TRITON_REPO) --variant python
@@ -77,7 +84,7 @@ serve: $(STAMP)
 	$(BIN)/toitsu models build-defaults --models $(MODELS) --work $(WORK) --background sound
 	$(BIN)/toitsu serve --port $(PORT) --models $(MODELS) --var $(VAR)
 
-test: models triton-env
+test: models triton-env $(NODE_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

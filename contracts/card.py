@@ -29,6 +29,7 @@ from contracts.atomic import write_text_atomic
 from contracts.card_sections import (
     AudioSpec,
     Calibration,
+    Cohort,
     EmbeddingSpec,
     FaceImageSpec,
     ImageSpec,
@@ -111,6 +112,10 @@ class CardBase(Strict):
 class EmbeddingCard(CardBase):
     embedding: EmbeddingSpec
     calibration: Calibration | None = None  # absent only while export stages the version
+    # AS-norm (serving/score_norm.py): the cohort and the thresholds for normalised scores; absent
+    # in versions exported before it, which then serve cosine scoring only.
+    cohort: Cohort | None = None
+    calibration_as_norm: Calibration | None = None
 
 
 class SpeakerCard(EmbeddingCard):

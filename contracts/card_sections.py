@@ -214,7 +214,7 @@ class Calibration(Strict):
     eer_threshold: float
     thresholds: list[FarThreshold] = Field(min_length=1)
     min_dcf: list[MinDcf] = Field(default_factory=list)
-    score: Literal["cosine"] = "cosine"
+    score: Literal["cosine", "as-norm"] = "cosine"  # as-norm: serving/score_norm.py with the card's cohort
     enrollment: str = ""
     pipeline: str | None = None
     refused_files: list[str] = Field(default_factory=list)
@@ -228,6 +228,20 @@ class Calibration(Strict):
                 return known.threshold
         available = ", ".join(f"{t.far:g}" for t in sorted(self.thresholds, key=lambda t: -t.far))
         raise UncalibratedFar(f"target_far {far:g} is not calibrated for this model; choose one of: {available}")
+
+
+class Cohort(Strict):
+    """The AS-norm cohort stored with the version: ``file`` holds [embeddings, dim] float32 unit rows;
+    scores are normalised over the ``top_n`` best cohort cosines (``serving/score_norm.py``)."""
+
+    file: str = Field(default="cohort.npy", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*\.npy$")
+    sha256: Sha256
+    size_bytes: int = Field(gt=0)
+    embeddings: int = Field(gt=0)
+    dim: int = Field(gt=0)
+    top_n: int = Field(gt=0)
+    speakers: int = Field(ge=0)
+    built: str = ""  # how: corpus, speaker indices, pipeline
 
 
 def tensor(name: str, dtype: DType, shape: list[int], role: str) -> TensorSpec:

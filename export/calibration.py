@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from contracts.card_sections import Calibration, FarThreshold, GroupEer, MinDcf
+from contracts.score_norm import as_norm
 from contracts.trials import DevTrials
 from training.data.manifest import read_manifest
 from training.evaluation.verification import plot_det, verification_report
@@ -29,9 +30,15 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, list[Path], list[Path]]:
-    """Cosine score and label (1 = target) of every usable trial, its test file, and the files
-    the pipeline refused (left out as the server would refuse them)."""
+# (cohort [C, D] unit rows, top_n): scores are AS-normalised as the gateway's "as-norm" scoring does.
+CohortArg = tuple[np.ndarray, int] | None
+
+
+def trial_scores(
+    embed: Embed, dev: DevTrials, cohort: CohortArg = None
+) -> tuple[np.ndarray, np.ndarray, list[Path], list[Path]]:
+    """Cosine (or, with ``cohort``, AS-norm) score and label (1 = target) of every usable trial,
+    its test file, and the files the pipeline refused (left out as the server would refuse them)."""
     paths = [*{p: None for ps in dev.enrollments.values() for p in ps}, *sorted({t.test for t in dev.trials})]
     vectors = embed(paths)
     usable = {p: v for p, v in zip(paths, vectors) if np.all(np.isfinite(v))}
@@ -43,6 +50,10 @@ def trial_scores(embed: Embed, dev: DevTrials) -> tuple[np.ndarray, np.ndarray, 
             templates[speaker] = _unit(np.mean(kept, axis=0))
     trials = [t for t in dev.trials if t.speaker in templates and t.test in usable]
     scores = np.array([float(templates[t.speaker] @ _unit(usable[t.test])) for t in trials])
+    if cohort is not None and trials:
+        enroll_rows = np.stack([templates[t.speaker] for t in trials])
+        test_rows = np.stack([_unit(usable[t.test]) for t in trials])
+        scores = as_norm(scores, enroll_rows, test_rows, cohort[0], cohort[1]).astype(np.float64)
     labels = np.array([t.target for t in trials], dtype=bool)
     return scores, labels, [t.test for t in trials], refused
 
@@ -55,15 +66,18 @@ def calibrate(
     *,
     group_field: str = "effect",
     group_name: str = "test_channel",
+    cohort: CohortArg = None,
 ) -> Calibration:
     """The card's ``calibration`` section; ``plot`` gets a DET curve overall and per group of test
     files, a group being the value of ``group_field`` in the dev manifest ("identity" or an
-    ``extra`` key; speakers: the channel effect of the test utterance)."""
-    scores, labels, tests, refused = trial_scores(embed, dev)
+    ``extra`` key; speakers: the channel effect of the test utterance). With ``cohort`` the scores,
+    thresholds and plot are those of AS-norm (``score: "as-norm"``)."""
+    scores, labels, tests, refused = trial_scores(embed, dev, cohort)
     report = verification_report(scores, labels, fars=FARS, p_targets=P_TARGETS)
     groups = _group(scores, labels, tests, _group_of(dev_dir, group_field))
     if plot is not None:
-        plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}")
+        kind = " (AS-norm)" if cohort is not None else ""
+        plot_det(plot, {"all": (scores, labels), **groups}, title=f"DET on {dev.name}{kind}")
     return Calibration(
         dev_trials=dev.name,
         n_target=report.n_target,
@@ -74,6 +88,7 @@ def calibrate(
         thresholds=[
             FarThreshold(far=f, threshold=t, frr=report.frr_at_far[f]) for f, t in report.thresholds_at_far.items()
         ],
+        score="as-norm" if cohort is not None else "cosine",
         enrollment="L2-normalised mean of the clean enrollment utterances",
         refused_files=[p.name if p.parent is None else f"{p.parent.name}/{p.name}" for p in refused],
         eer_by_group=GroupEer(

@@ -3,6 +3,7 @@
 #
 #   espeak-ng, sox        generated speech and sounds for calibration and tests (command-line tools)
 #   openssl               certificates for the TLS tests
+#   nodejs, npm           the Node.js client test (clients/node, `npm ci` by the Makefile)
 #   libsndfile1           audio decoding (the soundfile wheel bundles a copy; the system one is for
 #                         everything else that links it)
 #   build-essential       webrtcvad and pysptk (Resemblyzer's dependencies) ship no wheels: C/C++
@@ -28,6 +29,10 @@ have espeak-ng || missing+=(espeak-ng)
 have sox || missing+=(sox)
 have openssl || missing+=(openssl)  # the TLS tests make their certificates with it
 installed libsndfile1 || missing+=(libsndfile1)
+# Commands, not dpkg names: a node from NodeSource (its `nodejs` package bundles npm and conflicts
+# with Debian's `npm`), nvm or an image counts. Debian's own nodejs/npm only when neither is on PATH.
+have node || missing+=(nodejs)
+have npm || missing+=(npm)
 { have cc && have c++ && have make; } || missing+=(build-essential)
 if ! have "$python"; then
   missing+=(python3 python3-venv python3-dev)

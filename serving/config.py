@@ -19,6 +19,7 @@ from typing import Any
 from serving.audio.pipeline import AudioLimits
 from serving.gallery import GalleryConfig
 from serving.inference.batcher import BatchingConfig
+from serving.scoring import SCORINGS
 
 ENV_PREFIX = "TOITSU_"
 BACKENDS = ("onnxruntime", "triton")
@@ -80,6 +81,16 @@ class SpeakerSection(ModalitySection):
 
     model: str = "campplus-zh-en"  # 3D-Speaker's CAM++; "resemblyzer-ge2e" (GE2E) is also in the pack
     use_vad: bool = True
+    # "as-norm": AS-norm against the version's cohort, with the card's calibration_as_norm
+    # thresholds (README "Scoring"); "cosine": the raw cosine with its calibration; "auto": AS-norm
+    # where the served version ships a cohort (every speaker model `make models` builds now),
+    # cosine for older versions, so that an upgrade never takes a built pack out of service.
+    scoring: str = "auto"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scoring not in SCORINGS:
+            raise ConfigError(f"[speaker] scoring must be one of {', '.join(SCORINGS)}, got {self.scoring!r}")
 
 
 @dataclass(frozen=True)

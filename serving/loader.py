@@ -38,6 +38,7 @@ from serving.inference.onnxruntime_backend import OnnxRuntimeBackend
 from serving.metrics import Metrics
 from serving.modality import AudioModality, FaceModality
 from serving.models.repository import ModelRepository
+from serving.scoring import load_scorer
 from serving.vision.decode import ImageLimits
 from serving.vision.landmarks import ShapePredictor5
 from serving.vision.mtcnn import MtcnnDetector
@@ -65,11 +66,13 @@ def load_audio_modality(
     try:
         if card.calibration_section is None or card.embedding_dim is None:
             raise CardError(f"{card.name} v{card.version} has no calibration; a server never guesses a threshold")
+        kind = getattr(getattr(config, name), "scoring", "cosine")
+        scorer = load_scorer(kind, card, embedder.model.directory)
         gallery = open_gallery(config, name, card.embedding_dim, ModelBinding(card.name, card.version), folder)
     except BaseException:
         stop_embedder(embedder)
         raise
-    return AudioModality(embedder, gallery)
+    return AudioModality(embedder, gallery, scorer)
 
 
 def load_face(config: Config, metrics: Metrics | None = None, folder: Path | None = None) -> FaceModality:

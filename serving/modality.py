@@ -9,7 +9,7 @@ micro-batcher, so that live requests keep the batcher to themselves.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -20,6 +20,7 @@ from serving.audio.pipeline import PreparedAudio, decode_request
 from serving.embedders import AudioEmbedder, ImageEmbedder, run_queued
 from serving.errors import InvalidInput
 from serving.gallery import Gallery, Media, ModelBinding
+from serving.scoring import Scorer
 from serving.services.convert import audio_fields
 from serving.vision.decode import ImageLimits, decode_encoded, decode_raw
 from serving.vision.pipeline import AlignedFace, FacePipeline
@@ -63,6 +64,7 @@ class _ServedModel:
 class AudioModality(_ServedModel):
     embedder: AudioEmbedder
     gallery: Gallery
+    scorer: Scorer = field(default_factory=Scorer)  # [speaker] scoring: cosine or AS-norm
 
     def prepare(self, audio: common_pb2.Audio) -> tuple[PreparedAudio, int]:
         """Decode, resample, check and trim one request clip; also returns the input rate."""

@@ -71,16 +71,18 @@ class VerifySpeakerRequest(_message.Message):
     def __init__(self, speaker_id: _Optional[str] = ..., audio: _Optional[_Union[_common_pb2.Audio, _Mapping]] = ..., embedding: _Optional[_Union[_common_pb2.Embedding, _Mapping]] = ..., target_far: _Optional[float] = ...) -> None: ...
 
 class VerifySpeakerResponse(_message.Message):
-    __slots__ = ("speaker_id", "decision", "model", "audio_info")
+    __slots__ = ("speaker_id", "decision", "model", "audio_info", "scoring")
     SPEAKER_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_INFO_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
     speaker_id: str
     decision: _common_pb2.Decision
     model: _common_pb2.ModelRef
     audio_info: _common_pb2.AudioInfo
-    def __init__(self, speaker_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., audio_info: _Optional[_Union[_common_pb2.AudioInfo, _Mapping]] = ...) -> None: ...
+    scoring: str
+    def __init__(self, speaker_id: _Optional[str] = ..., decision: _Optional[_Union[_common_pb2.Decision, _Mapping]] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., audio_info: _Optional[_Union[_common_pb2.AudioInfo, _Mapping]] = ..., scoring: _Optional[str] = ...) -> None: ...
 
 class IdentifySpeakerRequest(_message.Message):
     __slots__ = ("audio", "embedding", "top_k", "target_far")
@@ -95,7 +97,7 @@ class IdentifySpeakerRequest(_message.Message):
     def __init__(self, audio: _Optional[_Union[_common_pb2.Audio, _Mapping]] = ..., embedding: _Optional[_Union[_common_pb2.Embedding, _Mapping]] = ..., top_k: _Optional[int] = ..., target_far: _Optional[float] = ...) -> None: ...
 
 class IdentifySpeakerResponse(_message.Message):
-    __slots__ = ("candidates", "identified", "best_id", "threshold", "target_far", "model", "audio_info", "gallery_size")
+    __slots__ = ("candidates", "identified", "best_id", "threshold", "target_far", "model", "audio_info", "gallery_size", "scoring")
     CANDIDATES_FIELD_NUMBER: _ClassVar[int]
     IDENTIFIED_FIELD_NUMBER: _ClassVar[int]
     BEST_ID_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +106,7 @@ class IdentifySpeakerResponse(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     AUDIO_INFO_FIELD_NUMBER: _ClassVar[int]
     GALLERY_SIZE_FIELD_NUMBER: _ClassVar[int]
+    SCORING_FIELD_NUMBER: _ClassVar[int]
     candidates: _containers.RepeatedCompositeFieldContainer[_common_pb2.Candidate]
     identified: bool
     best_id: str
@@ -112,7 +115,8 @@ class IdentifySpeakerResponse(_message.Message):
     model: _common_pb2.ModelRef
     audio_info: _common_pb2.AudioInfo
     gallery_size: int
-    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., identified: _Optional[bool] = ..., best_id: _Optional[str] = ..., threshold: _Optional[float] = ..., target_far: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., audio_info: _Optional[_Union[_common_pb2.AudioInfo, _Mapping]] = ..., gallery_size: _Optional[int] = ...) -> None: ...
+    scoring: str
+    def __init__(self, candidates: _Optional[_Iterable[_Union[_common_pb2.Candidate, _Mapping]]] = ..., identified: _Optional[bool] = ..., best_id: _Optional[str] = ..., threshold: _Optional[float] = ..., target_far: _Optional[float] = ..., model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., audio_info: _Optional[_Union[_common_pb2.AudioInfo, _Mapping]] = ..., gallery_size: _Optional[int] = ..., scoring: _Optional[str] = ...) -> None: ...
 
 class DeleteSpeakerRequest(_message.Message):
     __slots__ = ("speaker_id",)

@@ -15,7 +15,7 @@ from protos.v1 import common_pb2, sound_pb2, speaker_pb2
 from serving.errors import AlreadyExists, InvalidInput, NotFound
 from serving.gallery import EnrollMode, EnrollResult, Gallery, IdentityInfo, Match, ModelBinding
 from serving.modality import AudioModality
-from serving.scoring import threshold
+from serving.scoring import Scorer, normalize, threshold
 from serving.services.convert import audio_info, audio_media, embedding_probe, enroll_mode
 
 MAX_ENROLL_CLIPS = 32
@@ -123,18 +123,37 @@ def search(
     request: RequestT,
     timeout: float,
     probe_fn: Callable[[ModalityT, RequestT, float], tuple[np.ndarray, ModelBinding, InfoT | None]],
+    scorer: Scorer | None = None,
 ) -> OpenSetResult[InfoT]:
     """Top-k over the gallery with the calibrated open-set decision for ``request.target_far``.
 
     ``probe_fn(rt, request, timeout) -> (vector, model, info)`` reads the request's probe (:func:`probe`
-    for audio; the face service passes its image probe, whose ``info`` is the face compared)."""
-    value, far = threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
+    for audio; the face service passes its image probe, whose ``info`` is the face compared).
+    With an AS-norm ``scorer`` the index still retrieves by raw cosine: AS-norm is applied to the
+    retrieved candidates only (``max(top_k, 10) · 2`` of them), which are re-ranked by it, and the
+    threshold is the AS-norm calibration's."""
+    value, far = threshold(rt.card, request.target_far, scorer)  # refuse an uncalibrated FAR before any work
     top_k = request.top_k or DEFAULT_TOP_K
     if top_k > MAX_TOP_K:
         raise InvalidInput(f"top_k {top_k} is above the limit of {MAX_TOP_K}")
     vector, model, info = probe_fn(rt, request, timeout)
-    matches = rt.gallery.search(vector, top_k, model=model)
+    if scorer is None or scorer.cohort is None:
+        matches = rt.gallery.search(vector, top_k, model=model)
+    else:
+        matches = _rerank(rt.gallery, scorer, vector, model, top_k)
     return OpenSetResult(matches, bool(matches) and matches[0].score >= value, value, far, info)
+
+
+def _rerank(gallery: Gallery, scorer: Scorer, vector: np.ndarray, model: ModelBinding, top_k: int) -> list[Match]:
+    """The index's best ``max(top_k, 10) · 2`` by cosine, re-scored by AS-norm, best ``top_k`` first."""
+    retrieved = gallery.search(vector, max(top_k, 10) * 2, model=model)
+    if not retrieved:
+        return []
+    templates = np.stack([gallery.template(m.identity) for m in retrieved])
+    raw = np.array([m.score for m in retrieved], dtype=np.float32)
+    scores = scorer.rescore(raw, templates, normalize(vector))
+    order = np.argsort(-scores, kind="stable")[:top_k]
+    return [Match(retrieved[i].identity, float(scores[i])) for i in order]
 
 
 def candidates(result: OpenSetResult[InfoT]) -> list[dict[str, object]]:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 
 from protos.v1 import speaker_pb2, speaker_pb2_grpc
 from serving.modality import AudioModality
-from serving.scoring import decide, threshold
+from serving.scoring import decide, normalize, threshold
 from serving.services import gallery_ops as ops
 from serving.services.convert import audio_info, identity_info, model_ref
 from serving.services.deadlines import remaining
@@ -60,10 +61,14 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
         self, request: speaker_pb2.VerifySpeakerRequest, context: grpc.ServicerContext
     ) -> speaker_pb2.VerifySpeakerResponse:
         rt = self._runtime()
-        threshold(rt.card, request.target_far)  # refuse an uncalibrated FAR before any work
+        threshold(rt.card, request.target_far, rt.scorer)  # refuse an uncalibrated FAR before any work
         rt.gallery.info(request.speaker_id)  # NotFound before embedding
         vector, model, info = ops.probe(rt, request, remaining(context, self._default_deadline))
-        decision = decide(rt.gallery.score(request.speaker_id, vector, model=model), rt.card, request.target_far)
+        score = rt.gallery.score(request.speaker_id, vector, model=model)
+        if rt.scorer.cohort is not None:  # AS-norm of the cosine, against the version's cohort
+            template = rt.gallery.template(request.speaker_id)
+            score = float(rt.scorer.rescore(np.array([score]), template[None, :], normalize(vector))[0])
+        decision = decide(score, rt.card, request.target_far, rt.scorer)
         return speaker_pb2.VerifySpeakerResponse(
             speaker_id=request.speaker_id,
             model=model_ref(rt.binding),
@@ -74,13 +79,16 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
                 "threshold": decision.threshold,
                 "target_far": decision.target_far,
             },
+            scoring=rt.scorer.kind,
         )
 
     def Identify(
         self, request: speaker_pb2.IdentifySpeakerRequest, context: grpc.ServicerContext
     ) -> speaker_pb2.IdentifySpeakerResponse:
         rt = self._runtime()
-        found = ops.search(rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe)
+        found = ops.search(
+            rt, request, remaining(context, self._default_deadline), probe_fn=ops.probe, scorer=rt.scorer
+        )
         return speaker_pb2.IdentifySpeakerResponse(
             candidates=ops.candidates(found),
             identified=found.known,
@@ -90,6 +98,7 @@ class SpeakerServicer(speaker_pb2_grpc.SpeakerServiceServicer):
             model=model_ref(rt.binding),
             audio_info=found.info,
             gallery_size=len(rt.gallery),
+            scoring=rt.scorer.kind,
         )
 
     def Delete(

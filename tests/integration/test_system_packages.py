@@ -31,7 +31,7 @@ FAKES = {
     '  *ensurepip*) case "$FAKE_PY_MISSING" in *venv*) exit 1;; esac ;;\n'
     '  *Python.h*) case "$FAKE_PY_MISSING" in *dev*) exit 1;; esac ;;\nesac\n',
 }
-TOOLS = ("espeak-ng", "sox", "openssl", "cc", "c++", "make")
+TOOLS = ("espeak-ng", "sox", "openssl", "node", "npm", "cc", "c++", "make")
 
 
 def run(
@@ -141,3 +141,8 @@ def test_the_makefile_and_ci_use_this_script():
     assert "scripts/debian-packages.sh" in makefile and "scripts/debian-packages.sh" in ci
     assert "make test" in ci and "apt-get" not in ci
     assert os.access(SCRIPT, os.X_OK)
+
+
+def test_a_missing_node_or_npm_is_installed_for_the_node_client(tmp_path):
+    rc, _, _, calls = run(tmp_path, uid=0, absent=("node", "npm"))
+    assert rc == 0 and calls == ["apt-get update -qq", f"{INSTALL} nodejs npm"]
