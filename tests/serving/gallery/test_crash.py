@@ -49,8 +49,16 @@ CHILD = textwrap.dedent(f"""
 """)
 
 
-def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str, str]]:
-    """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it; returns the log."""
+Event = tuple[str, str, str]
+
+
+def _run_until_killed(root: Path, start: int, acks: int) -> tuple[list[Event], list[Event]]:
+    """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it.
+
+    Returns (the log read before the kill, the log the child wrote after that but before it
+    died). The second part matters: the child runs on while the parent decides to kill it, and a
+    change it made then (a delete of an id acknowledged earlier, say) may have committed.
+    """
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(root), str(start)],
         cwd=REPO,
@@ -58,7 +66,7 @@ def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str,
         stderr=subprocess.PIPE,
         text=True,
     )
-    events: list[tuple[str, str, str]] = []
+    events: list[Event] = []
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         while sum(e[0] == "ack" for e in events) < acks:
@@ -68,13 +76,19 @@ def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str,
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    return events
+    late = [tuple(line.split()) for line in child.stdout.read().splitlines() if line.strip()]
+    return events, [e for e in late if len(e) == 3]
 
 
-def _expected(runs: list[list[tuple[str, str, str]]]) -> tuple[set[str], set[str], set[str]]:
-    """(acknowledged present, acknowledged deleted, ids with a change in flight when a run was killed)."""
+def _expected(runs: list[tuple[list[Event], list[Event]]]) -> tuple[set[str], set[str], set[str]]:
+    """(acknowledged present, acknowledged deleted, ids with a change in flight when a run was killed).
+
+    In flight: the change begun and not acknowledged when the parent stopped reading, and every
+    change the child logged after that (it may or may not have committed before the SIGKILL).
+    """
     present, deleted, in_flight = set(), set(), set()
-    for events in runs:
+    for events, late in runs:
+        in_flight |= {name for _, _, name in late}
         pending = None
         for kind, op, name in events:
             if kind == "begin":
