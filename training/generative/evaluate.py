@@ -65,24 +65,24 @@ def evaluate_generator(
     seed: int = 0,
 ) -> dict[str, Any]:
     """The report (also ``out_dir/report.json``) and ``out_dir/class-<y>.png`` grids."""
-    requested = np.repeat(np.arange(test.classes), samples_per_class)
+    requested = np.repeat(np.arange(model.classes), samples_per_class)
     images = generate(model, requested, seed)
     predicted, generated_features = predict(classifier, images)
     test_predicted, real_features = predict(classifier, test.images)
     per_class = {
         str(c): requested_class_accuracy(requested[requested == c], predicted[requested == c])
-        for c in range(test.classes)
+        for c in range(model.classes)
     }
     kid_mean, kid_std = kid(real_features, generated_features, seed=seed)
     elbo, ll = test_bounds(model, test, iw_samples, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     grids = []
-    for c in range(test.classes):
+    for c in range(model.classes):
         chosen = images[requested == c][: grid * grid]
         grids.append(save_grid(chosen, out_dir / f"class-{c}.png", grid).name)
     report = {
         "name": name,
-        "classes": test.classes,
+        "classes": model.classes,
         "samples_per_class": samples_per_class,
         "test_images": len(test),
         "requested_class_accuracy": requested_class_accuracy(requested, predicted),

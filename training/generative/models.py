@@ -52,6 +52,7 @@ class VAEBase(nn.Module):
         if beta <= 0:
             raise ValueError(f"beta must be > 0, got {beta}")
         self.height, self.width, self.classes, self.latent, self.beta = height, width, classes, latent, beta
+        self.hidden = hidden
         pixels = height * width
         self.register_buffer("eye", torch.eye(classes), persistent=False)  # one-hot by Gather (exports)
         enc_in = pixels + (classes if self.conditional_encoder else 0)

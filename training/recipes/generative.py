@@ -38,6 +38,11 @@ class GenerativeData:
     labelled_fraction: float = 1.0
     batch_size: int = 64
     seed: int = 0
+    # The images' size and class count, so that the model builds from the recipe alone (digits:
+    # 8×8, 10); checked against the files when they are read.
+    height: int = 8
+    width: int = 8
+    classes: int = 10
 
     def __post_init__(self) -> None:
         if (self.source == "digits") != (self.path is None):
@@ -102,19 +107,25 @@ def load_splits(data: GenerativeData):
     return gd.load_npz_split(Path(data.path), "train", prefix=prefix), gd.load_npz_split(Path(data.path), "test", prefix=prefix)
 
 
-def image_shape(data: GenerativeData) -> tuple[int, int, int]:
-    """(height, width, classes) of the source (digits without loading: 8×8, 10)."""
-    if data.source == "digits":
-        return 8, 8, 10
-    train, _ = load_splits(data)
-    return (*train.shape, train.classes)
+def checked_splits(data: GenerativeData):
+    """``load_splits``, refusing images of another size or class count than the recipe says."""
+    train, test = load_splits(data)
+    for split, images in (("train", train), ("test", test)):
+        # The labels' maximum gives the class count; a test split may lack the last classes.
+        if images.shape != (data.height, data.width) or images.classes > data.classes:
+            raise ValueError(
+                f"the {split} images are {images.shape[0]}×{images.shape[1]} with labels up to "
+                f"{images.classes - 1}; the recipe says data.height={data.height}, "
+                f"data.width={data.width}, data.classes={data.classes}"
+            )
+    return train, test
 
 
-def build_model(recipe: GenerativeRecipe, shape: tuple[int, int, int] | None = None) -> nn.Module:
+def build_model(recipe: GenerativeRecipe) -> nn.Module:
     from training.generative.models import build_vae
 
-    height, width, classes = shape or image_shape(recipe.data)
-    return build_vae(recipe.model, height, width, classes)
+    d = recipe.data
+    return build_vae(recipe.model, d.height, d.width, d.classes)
 
 
 def build_modules(recipe: GenerativeRecipe) -> dict[str, nn.Module]:
@@ -138,13 +149,13 @@ def train_generative_recipe(
 
     run_dir, identity = Path(run_dir), run_identity(recipe)
     dist = init_distributed(recipe.trainer.device)
-    train, test = load_splits(recipe.data)
+    train, test = checked_splits(recipe.data)
     labelled = split_stratified(train.labels, recipe.data.labelled_fraction, recipe.data.seed)
     batches = ImageBatches(
         train, labelled, recipe.data.batch_size, recipe.trainer.steps, recipe.trainer.seed, rank=dist.rank
     )
     seed_everything(recipe.trainer.seed)  # the same initial weights for every model of one seed
-    modules = {"vae": build_model(recipe, (*train.shape, train.classes))}
+    modules = {"vae": build_model(recipe)}
     trainer = Trainer(
         recipe.trainer,
         modules,
@@ -201,10 +212,10 @@ def evaluate_run(recipe: GenerativeRecipe, run_dir: Path | None, out_dir: Path, 
     """The §6 report of a run's VAE (or, with ``run_dir`` None, of the untrained one)."""
     from training.trainer.rng import seed_everything
 
-    train, test = load_splits(recipe.data)
+    train, test = checked_splits(recipe.data)
     if run_dir is None:
         seed_everything(recipe.trainer.seed)  # the initial weights `toitsu train` starts from
-        model = build_model(recipe, (*train.shape, train.classes))
+        model = build_model(recipe)
     else:
         recipe, model, _, _ = load_generative_run(run_dir)
     return _evaluate(recipe, model.eval(), train, test, out_dir, name)
