@@ -16,6 +16,8 @@ closed forms.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import scipy.linalg
 
@@ -30,8 +32,14 @@ def gaussian_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: np.ndarray) -> float:
     """The Fréchet (2-Wasserstein) distance² between N(mu1, cov1) and N(mu2, cov2)."""
-    covmean = scipy.linalg.sqrtm(cov1 @ cov2)
-    if not np.isfinite(covmean).all():  # singular product: regularise as pytorch-fid does
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", scipy.linalg.LinAlgWarning)
+        try:
+            covmean = scipy.linalg.sqrtm(cov1 @ cov2)
+            singular = not np.isfinite(covmean).all()
+        except scipy.linalg.LinAlgWarning:
+            singular = True
+    if singular:  # a dead feature (zero variance) makes the product singular: regularise as pytorch-fid does
         offset = np.eye(len(cov1)) * 1e-6
         covmean = scipy.linalg.sqrtm((cov1 + offset) @ (cov2 + offset))
     covmean = np.real(covmean)  # rounding leaves a tiny imaginary part on PSD products

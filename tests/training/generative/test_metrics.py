@@ -62,3 +62,11 @@ def test_requested_class_accuracy() -> None:
     assert requested_class_accuracy(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1])) == 0.75
     with pytest.raises(ValueError):
         requested_class_accuracy(np.array([0]), np.array([0, 1]))
+
+
+def test_fid_with_a_dead_feature_is_still_the_distance_of_the_live_ones() -> None:
+    # A constant (dead ReLU) feature makes both covariances singular; it adds nothing to the distance.
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal((3000, 2)), rng.standard_normal((3000, 2)) + np.array([1.0, 0.0])
+    dead = np.zeros((3000, 1))
+    assert fid(np.hstack([a, dead]), np.hstack([b, dead])) == pytest.approx(fid(a, b), abs=1e-3)
