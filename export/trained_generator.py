@@ -23,6 +23,7 @@ from export.parity import Parity as ParityResult
 from export.parity import compare, onnx_session, require
 from export.pipeline import export_version
 from export.repository import next_version
+from training.generative.models import VAEBase
 
 MAX_ABS_DIFF = 1e-5
 PARITY_BATCHES = (1, 0, 64)  # 0: one row per class
@@ -31,7 +32,7 @@ PARITY_BATCHES = (1, 0, 64)  # 0: one row per class
 class GeneratorGraph(nn.Module):
     """(noise, label) → image, the VAE's ``decode``."""
 
-    def __init__(self, vae: nn.Module) -> None:
+    def __init__(self, vae: VAEBase) -> None:
         super().__init__()
         self.vae = vae
 
@@ -39,7 +40,7 @@ class GeneratorGraph(nn.Module):
         return self.vae.decode(noise, label)
 
 
-def export_generator(vae: nn.Module, path: Path) -> Path:
+def export_generator(vae: VAEBase, path: Path) -> Path:
     """Write the generator graph with a dynamic batch axis."""
     example = (torch.zeros(2, int(vae.latent)), torch.tensor([0, 1], dtype=torch.int64))
     return export_onnx(
@@ -52,7 +53,7 @@ def export_generator(vae: nn.Module, path: Path) -> Path:
     )
 
 
-def generator_parity(vae: nn.Module, onnx_path: Path, seed: int = 0, max_abs_diff: float = MAX_ABS_DIFF) -> ParityResult:
+def generator_parity(vae: VAEBase, onnx_path: Path, seed: int = 0, max_abs_diff: float = MAX_ABS_DIFF) -> ParityResult:
     """torch vs ORT on random noise over every class (images flattened per row); raises
     ``ParityError`` above ``max_abs_diff``."""
     session, graph = onnx_session(onnx_path), GeneratorGraph(vae).eval()
@@ -73,7 +74,7 @@ def generator_parity(vae: nn.Module, onnx_path: Path, seed: int = 0, max_abs_dif
 
 
 def build_generator_card(
-    name: str, version: int, vae: nn.Module, provenance: TrainingProvenance, parity: ParityResult
+    name: str, version: int, vae: VAEBase, provenance: TrainingProvenance, parity: ParityResult
 ) -> GeneratorCard:
     latent, height, width = int(vae.latent), int(vae.height), int(vae.width)
     return GeneratorCard(
@@ -85,7 +86,11 @@ def build_generator_card(
         provenance=provenance,
         parity=Parity(
             reference="torch: the run's checkpoint",
-            inputs=[f"standard-normal noise, every class, batches {', '.join(str(b) for b in PARITY_BATCHES)} (0: one per class)"],
+            inputs=[
+                "standard-normal noise, every class, batches "
+                + ", ".join(str(b) for b in PARITY_BATCHES)
+                + " (0: one per class)"
+            ],
             checks=[parity.card_check()],
         ),
         serving=ServingHints(max_batch_size=64),

@@ -17,9 +17,7 @@ class ImageClassifier(nn.Module):
 
     def __init__(self, pixels: int, classes: int, hidden: int = 128, features: int = 64) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, features), nn.ReLU()
-        )
+        self.body = nn.Sequential(nn.Linear(pixels, hidden), nn.ReLU(), nn.Linear(hidden, features), nn.ReLU())
         self.head = nn.Linear(features, classes)
 
     def features(self, images: Tensor) -> Tensor:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Dataset
 
 # idx type codes (the third magic byte) → numpy dtype, big-endian as the format stores them.
 _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -114,7 +115,7 @@ def split_stratified(n_labels: np.ndarray, fraction: float, seed: int) -> np.nda
     return mask
 
 
-class ImageBatches:
+class ImageBatches(Dataset):
     """Step-indexed batches (``Trainer``'s dataset contract): batch ``i`` is a pure function of
     (seed, rank, i): epoch ``e = i // per_epoch`` shuffles with seed (seed, rank, e).
 

@@ -46,7 +46,9 @@ def save_grid(images: np.ndarray, path: Path, columns: int, scale: int = 4) -> P
         r, c = divmod(i, columns)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
     pixels = (canvas.clip(0, 1) * 255).round().astype(np.uint8)
-    picture = Image.fromarray(pixels, mode="L").resize((pixels.shape[1] * scale, pixels.shape[0] * scale), Image.NEAREST)
+    picture = Image.fromarray(pixels, mode="L").resize(
+        (pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.NEAREST
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     picture.save(path)
     return path

@@ -76,7 +76,9 @@ def kid(
         raise ValueError("KID needs at least 2 rows in each set")
     rng = np.random.default_rng(seed)
     values = [
-        polynomial_mmd2(real[rng.choice(len(real), size, replace=False)], generated[rng.choice(len(generated), size, replace=False)])
+        polynomial_mmd2(
+            real[rng.choice(len(real), size, replace=False)], generated[rng.choice(len(generated), size, replace=False)]
+        )
         for _ in range(subsets)
     ]
     return float(np.mean(values)), float(np.std(values))

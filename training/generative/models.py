@@ -44,6 +44,7 @@ class VAEBase(nn.Module):
 
     conditional_encoder = False
     conditional_decoder = False
+    eye: Tensor
 
     def __init__(self, height: int, width: int, classes: int, latent: int = 8, hidden: int = 256, beta: float = 1.0):
         super().__init__()
@@ -98,7 +99,11 @@ class VAEBase(nn.Module):
         """(log p(x|z) at one z ~ q, closed-form KL to the prior, μ) per row of flattened x."""
         mu, logvar = self.encode(x, labels)
         z = reparameterise(mu, logvar)
-        return self.log_px(self.decoder_logits(z, labels), x), kl_to_unit_gaussian(mu, logvar, self.prior_mean(labels)), mu
+        return (
+            self.log_px(self.decoder_logits(z, labels), x),
+            kl_to_unit_gaussian(mu, logvar, self.prior_mean(labels)),
+            mu,
+        )
 
     def elbo(self, images: Tensor, labels: Tensor, samples: int = 1) -> Tensor:
         """The (β = 1) evidence lower bound of log p(x|y) per row, averaged over ``samples`` z."""
@@ -180,7 +185,7 @@ class M2VAE(ConditionalVAE):
         if alpha < 0:
             raise ValueError(f"alpha must be >= 0, got {alpha}")
         self.alpha = alpha
-        self.classifier = mlp([self.height * self.width, self.decoder[0].out_features, self.classes])
+        self.classifier = mlp([self.height * self.width, self.hidden, self.classes])
 
     def loss(self, images: Tensor, labels: Tensor, labelled: Tensor | None = None) -> LossOutput:
         x = self.flat(images)

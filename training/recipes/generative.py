@@ -20,13 +20,18 @@ importance-sampled log-likelihood bound, and one PNG grid per class. Runs write 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from torch import nn
 
 from training.trainer.config import TrainerConfig
+
+if TYPE_CHECKING:
+    from training.generative.models import VAEBase
+
 
 @dataclass(frozen=True)
 class GenerativeData:
@@ -101,10 +106,15 @@ def load_splits(data: GenerativeData):
         return images.take(~held), images.take(held)
     assert data.path is not None
     if data.source == "idx":
-        kw = {"prefix": data.prefix, "transpose": data.transpose}
-        return gd.load_idx_split(Path(data.path), "train", **kw), gd.load_idx_split(Path(data.path), "t10k", **kw)
+        folder, prefix, transpose = Path(data.path), data.prefix, data.transpose
+        return (
+            gd.load_idx_split(folder, "train", prefix=prefix, transpose=transpose),
+            gd.load_idx_split(folder, "t10k", prefix=prefix, transpose=transpose),
+        )
     prefix = data.prefix or "kmnist"
-    return gd.load_npz_split(Path(data.path), "train", prefix=prefix), gd.load_npz_split(Path(data.path), "test", prefix=prefix)
+    return gd.load_npz_split(Path(data.path), "train", prefix=prefix), gd.load_npz_split(
+        Path(data.path), "test", prefix=prefix
+    )
 
 
 def checked_splits(data: GenerativeData):
@@ -121,7 +131,7 @@ def checked_splits(data: GenerativeData):
     return train, test
 
 
-def build_model(recipe: GenerativeRecipe) -> nn.Module:
+def build_model(recipe: GenerativeRecipe) -> VAEBase:
     from training.generative.models import build_vae
 
     d = recipe.data
@@ -133,7 +143,7 @@ def build_modules(recipe: GenerativeRecipe) -> dict[str, nn.Module]:
     return {"vae": build_model(recipe)}
 
 
-def vae_step(modules: dict[str, nn.Module], batch: dict[str, Any]):
+def vae_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]):
     return modules["vae"](batch["images"], batch["labels"], batch["labelled"])
 
 
@@ -224,7 +234,7 @@ def evaluate_run(recipe: GenerativeRecipe, run_dir: Path | None, out_dir: Path, 
 # ------------------------------------------------------------------------------ loading
 
 
-def load_generative_run(run_dir: Path) -> tuple[GenerativeRecipe, Any, int, dict[str, Any]]:
+def load_generative_run(run_dir: Path) -> tuple[GenerativeRecipe, VAEBase, int, dict[str, Any]]:
     """(recipe, VAE in eval mode, step, run.json or {}) from a run's latest checkpoint."""
     from training.recipes.config import load_recipe
     from training.trainer.checkpoint import latest_checkpoint, load_checkpoint

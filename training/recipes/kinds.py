@@ -95,7 +95,8 @@ def _face_report(r: Mapping[str, Any], out: Path) -> str:
 
 
 def _generative_run(r: Mapping[str, Any]) -> str:
-    return f"requested-class accuracy {r['requested_class_accuracy']:.2%}, FID {r['fid']:.3f}, test ELBO {r['test_elbo']:.2f}"
+    accuracy = r["requested_class_accuracy"]
+    return f"requested-class accuracy {accuracy:.2%}, FID {r['fid']:.3f}, test ELBO {r['test_elbo']:.2f}"
 
 
 def _generative_report(r: Mapping[str, Any], out: Path) -> str:

@@ -11,12 +11,16 @@ from training.generative.data import load_digits_images, split_stratified
 from training.generative.evaluate import generate
 from training.generative.gaussian import kl_to_unit_gaussian, log_normal, log_unit_normal
 from training.generative.metrics import requested_class_accuracy
-from training.generative.models import LabelPriorVAE, M2VAE, build_vae
+from training.generative.models import M2VAE, LabelPriorVAE, build_vae
 
 
 def test_closed_form_kl_to_the_label_prior_matches_monte_carlo() -> None:
     g = torch.Generator().manual_seed(0)
-    mu, logvar, mean = torch.randn(3, 4, generator=g), torch.randn(3, 4, generator=g) * 0.5, torch.randn(3, 4, generator=g)
+    mu, logvar, mean = (
+        torch.randn(3, 4, generator=g),
+        torch.randn(3, 4, generator=g) * 0.5,
+        torch.randn(3, 4, generator=g),
+    )
     z = mu + (0.5 * logvar).exp() * torch.randn(200_000, 3, 4, generator=g)
     mc = (log_normal(z, mu, logvar) - log_unit_normal(z, mean)).mean(0)
     closed = kl_to_unit_gaussian(mu, logvar, mean)

@@ -61,7 +61,9 @@ def test_train_eval_export_through_the_cli(tmp_path: Path, capsys) -> None:
     assert "requested-class accuracy" in capsys.readouterr().out
     run = json.loads((run_dir / "run.json").read_text())
     assert run["kind"] == "generative" and run["step"] == 30
-    losses = [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line]
+    losses = [
+        json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if '"loss"' in line
+    ]
     assert losses[-1] < losses[0]
 
     out = tmp_path / "eval"
@@ -89,7 +91,9 @@ def test_train_eval_export_through_the_cli(tmp_path: Path, capsys) -> None:
 
     _, vae, _, _ = load_generative_run(run_dir)
     noise, label = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32), np.arange(5, dtype=np.int64)
-    got = ort.InferenceSession(str(models / "tiny-generator/1/model.onnx")).run(None, {"noise": noise, "label": label})[0]
+    got = ort.InferenceSession(str(models / "tiny-generator/1/model.onnx")).run(None, {"noise": noise, "label": label})[
+        0
+    ]
     with torch.no_grad():
         ref = vae.decode(torch.from_numpy(noise), torch.from_numpy(label)).numpy()
     assert got.shape == (5, 8, 8)

@@ -14,11 +14,11 @@ from torch import nn
 
 from tests.conftest import REPO
 from tests.training.recipes.test_face_recipe import TINY as FACE_TINY
+from training.generative.models import MODELS as VAE_MODELS
 from training.losses import AAMSoftmax
 from training.methods import AngularPrototypicalLoss, GeneralizedContrastiveLoss, GraphGroupingLoss, MetaTrainingSetLoss
 from training.models import SOUND_ENCODERS, SPEAKER_ENCODERS
 from training.models.iresnet import IResNet
-from training.generative.models import MODELS as VAE_MODELS
 from training.recipes.config import RecipeError
 from training.recipes.face import FaceRecipe
 from training.recipes.kinds import KINDS, check_modules, load_kind_recipe
