@@ -9,7 +9,6 @@ import pytest
 
 from serving.errors import AlreadyExists, InvalidInput, NotFound, Overloaded
 from serving.gallery import EnrollMode, Media
-from serving.gallery import store as st
 from tests.serving.gallery.conftest import MODEL, unit
 
 
@@ -124,14 +123,14 @@ def test_failed_enrollment_leaves_nothing(open_gallery, rng):
     with pytest.raises(Overloaded):  # fails inside the transaction, after reading the old samples
         gallery.enroll("a", unit(rng, 3), model=MODEL, mode=EnrollMode.APPEND, media=[Media(b"second", "wav")])
     with gallery._store.reader() as conn:
-        assert st.enrollment_counts(conn, "a") == {
+        assert conn.enrollment_counts("a") == {
             "identities": 1,
             "templates": 1,
             "samples": 2,
             "media": 1,
             "tracks": 0,
         }
-        assert st.max_sequence(conn) == 1
+        assert conn.max_sequence() == 1
     assert gallery.verify_consistency().ok
 
 
@@ -153,7 +152,7 @@ def test_delete_removes_everything_and_audits(open_gallery, rng, tmp_path):
     gallery.enroll("dave", samples, model=MODEL, media=[Media(secret, "wav")], actor="enroller")
     gallery.enroll("erin", unit(rng, 2), model=MODEL)
     with gallery._store.reader() as conn:
-        row_id = st.find_identity(conn, "dave")[0]
+        row_id = conn.find_identity("dave")[0]
         stored = [
             r[0]
             for r in conn.execute(
