@@ -7,25 +7,20 @@ Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one p
 from __future__ import annotations
 
 import builtins
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from serving.errors import (
-    AlreadyExists,
     InvalidInput,
     NotFound,
-    NotOnThisVersion,
-    Overloaded,
     Unavailable,
 )
-from serving.gallery import previous, validate
+from serving.gallery import previous, validate, writes
 from serving.gallery import store as st
 from serving.gallery.binding import bind, decode_token, encode_token
 from serving.gallery.keeper import IndexKeeper
@@ -42,6 +37,7 @@ from serving.gallery.types import (
     Media,
     ModelBinding,
 )
+from serving.gallery.writes import Shape, Write
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +45,6 @@ _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the ind
 _MAX_PAGE = 10_000
 
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Write(Generic[R]):
-    """What one store transaction did: the caller's result, its change-log sequence number, and the
-    index rows it changed (``upserts`` of (row id, template), ``deletes`` of row ids)."""
-
-    result: R
-    sequence: int
-    upserts: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    deletes: list[int] = field(default_factory=list)
 
 
 class Gallery:
@@ -99,7 +84,7 @@ class Gallery:
         lock = FolderLock.acquire(root)
         store = None
         try:
-            store = st.open_store(root, modality, config)
+            store = st.open_store(root, config)
             binding, store_uuid = bind(store, modality, dim, model)
             keeper = IndexKeeper(root / "index", store, dim, binding, store_uuid, config)
             keeper.load()
@@ -119,6 +104,10 @@ class Gallery:
     @property
     def config(self) -> GalleryConfig:
         return self._config
+
+    @property
+    def _shape(self) -> Shape:
+        return Shape(self.modality, self.dim, self._binding, self._config.max_samples)
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -148,7 +137,7 @@ class Gallery:
         items = validate.media(media, self._config.max_media_bytes)
         meta = validate.metadata(metadata, self._config.max_metadata_bytes)
         return self.commit(
-            lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta, validate.actor(actor))
+            lambda conn: writes.enroll_rows(conn, self._shape, external, unit, mode, items, meta, validate.actor(actor))
         )
 
     def commit(self, change: Callable[[SqlRows], Write[R]], *, while_retired: bool = False) -> R:
@@ -192,62 +181,6 @@ class Gallery:
                 self.root,
             )
 
-    def _enroll_rows(
-        self,
-        conn: SqlRows,
-        external: str,
-        unit: np.ndarray,
-        mode: EnrollMode,
-        items: list[Media],
-        meta: dict[str, str] | None,
-        actor: str,
-    ) -> Write[EnrollResult]:
-        now = st.now()
-        found = conn.find_identity(external)
-        if mode is EnrollMode.CREATE and found:
-            raise AlreadyExists(f"{self.modality} {external!r} is already enrolled; use APPEND or REPLACE")
-        if mode is not EnrollMode.CREATE and not found:
-            raise self._missing(conn, external, f"; {mode.name} needs an existing identity")
-        if mode is EnrollMode.CREATE:
-            conn.forget_kept(external)  # enrolled again under this gallery's model
-            row_id, samples = conn.insert_identity(external, now, meta), unit
-        else:
-            assert found is not None  # checked above
-            row_id = found[0]
-            if mode is EnrollMode.APPEND:
-                samples = np.concatenate([conn.samples(row_id, self.dim), unit])
-                meta = {**json.loads(found[1]), **meta} if meta else None
-            else:
-                conn.clear_enrollment(row_id)
-                samples = unit
-            conn.touch_identity(row_id, now, meta)
-        if len(samples) > self._config.max_samples:
-            raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
-        vector = validate.template(samples)
-        sample_ids = conn.add_samples(row_id, unit, self._binding, now)
-        if len(items) == len(sample_ids):  # one clip or image per sample: each linked to the sample it made
-            for sample_id, item in zip(sample_ids, items):
-                conn.add_media(row_id, [item], now, sample_id)
-        else:
-            conn.add_media(row_id, items, now)
-        conn.put_template(row_id, vector, self._binding, len(samples))
-        sequence = conn.log_change("upsert", row_id, now)
-        conn.audit(
-            now,
-            "enroll",
-            external,
-            actor,
-            {
-                "mode": mode.value,
-                "samples_added": len(unit),
-                "samples": len(samples),
-                "media": len(items),
-                "model": str(self._binding),
-            },
-        )
-        result = EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE)
-        return Write(result, sequence, [(row_id, vector)])
-
     def enroll_many(
         self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "", batch_size: int = 10_000
     ) -> int:
@@ -275,14 +208,7 @@ class Gallery:
         if len(set(names)) != len(names):
             raise InvalidInput("an identity appears twice in one enroll_many batch")
 
-        def create(conn: SqlRows) -> Write[int]:
-            taken = conn.existing(names)
-            if taken:
-                raise AlreadyExists(f"{len(taken)} identities are already enrolled, e.g. {sorted(taken)[0]!r}")
-            sequence, rows = conn.bulk_create(batch, self._binding, st.now(), actor)
-            return Write(len(batch), sequence, [(rows[name], vector) for name, _, vector in batch])
-
-        return self.commit(create)
+        return self.commit(lambda conn: writes.create_rows(conn, batch, self._binding, actor))
 
     def delete(self, identity: str, *, actor: str = "", while_retired: bool = False) -> None:
         """Remove the identity with its template, samples and media from store and index; audited.
@@ -293,24 +219,7 @@ class Gallery:
         external = validate.identity(identity)
 
         def remove(conn: SqlRows) -> Write[None]:
-            found = conn.find_identity(external)
-            if not found:
-                if conn.forget_kept(external):  # only a record that it stayed on an old version
-                    conn.audit(st.now(), "delete", external, validate.actor(actor), {"kept_on_old": True})
-                    return Write(None, conn.max_sequence())
-                raise NotFound(f"{self.modality} {external!r} is not enrolled")
-            counts = conn.enrollment_counts(external)
-            conn.delete_identity(found[0])
-            now = st.now()
-            sequence = conn.log_change("delete", found[0], now)
-            conn.audit(
-                now,
-                "delete",
-                external,
-                validate.actor(actor),
-                {"samples": counts["samples"], "media": counts["media"]},
-            )
-            return Write(None, sequence, deletes=[found[0]])
+            return writes.delete_rows(conn, self.modality, external, validate.actor(actor))
 
         try:
             self.commit(remove, while_retired=while_retired)
@@ -328,7 +237,7 @@ class Gallery:
         with self._reading(), self._store.reader() as conn:
             vector = conn.template(external, self.dim)
             if vector is None:
-                raise self._missing(conn, external)
+                raise writes.missing(conn, self._shape, external)
         return vector
 
     def score(self, identity: str, probe: np.ndarray, *, model: ModelBinding) -> float:
@@ -355,7 +264,7 @@ class Gallery:
         with self._reading(), self._store.reader() as conn:
             found = conn.info(external)
             if found is None:
-                raise self._missing(conn, external)
+                raise writes.missing(conn, self._shape, external)
         return found
 
     def list(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[IdentityInfo], str]:
@@ -437,17 +346,6 @@ class Gallery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _missing(self, conn: SqlRows, external: str, detail: str = "") -> NotFound:
-        """The error for an identity this gallery has no template of: NotOnThisVersion
-        (FAILED_PRECONDITION) when an activation kept it on the previous model version, else NotFound."""
-        old = conn.kept_on_old(external)
-        if old is not None:
-            return NotOnThisVersion(
-                f"{self.modality} {external!r} is enrolled under {old} only, not under {self._binding}: it had no "
-                f"stored media to re-embed when {self._binding} was activated; enroll it again, or roll back to {old}"
-            )
-        return NotFound(f"{self.modality} {external!r} is not enrolled{detail}")
 
     # --- generations (serving.activation) -------------------------------------------------------
 

@@ -23,9 +23,10 @@ import numpy as np
 
 from serving.gallery import store as st
 from serving.gallery import validate
-from serving.gallery.gallery import Gallery, Write
+from serving.gallery.gallery import Gallery
 from serving.gallery.rows import SqlRows
 from serving.gallery.types import Media, ModelBinding
+from serving.gallery.writes import Write
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
-from serving.errors import InvalidInput
+from serving.errors import InvalidInput, Unavailable
 from serving.gallery.rows import SqlRows, now
 from serving.gallery.types import GalleryConfig
 
@@ -59,23 +59,29 @@ class GalleryStore(Protocol):
         """Close every connection (callers must have stopped using them); idempotent."""
 
 
-def open_store(root: Path, modality: str, config: GalleryConfig) -> GalleryStore:
+def open_store(root: Path, config: GalleryConfig) -> GalleryStore:
     """The configured backend's store for the gallery in folder ``root``."""
     if config.backend == "postgres":
-        from serving.gallery.postgres_store import PostgresStore  # psycopg only where it is used
+        try:
+            from serving.gallery.postgres_store import PostgresStore  # psycopg only where it is used
+        except ImportError as exc:
+            raise Unavailable(
+                f'[gallery] backend = "postgres" needs psycopg ({exc}): install toitsu[postgres]'
+            ) from None
 
-        return PostgresStore.open(config.dsn, schema_name(root, modality))
+        return PostgresStore.open(config.dsn, schema_name(root))
     from serving.gallery.sqlite_store import SqliteStore
 
     return SqliteStore.open(root / "store.sqlite3")
 
 
-def schema_name(root: Path, modality: str) -> str:
-    """The PostgreSQL schema of the gallery in ``root``: from the modality and the generation folder
-    (``gen-0002``), never from the absolute path, so that gateways with different data folders
-    share it."""
-    generation = Path(root).name
-    name = f"toitsu_{modality}" + (f"_{generation}" if re.fullmatch(r"gen-\d+", generation) else "")
+def schema_name(root: Path) -> str:
+    """The PostgreSQL schema of the gallery in folder ``root``: from its name (the modality's
+    folder, ``var/galleries/speaker``) and that of its generation (``speaker/gen-0002``), never from
+    the absolute path, so that gateways with different data folders share it."""
+    root = Path(root)
+    generation = re.fullmatch(r"gen-\d+", root.name)
+    name = f"toitsu_{root.parent.name}_{root.name}" if generation else f"toitsu_{root.name}"
     name = re.sub(r"[^a-z0-9_]", "_", name.lower())
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
         raise InvalidInput(f"cannot name a PostgreSQL schema after gallery {root} ({name!r})")

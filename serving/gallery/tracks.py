@@ -19,9 +19,10 @@ import numpy as np
 from serving.errors import Overloaded
 from serving.gallery import store as st
 from serving.gallery import validate
-from serving.gallery.gallery import Gallery, Write
+from serving.gallery.gallery import Gallery
 from serving.gallery.rows import SqlRows
 from serving.gallery.types import Media, ModelBinding, TrackEnrollResult
+from serving.gallery.writes import Write
 
 
 class TrackLedger:
