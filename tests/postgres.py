@@ -70,7 +70,7 @@ def _as_user() -> dict[str, Any]:
     return {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -94,7 +94,7 @@ def running_server() -> Iterator[PgServer]:
             capture_output=True,
             **as_user,
         )
-        port = _free_port()
+        port = free_port()
         log = open(folder / "server.log", "wb")  # noqa: SIM115 (the server writes it until the end)
         settings = ["-c", "listen_addresses=127.0.0.1", "-k", str(sockets), "-c", "max_connections=200"]
         process = subprocess.Popen(

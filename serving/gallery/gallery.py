@@ -23,6 +23,7 @@ from serving.errors import (
 from serving.gallery import previous, validate, writes
 from serving.gallery import store as st
 from serving.gallery.binding import bind, decode_token, encode_token
+from serving.gallery.follow import Follower
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
 from serving.gallery.rows import SqlRows
@@ -65,6 +66,10 @@ class Gallery:
         self._binding, self._store, self._keeper, self._lock, self._config = binding, store, keeper, lock, config
         self._closed = False
         self._retired: str | None = None  # set: this gallery is no longer the active one; writes say why
+        self._follower: Follower | None = None
+        if store.backend == "postgres":  # other gateways may write it too
+            self._follower = Follower(keeper, config.follow_interval_ms / 1000, str(root))
+            self._follower.start()
 
     @classmethod
     def open(
@@ -156,9 +161,14 @@ class Gallery:
                 raise Unavailable(self._retired)
             with self._store.transaction() as conn:
                 done = change(conn)
-            ids = np.array([row for row, _ in done.upserts], np.int64)
-            vectors = np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
-            self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
+            if self._follower is not None:  # a shared store: other replicas' changes may come first
+                self._keeper.catch_up()
+            else:
+                ids = np.array([row for row, _ in done.upserts], np.int64)
+                vectors = (
+                    np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
+                )
+                self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
         if done.deletes:
             self._scrub()
         self._keeper.after_write(deleted=bool(done.deletes))
@@ -329,6 +339,8 @@ class Gallery:
         """Finish background work, snapshot, close the store and release the folder; idempotent."""
         if self._closed:
             return
+        if self._follower is not None:
+            self._follower.stop()
         self._keeper.stop()
         with self._keeper.exclusive():  # wait for in-flight reads and writes
             if self._closed:

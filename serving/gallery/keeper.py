@@ -159,6 +159,19 @@ class IndexKeeper:
             self._stale = True
         self._since_snapshot += changes
 
+    def catch_up(self) -> int:
+        """Apply the changes committed to the store after the last one applied, whoever wrote them
+        (a store shared by replicas, serving.gallery.follow); caller holds ``writing()``. Returns
+        how many identities changed."""
+        with self._store.read_snapshot() as conn:
+            sequence = conn.max_sequence()
+            if sequence <= self._sequence:
+                return 0
+            changed = conn.changed_since(self._sequence)
+            present, vectors = conn.templates_for(changed, self._dim)
+        self.apply(sequence, present, vectors, np.setdiff1d(np.asarray(changed, np.int64), present))
+        return len(changed)
+
     def after_write(self, deleted: bool = False) -> None:
         """Schedule maintenance that the last write calls for (call without holding ``writing()``)."""
         tasks = set()

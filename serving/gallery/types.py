@@ -139,6 +139,8 @@ class GalleryConfig:
     # per gallery in the database ``dsn`` names, a libpq connection string or URI; gateways may share it).
     backend: str = "sqlite"
     dsn: str = ""
+    # postgres: how often this gateway reads the change log for other gateways' writes (serving.gallery.follow)
+    follow_interval_ms: int = 200
 
     def __post_init__(self) -> None:
         positive = (
@@ -154,6 +156,7 @@ class GalleryConfig:
             "max_samples",
             "max_media_bytes",
             "max_metadata_bytes",
+            "follow_interval_ms",
         )
         for name in positive:
             if getattr(self, name) < 1:
