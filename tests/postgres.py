@@ -95,11 +95,10 @@ def running_server() -> Iterator[PgServer]:
             **as_user,
         )
         port = free_port()
-        log = open(folder / "server.log", "wb")  # noqa: SIM115 (the server writes it until the end)
         settings = ["-c", "listen_addresses=127.0.0.1", "-k", str(sockets), "-c", "max_connections=200"]
-        process = subprocess.Popen(
-            [BIN / "postgres", "-D", data, "-p", str(port), *settings], stdout=log, stderr=log, **as_user
-        )
+        argv = [BIN / "postgres", "-D", data, "-p", str(port), *settings]
+        with open(folder / "server.log", "wb") as log:  # the server keeps its own copy of the descriptor
+            process = subprocess.Popen(argv, stdout=log, stderr=log, **as_user)
         server = PgServer(folder, port, process)
         _wait_ready(server)
         yield server

@@ -7,6 +7,7 @@ Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one p
 from __future__ import annotations
 
 import builtins
+import functools
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -162,7 +163,7 @@ class Gallery:
             with self._store.transaction() as conn:
                 done = change(conn)
             if self._follower is not None:  # a shared store: other replicas' changes may come first
-                self._keeper.catch_up()
+                self._catch_up()
             else:
                 ids = np.array([row for row, _ in done.upserts], np.int64)
                 vectors = (
@@ -173,6 +174,16 @@ class Gallery:
             self._scrub()
         self._keeper.after_write(deleted=bool(done.deletes))
         return done.result
+
+    def _catch_up(self) -> None:
+        """Index the log up to this commit; a failed read does not fail the committed write (the
+        follower applies it at its next poll)."""
+        try:
+            self._keeper.catch_up()
+        except Exception as exc:
+            log.warning(
+                "gallery %s: reading the change log after a commit failed (%s); the next poll retries", self.root, exc
+            )
 
     def _scrub(self) -> None:
         """After a commit that deleted identities: no file keeps their templates or media (issue 16).
@@ -202,23 +213,10 @@ class Gallery:
         validate.binding(self._binding, model, self.modality)
         if batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
-        total, batch = 0, []
-        for identity, embeddings in items:
-            unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
-            batch.append((validate.identity(identity), unit, validate.template(unit)))
-            if len(batch) == batch_size:
-                total += self._enroll_batch(batch, validate.actor(actor))
-                batch = []
-        if batch:
-            total += self._enroll_batch(batch, validate.actor(actor))
+        who, total = validate.actor(actor), 0
+        for batch in writes.batches(items, self.dim, self._config.max_samples, batch_size):
+            total += self.commit(functools.partial(writes.create_rows, batch=batch, binding=self._binding, actor=who))
         return total
-
-    def _enroll_batch(self, batch: list[tuple[str, np.ndarray, np.ndarray]], actor: str) -> int:
-        names = [b[0] for b in batch]
-        if len(set(names)) != len(names):
-            raise InvalidInput("an identity appears twice in one enroll_many batch")
-
-        return self.commit(lambda conn: writes.create_rows(conn, batch, self._binding, actor))
 
     def delete(self, identity: str, *, actor: str = "", while_retired: bool = False) -> None:
         """Remove the identity with its template, samples and media from store and index; audited.

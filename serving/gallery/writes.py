@@ -5,13 +5,13 @@ CREATE and a delete do to the tables, and the index changes they hand back (:cla
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 import numpy as np
 
-from serving.errors import AlreadyExists, NotFound, NotOnThisVersion, Overloaded
+from serving.errors import AlreadyExists, InvalidInput, NotFound, NotOnThisVersion, Overloaded
 from serving.gallery import validate
 from serving.gallery.rows import SqlRows, now
 from serving.gallery.types import EnrollMode, EnrollResult, Media, ModelBinding
@@ -91,6 +91,28 @@ def enroll_rows(
     conn.audit(at, "enroll", external, actor, detail)
     result = EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE)
     return Write(result, sequence, [(row_id, vector)])
+
+
+def batches(
+    items: Iterable[tuple[str, np.ndarray]], dim: int, max_samples: int, size: int
+) -> Iterator[list[tuple[str, np.ndarray, np.ndarray]]]:
+    """:meth:`Gallery.enroll_many`'s input checked and cut into batches of (identity, unit samples,
+    template); InvalidInput when an identity appears twice in one batch."""
+    batch: list[tuple[str, np.ndarray, np.ndarray]] = []
+    for identity, embeddings in items:
+        unit = validate.embeddings(embeddings, dim, max_samples)
+        batch.append((validate.identity(identity), unit, validate.template(unit)))
+        if len(batch) == size:
+            yield _distinct(batch)
+            batch = []
+    if batch:
+        yield _distinct(batch)
+
+
+def _distinct(batch: list[tuple[str, np.ndarray, np.ndarray]]) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    if len({name for name, _, _ in batch}) != len(batch):
+        raise InvalidInput("an identity appears twice in one enroll_many batch")
+    return batch
 
 
 def create_rows(
