@@ -143,3 +143,32 @@ class Voices:
 @pytest.fixture(scope="session")
 def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
     return Voices(tmp_path_factory.mktemp("voices"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (tests/postgres.py). Missing binaries skip, except under
+    CI (which installs them): there they fail."""
+    from tests import postgres
+
+    why = postgres.missing_binaries()
+    if why:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{why}; CI installs it (scripts/debian-packages.sh)")
+        pytest.skip(why)
+    with postgres.running_server() as server:
+        yield server
+
+
+_databases = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """The DSN of a fresh, empty database on the session's server, dropped after the test."""
+    from tests import postgres
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    dsn = postgres.create_database(postgres_server, name)
+    yield dsn
+    postgres.drop_database(postgres_server, name)

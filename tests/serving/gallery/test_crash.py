@@ -4,8 +4,9 @@ with the store."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,19 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from serving.gallery import Gallery, GalleryConfig
+from serving.gallery.store import open_store
 from tests.serving.gallery.conftest import DIM, MODEL
 
 REPO = Path(__file__).resolve().parents[3]
 CHILD = textwrap.dedent(f"""
+    import json
     import sys
     from pathlib import Path
     import numpy as np
     from serving.gallery import EnrollMode, Gallery, GalleryConfig, Media, ModelBinding
 
-    root, start = Path(sys.argv[1]), int(sys.argv[2])
+    root, start, store = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
     model = ModelBinding({MODEL.name!r}, {MODEL.version})
     gallery = Gallery.open(root, modality="speaker", dim={DIM}, model=model,
-                           config=GalleryConfig(snapshot_every=40, snapshot_fraction=0.0))
+                           config=GalleryConfig(snapshot_every=40, snapshot_fraction=0.0, **store))
     rng = np.random.default_rng(start)
     live = [info.identity for info in gallery.list(page_size=10_000)[0]]
     print("ready", flush=True)
@@ -52,7 +55,7 @@ CHILD = textwrap.dedent(f"""
 Event = tuple[str, str, str]
 
 
-def _run_until_killed(root: Path, start: int, acks: int) -> tuple[list[Event], list[Event]]:
+def _run_until_killed(root: Path, start: int, acks: int, store: dict[str, str]) -> tuple[list[Event], list[Event]]:
     """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it.
 
     Returns (the log read before the kill, the log the child wrote after that but before it
@@ -60,7 +63,7 @@ def _run_until_killed(root: Path, start: int, acks: int) -> tuple[list[Event], l
     change it made then (a delete of an id acknowledged earlier, say) may have committed.
     """
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(start)],
+        [sys.executable, "-c", CHILD, str(root), str(start), json.dumps(store)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -101,9 +104,10 @@ def _expected(runs: list[tuple[list[Event], list[Event]]]) -> tuple[set[str], se
     return present, deleted, in_flight
 
 
-def _check_store(path: Path) -> set[str]:
+def _check_store(root: Path, config: GalleryConfig) -> set[str]:
     """No half-written identity: each has one template averaging all its samples, and media; no orphans."""
-    with sqlite3.connect(path) as conn:
+    store = open_store(root, config)
+    with contextlib.closing(store), store.reader() as conn:
         names = {}
         for row_id, name, n, blob in conn.execute(
             "SELECT i.id, i.external_id, t.num_samples, t.vector "
@@ -127,19 +131,20 @@ def _check_store(path: Path) -> set[str]:
     return set(names.values())
 
 
-def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, store_config):
     root = tmp_path / "g"
     runs = [
-        _run_until_killed(root, 0, acks=150),
-        _run_until_killed(root, 10_000, acks=80),
+        _run_until_killed(root, 0, acks=150, store=store_config),
+        _run_until_killed(root, 10_000, acks=80, store=store_config),
     ]  # the second run recovers from the first crash
     present, deleted, in_flight = _expected(runs)
     assert len(present) > 100 and deleted
 
-    stored = _check_store(root / "store.sqlite3")
+    config = GalleryConfig(background=False, **store_config)
+    stored = _check_store(root, config)
     assert present - in_flight <= stored  # an unacknowledged change may or may not have committed
     assert not (deleted - in_flight) & stored
-    gallery = Gallery.open(root, modality="speaker", dim=DIM, model=MODEL, config=GalleryConfig(background=False))
+    gallery = Gallery.open(root, modality="speaker", dim=DIM, model=MODEL, config=config)
     try:
         report = gallery.verify_consistency()
         assert report.ok, report
