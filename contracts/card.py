@@ -36,6 +36,7 @@ from contracts.card_sections import (
     LandmarksSpec,
     Parity,
     Provenance,
+    Robustness,
     ServingHints,
     ShapeRanges,
     Strict,
@@ -121,6 +122,7 @@ class EmbeddingCard(CardBase):
 class SpeakerCard(EmbeddingCard):
     modality: Literal["speaker"] = "speaker"
     audio: AudioSpec
+    robustness: Robustness | None = None  # opt-in at export (export/redteam_run.py); older cards have none
 
 
 class SoundCard(EmbeddingCard):

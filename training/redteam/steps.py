@@ -54,5 +54,28 @@ def pick_steps(
         return (-len(wins), mean_evals)
 
     pgd_m = min(multipliers, key=lambda m: rank(lambda o: pgd(o, eps, m * eps / budget)))
-    adam_m = min(multipliers, key=lambda m: rank(lambda o: adam(o, eps, m * eps / 10)))
-    return StepSizes(pgd=pgd_m * eps / budget, adam_lr=adam_m * eps / 10)
+    return StepSizes(
+        pgd=pgd_m * eps / budget, adam_lr=pick_adam_lr(encoder, dev, tau, kappa, eps, budget, multipliers, evade)
+    )
+
+
+def pick_adam_lr(
+    encoder: Encoder,
+    dev: Sequence[Trial],
+    tau: float,
+    kappa: float,
+    eps: float,
+    budget: int,
+    multipliers: Sequence[float] = (0.5, 1.0, 2.5, 5.0, 10.0),
+    evade: bool = False,
+) -> float:
+    """Adam's learning rate alone (a multiple of ε/10), by the same dev-only ranking as ``pick_steps``
+    (PGD keeps METHODS §3's fixed 2.5ε/T where that is what is reported)."""
+
+    def rank(m: float) -> tuple[float, float]:
+        results = [adam(Oracle(encoder, t, tau, kappa, budget, evade), eps, m * eps / 10) for t in dev]
+        wins = [r for r in results if r.success]
+        mean_evals = sum(r.first_success or budget for r in wins) / len(wins) if wins else float(budget)
+        return (-len(wins), mean_evals)
+
+    return min(multipliers, key=rank) * eps / 10
