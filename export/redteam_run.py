@@ -13,12 +13,17 @@ import math
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from torch import nn
 from tqdm import tqdm
 
-from contracts.card_sections import Robustness, RobustnessPoint
-from export.redteam_ranges import ATTACKS, KAPPA, check_attacks, check_ranges
+from contracts.card import AnyCard
+from contracts.card_sections import Calibration, Robustness, RobustnessPoint
+from contracts.trials import DevTrials
+from export.pipeline import Calibrate
+from export.redteam_ranges import ATTACKS, DEFAULT_FAR, KAPPA, check_attacks, check_ranges
 from training.redteam import baselines, quasi_newton
 from training.redteam.oracle import AttackResult, Encoder, Oracle, Trial
 from training.redteam.steps import pick_adam_lr
@@ -134,3 +139,28 @@ def robustness_summary(encoder: Encoder, trials: Sequence[Trial], tau: float, fa
         built=f"{len(trials)} non-target trials of {dev_name} (seed {SUMMARY_SEED}, probes cut to "
         f"{SUMMARY_SECONDS:g} s), white-box on the torch twin, front end included, VAD left out",
     )
+
+
+def with_robustness(calibrate: Calibrate, module: nn.Module, dev: DevTrials) -> Calibrate:
+    """The calibration hook, then the red team's summary on the card (opt-in at export: a few CPU
+    minutes for CAM++, so ``make models`` leaves it out). τ is the fresh calibration's threshold at
+    the gateway's default FAR; the trials are a fixed set of ``SUMMARY_TRIALS`` non-target pairs."""
+    from contracts.card import SpeakerCard
+    from export.redteam import impostor_trials, module_encoder
+
+    def run(staged: Path, card: AnyCard) -> Calibration:
+        calibration = calibrate(staged, card)
+        if isinstance(card, SpeakerCard):
+            module.eval()
+            for p in module.parameters():
+                p.requires_grad_(False)
+            encoder = module_encoder(module)
+            trials = impostor_trials(encoder, dev, SUMMARY_TRIALS, SUMMARY_SEED, SUMMARY_SECONDS)
+            tau = calibration.threshold_for(DEFAULT_FAR)
+            print(f"{card.name}: red team (L-BFGS-B, {len(trials)} trials, 50 evaluations, ε 0.001 / 0.002)")
+            card.robustness = robustness_summary(encoder, trials, tau, DEFAULT_FAR, dev.name)
+            for point in card.robustness.points:
+                print(f"  ε {point.eps:g}: success {point.successes}/{point.trials}")
+        return calibration
+
+    return run
