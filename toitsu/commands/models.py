@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -219,15 +220,16 @@ def list_models(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             extra = f"  EER {r['eer']:.2%}" if r["eer"] is not None else ""
-            if r["robustness"]:
+            robustness: dict[str, Any] | None = r["robustness"]  # type: ignore[assignment]
+            if robustness:
                 extra += "  attack@50 " + " ".join(
-                    f"ε{p['eps']:g}:{p['success_rate']:.0%}/{p['trials']}" for p in r["robustness"]["points"]
+                    f"ε{p['eps']:g}:{p['success_rate']:.0%}/{p['trials']}" for p in robustness["points"]
                 )
             print(f"{r['name']:<24} v{r['version']:<3} {r['modality']:<8} {r['license']:<12}{extra}")
     return 0
 
 
-def _robustness(card) -> dict | None:
+def _robustness(card: object) -> dict[str, Any] | None:
     """The card's red-team summary as JSON (speaker cards exported with ``--robustness``), else None."""
     section = getattr(card, "robustness", None)
     return section.model_dump(mode="json") if section is not None else None
