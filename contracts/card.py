@@ -38,6 +38,7 @@ from contracts.card_sections import (
     LandmarksSpec,
     Parity,
     Provenance,
+    Robustness,
     ServingHints,
     ShapeRanges,
     Strict,
@@ -123,6 +124,7 @@ class EmbeddingCard(CardBase):
 class SpeakerCard(EmbeddingCard):
     modality: Literal["speaker"] = "speaker"
     audio: AudioSpec
+    robustness: Robustness | None = None  # opt-in at export (export/redteam_run.py); older cards have none
 
 
 class SoundCard(EmbeddingCard):

@@ -263,6 +263,30 @@ class Cohort(Strict):
     built: str = ""  # how: corpus, speaker indices, pipeline
 
 
+class RobustnessPoint(Strict):
+    """Attack success at one (ε, budget) on the summary's trials."""
+
+    eps: float = Field(gt=0.0)
+    budget: int = Field(ge=1)
+    trials: int = Field(ge=1)
+    successes: int = Field(ge=0)
+    success_rate: float = Field(ge=0.0, le=1.0)
+    median_snr_db: float | None = None  # of the successful perturbations
+
+
+class Robustness(Strict):
+    """The red team's summary (METHODS §3, ``toitsu redteam speaker``): white-box impersonation
+    success against the cosine threshold at ``far``; absent in versions exported without it."""
+
+    attack: Literal["lbfgsb", "tanh_lbfgs", "objective_b", "fgsm", "pgd", "adam"] = "lbfgsb"
+    threshold: float
+    far: float = Field(gt=0.0, lt=1.0)
+    kappa: float = Field(ge=0.0)
+    dev_trials: str
+    points: list[RobustnessPoint] = Field(min_length=1)
+    built: str = ""
+
+
 def tensor(name: str, dtype: DType, shape: list[int], role: str) -> TensorSpec:
     """Shorthand for one entry of a card's ``inputs`` / ``outputs``."""
     return TensorSpec(name=name, dtype=dtype, shape=shape, role=role)

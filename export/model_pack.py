@@ -72,17 +72,19 @@ def build_default_pack(
     *,
     force: bool = False,
     parts: Sequence[str] = PARTS,
+    robustness: bool = False,
 ) -> list[Path]:
     """Build what is missing of ``parts`` (everything with ``force``); returns the published version
     folders. The face part needs ``face_embedder_factory`` and ``landmark_predictor`` (it is
-    skipped without them)."""
+    skipped without them). ``robustness`` adds the red team's summary to the speaker cards (a few
+    CPU minutes per model: off by default, ``toitsu models build-defaults --robustness``)."""
     unknown = sorted(set(parts) - set(PARTS))
     if unknown:
         raise ValueError(f"unknown model pack part(s) {', '.join(unknown)} (known: {', '.join(PARTS)})")
     models_dir.mkdir(parents=True, exist_ok=True)
     published = []
     if "speaker" in parts:
-        published += _build_speaker_part(models_dir, work_dir, embedder_factory, force=force)
+        published += _build_speaker_part(models_dir, work_dir, embedder_factory, force=force, robustness=robustness)
     if "face" in parts and face_embedder_factory is not None and landmark_predictor is not None:
         published += _build_faces(models_dir, work_dir, face_embedder_factory, landmark_predictor, force=force)
     if "sound" in parts and (force or not versions(models_dir, SOUND_NAME)):
@@ -95,7 +97,7 @@ def build_default_pack(
 
 
 def _build_speaker_part(
-    models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *, force: bool
+    models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *, force: bool, robustness: bool = False
 ) -> list[Path]:
     """The VAD, then the speaker model (calibrated through the VAD, as served)."""
     published = []
@@ -105,7 +107,7 @@ def _build_speaker_part(
     for name in (resemblyzer_ge2e.NAME, campplus.NAME):
         if force or not versions(models_dir, name):
             dev, dev_dir = dev_trials(work_dir)
-            published.append(_build_speaker(models_dir, name, dev, dev_dir, embedder_factory, vad_dir))
+            published.append(_build_speaker(models_dir, name, dev, dev_dir, embedder_factory, vad_dir, robustness))
     return published
 
 
@@ -129,10 +131,17 @@ def _stage_campplus(staged: Path, version: int, speech: list[np.ndarray], names:
 
 
 _SPEAKER_STAGES = {resemblyzer_ge2e.NAME: _stage_resemblyzer, campplus.NAME: _stage_campplus}
+_SPEAKER_TWINS = {resemblyzer_ge2e.NAME: resemblyzer_ge2e.load_pretrained, campplus.NAME: campplus.load_pretrained}
 
 
 def _build_speaker(
-    models_dir: Path, name: str, dev: DevTrials, dev_dir: Path, embedder_factory: EmbedderFactory, vad_dir: Path
+    models_dir: Path,
+    name: str,
+    dev: DevTrials,
+    dev_dir: Path,
+    embedder_factory: EmbedderFactory,
+    vad_dir: Path,
+    robustness: bool = False,
 ) -> Path:
     """Export ``name`` with parity on real and generated speech, then calibrate it through the VAD."""
     version = 1
@@ -144,9 +153,12 @@ def _build_speaker(
         speech = [x for x, _ in real.values()] + generated
         return _SPEAKER_STAGES[name](staged, version, speech, [*real, f"{len(generated)} clips of {dev.name}"])
 
-    published = export_version(
-        models_dir, name, version, stage, speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir), replace=True
-    )
+    calibrate = speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir)
+    if robustness:
+        from export.redteam_run import with_robustness
+
+        calibrate = with_robustness(calibrate, _SPEAKER_TWINS[name](), dev)
+    published = export_version(models_dir, name, version, stage, calibrate, replace=True)
     print(f"{name}: built in {time.perf_counter() - started:.0f} s")
     return published
 

@@ -24,6 +24,7 @@ class Embedders:
 
     audio: EmbedderFactory
     face: FaceEmbedderFactory
+    robustness: bool = False  # speaker runs: the red team's summary in the card (`toitsu export --robustness`)
 
 
 def export_speaker(
@@ -31,7 +32,7 @@ def export_speaker(
 ) -> Path:
     from export.trained_speaker import export_run
 
-    return export_run(run_dir, models_dir, work_dir, embedders.audio, name=name)
+    return export_run(run_dir, models_dir, work_dir, embedders.audio, name=name, robustness=embedders.robustness)
 
 
 def export_sound(

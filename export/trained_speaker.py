@@ -109,10 +109,18 @@ def build_card(
 
 
 def export_run(
-    run_dir: Path, models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory, *, name: str | None = None
+    run_dir: Path,
+    models_dir: Path,
+    work_dir: Path,
+    embedder_factory: EmbedderFactory,
+    *,
+    name: str | None = None,
+    robustness: bool = False,
 ) -> Path:
     """Export a speaker run's encoder as the next version of ``name``, calibrated through the
-    gateway's audio pipeline (with the repository's VAD); returns its folder."""
+    gateway's audio pipeline (with the repository's VAD); returns its folder. The red team's summary
+    goes in the card with ``robustness`` or the recipe's ``export_robustness: true`` (the way a
+    ModelService export asks for it)."""
     from training.recipes.speaker import load_trained_encoder
 
     trained = load_trained_encoder(run_dir)
@@ -140,4 +148,9 @@ def export_run(
             [*real, f"6 clips of {dev.name}"],
         )
 
-    return export_version(models_dir, name, version, stage, speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir))
+    calibrate = speaker_calibrator(embedder_factory, dev, dev_dir, vad_dir)
+    if robustness or trained.export_robustness:
+        from export.redteam_run import with_robustness
+
+        calibrate = with_robustness(calibrate, NormalizedEncoder(trained.encoder), dev)
+    return export_version(models_dir, name, version, stage, calibrate)

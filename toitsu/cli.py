@@ -10,13 +10,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from toitsu.commands import audit, data, face, gallery, health, models, serve, sound, speaker, tokens, train
+from toitsu.commands import audit, data, face, gallery, health, models, redteam, serve, sound, speaker, tokens, train
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="toitsu", description="Speaker, face and sound embeddings over gRPC.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serve, health, speaker, sound, face, models, gallery, train, data, tokens, audit):
+    for module in (serve, health, speaker, sound, face, models, gallery, train, data, tokens, audit, redteam):
         module.register(commands)
     return parser
 

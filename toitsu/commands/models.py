@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -36,6 +37,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--log", type=Path, default=None, help="the background build's output (default: WORK/logs/build-PART.log)"
+    )
+    p.add_argument(
+        "--robustness",
+        action="store_true",
+        help="add the red team's summary (L-BFGS-B success at ε 0.001 / 0.002, 50 evaluations) to the "
+        "speaker cards: a few CPU minutes per model, so off by default",
     )
     p.add_argument("--held-lock", action="append", default=[], help=argparse.SUPPRESS)  # PART=FD, from --background
     p.set_defaults(run=build_defaults)
@@ -101,6 +108,7 @@ def _build_part(args: argparse.Namespace, part: str, held_fd: int | None) -> Non
             landmark_predictor,
             force=args.force,
             parts=[part],
+            robustness=getattr(args, "robustness", False),
         )
     except KeyboardInterrupt:
         if lock is not None:
@@ -151,6 +159,7 @@ def _start_background(args: argparse.Namespace, parts: list[str]) -> None:
         "--log",
         str(log),
         *(["--force"] if args.force else []),
+        *(["--robustness"] if getattr(args, "robustness", False) else []),
         *(f"--part={part}" for part in locks),
         *(f"--held-lock={part}={lock.fd}" for part, lock in locks.items()),
     ]
@@ -203,6 +212,7 @@ def list_models(args: argparse.Namespace) -> int:
                     "license": card.license,
                     "eer": cal.eer if cal else None,
                     "thresholds": {f"{t.far:g}": t.threshold for t in cal.thresholds} if cal else {},
+                    "robustness": _robustness(card),
                 }
             )
     if args.json:
@@ -210,5 +220,16 @@ def list_models(args: argparse.Namespace) -> int:
     else:
         for r in rows:
             extra = f"  EER {r['eer']:.2%}" if r["eer"] is not None else ""
+            robustness: dict[str, Any] | None = r["robustness"]  # type: ignore[assignment]
+            if robustness:
+                extra += "  attack@50 " + " ".join(
+                    f"ε{p['eps']:g}:{p['success_rate']:.0%}/{p['trials']}" for p in robustness["points"]
+                )
             print(f"{r['name']:<24} v{r['version']:<3} {r['modality']:<8} {r['license']:<12}{extra}")
     return 0
+
+
+def _robustness(card: object) -> dict[str, Any] | None:
+    """The card's red-team summary as JSON (speaker cards exported with ``--robustness``), else None."""
+    section = getattr(card, "robustness", None)
+    return section.model_dump(mode="json") if section is not None else None

@@ -53,6 +53,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="tensorrt also builds a model.plan where TensorRT is importable",
     )
     p.add_argument(
+        "--robustness",
+        action="store_true",
+        help="speaker runs: add the red team's summary to the card (a few CPU minutes; "
+        "or export_robustness: true in the recipe)",
+    )
+    p.add_argument(
         "--result", type=Path, help="also write {name, version, folder} of the published version here (JSON)"
     )
     p.set_defaults(run=export)
@@ -119,7 +125,7 @@ def export(args: argparse.Namespace) -> int:
             args.run_dir,
             args.models,
             args.work,
-            Embedders(audio=file_embedder, face=face_file_embedder),
+            Embedders(audio=file_embedder, face=face_file_embedder, robustness=getattr(args, "robustness", False)),
             name=args.name,
         )
     except ParityError as exc:  # nothing was published; ModelService reports FAILED_PRECONDITION

@@ -83,6 +83,7 @@ class SpeakerRecipe:
     sampler: SamplerSection = field(default_factory=SamplerSection)
     augment: dict[str, Any] | None = None  # Augmenter fields; null = no augmentation
     export_name: str = "toitsu-speaker"
+    export_robustness: bool = False  # export adds the red team's summary to the card (a few CPU minutes)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,7 @@ class TrainedEncoder:
     step: int
     export_name: str
     provenance: dict[str, Any]
+    export_robustness: bool = False
 
 
 def manifest_records(data: DataSection) -> tuple[list[ManifestRecord], Path]:
@@ -163,4 +165,5 @@ def load_trained_encoder(run_dir: Path) -> TrainedEncoder:
         int(state["step"]),
         recipe.export_name,
         provenance,
+        recipe.export_robustness,
     )
