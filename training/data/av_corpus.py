@@ -183,11 +183,11 @@ def build_av_corpus(
         "builder_version": _BUILD_VERSION,
     }
     manifest = root / "manifest.jsonl"
+    split = _split_of(identities, split_fractions, seed)
     if _start(root, args):
         return manifest
     specs = enumerate_speakers(identities, seed)
     check_voices(specs)
-    split = _split_of(identities, split_fractions, seed)
     rng = np.random.default_rng(np.random.SeedSequence([seed, 0xA8]))
     order = rng.permutation(identities * videos_per_identity)  # video ids that say nothing of who
     picks = rng.integers(len(effects), size=identities * videos_per_identity)

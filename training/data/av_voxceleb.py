@@ -11,6 +11,8 @@ The manifest written has the same shape as the generated corpus's (``training.da
 one line per clip, ``identity`` null, extras ``video``, ``clip`` (``<video>/<nnnnn>``) and
 ``frames`` (relative to the manifest's folder). The speaker ids go only to the oracle file next
 to it (``<manifest stem>.oracle.json``, clip → speaker), for the oracle baseline and evaluation.
+The paths of the distributed layout do contain speaker ids; the sampler reads only ``video`` and
+the teacher, never a path's folders.
 """
 
 from __future__ import annotations
