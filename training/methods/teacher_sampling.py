@@ -142,3 +142,24 @@ class TeacherRegressionLoss(nn.Module):
         with torch.no_grad():
             mean_cos = float(cos.mean())
         return LossOutput(loss=(1.0 - cos).mean(), metrics={"cosine": mean_cos})
+
+
+def write_teacher_file(records: Sequence, manifest: Path, out: Path, embed: FaceEmbedder) -> Path:
+    """Embed every clip of ``records`` (``clip``/``frames`` extras) and save ``out`` (.npz: clips, embeddings)."""
+    from training.data.av_corpus import clip_frames
+
+    embeddings = teacher_embeddings([clip_frames(r, manifest) for r in records], embed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(out, clips=np.array([str(r.extra["clip"]) for r in records]), embeddings=embeddings)
+    return out
+
+
+def load_teacher_file(path: Path, records: Sequence) -> np.ndarray:
+    """The rows of a ``write_teacher_file`` output for ``records``, in their order [C, D]."""
+    with np.load(path) as data:
+        row = {str(c): k for k, c in enumerate(data["clips"].tolist())}
+        embeddings = data["embeddings"]
+    missing = [str(r.extra["clip"]) for r in records if str(r.extra["clip"]) not in row]
+    if missing:
+        raise ValueError(f"{path} has no teacher embedding for {len(missing)} clips, first {missing[0]}")
+    return embeddings[[row[str(r.extra["clip"])] for r in records]].astype(np.float32)
