@@ -101,7 +101,10 @@ class TeacherBatches(_StepBatches):
         anchors = screen_anchors(rng, self.sims, self.eligible, self.classes_per_batch, self.tau_neg)
         if anchors.size < 2:
             raise ValueError("anchor screening found fewer than 2 anchors below tau_neg")
-        picks = [self.neighbours[a][_distinct(rng, self.neighbours[a].size, self.per_class - 1, "neighbours")] for a in anchors.tolist()]
+        picks = [
+            self.neighbours[a][_distinct(rng, self.neighbours[a].size, self.per_class - 1, "neighbours")]
+            for a in anchors.tolist()
+        ]
         return anchors, np.stack(picks).astype(np.int64), rng
 
     def __getitem__(self, step: int) -> dict[str, torch.Tensor]:

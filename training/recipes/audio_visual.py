@@ -19,6 +19,7 @@ oracle file says who is who; only evaluation reads it).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from training.data.manifest import ManifestRecord, read_manifest
+from training.losses.result import LossOutput
 from training.trainer.config import TrainerConfig
 
 
@@ -64,6 +66,10 @@ class AVData:
 class AVMethod:
     name: Literal["teacher", "unsupervised", "regression"] = "teacher"
     teacher: Literal["face", "oracle"] = "face"  # face: data.teacher's file; oracle: the identities
+    # Toitsu's choice: subtract the training clips' mean face embedding before the cosines. dlib's
+    # descriptors are not centred (two strangers score ≈ 0.9), so τ_pos / τ_neg on raw cosines
+    # would separate nothing; centred, strangers sit near 0 and one person mostly above 0.5.
+    centre_teacher: bool = True
     k: int = 5
     tau_pos: float | None = 0.5
     tau_neg: float | None = 0.4
@@ -146,10 +152,12 @@ def build_batches(recipe: AudioVisualRecipe, records: list[ManifestRecord], teac
     from training.data.speaker_batches import PairBatches
     from training.data.teacher_batches import RegressionBatches, TeacherBatches
 
+    s, m = recipe.sampler, recipe.method
     keep = [i for i, r in enumerate(records) if r.split == "train"]
     train, rows = [records[i] for i in keep], teacher[keep]
+    if m.teacher == "face" and m.centre_teacher:
+        rows = rows - rows.mean(axis=0, keepdims=True)
     store = AudioStore(train, recipe.data.sample_rate, cache=recipe.data.cache_audio)
-    s, m = recipe.sampler, recipe.method
     common: dict[str, Any] = {
         "crop_seconds": s.crop_seconds,
         "augment": Augmenter.from_config(recipe.augment, recipe.data.sample_rate),
@@ -167,7 +175,7 @@ def build_batches(recipe: AudioVisualRecipe, records: list[ManifestRecord], teac
     )  # fmt: skip
 
 
-def regression_step(modules: dict[str, nn.Module], batch: dict[str, Any]):
+def regression_step(modules: Mapping[str, nn.Module], batch: dict[str, Any]) -> LossOutput:
     student = modules["encoder"](batch["audio"], batch["lengths"]).float()
     return modules["loss"](student, batch["teacher"])
 
@@ -191,7 +199,7 @@ def train_av_recipe(recipe: AudioVisualRecipe, run_dir: Path, *, resume: bool = 
     batches = build_batches(recipe, records, teacher, rank=dist.rank)
     seed_everything(recipe.trainer.seed)  # the same initial student for every method
     modules = build_modules(recipe, int(teacher.shape[1]))
-    step = regression_step if recipe.method.name == "regression" else gcl_step
+    step: Callable[..., Any] = regression_step if recipe.method.name == "regression" else gcl_step
     trainer = Trainer(recipe.trainer, modules, step, batches, run_dir, identity=run_identity(recipe),
                       items_per_batch=items_in, dist=dist, resume=resume)  # fmt: skip
     result = trainer.fit()
@@ -221,7 +229,9 @@ def evaluate_student(encoder: nn.Module, recipe: AudioVisualRecipe, manifest: Pa
     was_training = encoder.training
     encoder.eval()
     with torch.no_grad():
-        report = evaluate_encoder(encoder, trials, out_dir, name=name, sample_rate=recipe.data.sample_rate, device=device)
+        report = evaluate_encoder(
+            encoder, trials, out_dir, name=name, sample_rate=recipe.data.sample_rate, device=device
+        )
     encoder.train(was_training)
     return report
 

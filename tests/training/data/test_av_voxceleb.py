@@ -60,7 +60,9 @@ def test_clips_get_their_frames_audio_and_no_identity(tree: Path, tmp_path: Path
     assert oracle_path(manifest).name == "vox2-av.oracle.json"
     first = clip_frames(records[0], manifest)
     assert first == [tree / "dev/frames/id00012/abcDEF12345/00001" / f"{f:04d}.jpg" for f in range(3)]
-    assert clip_frames(records[2], manifest) == [tree / "dev/frames/id00015/zzzYYY00000" / f"{f:04d}.png" for f in range(2)]
+    assert clip_frames(records[2], manifest) == [
+        tree / "dev/frames/id00015/zzzYYY00000" / f"{f:04d}.png" for f in range(2)
+    ]
     assert records[0].duration == pytest.approx(1.5)
     assert records[0].extra["video"] == "abcDEF12345"
     assert json.loads(oracle_path(manifest).read_text())["speakers"] == ["id00012", "id00015"]

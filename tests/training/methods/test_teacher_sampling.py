@@ -46,7 +46,9 @@ def _grid() -> tuple[list[ManifestRecord], list[str], AudioStore]:
 def _batches(teacher: np.ndarray, steps: int = 20, **kwargs) -> TeacherBatches:
     records, _, store = _grid()
     settings = {"classes_per_batch": IDENTITIES, "per_class": 2, "k": VIDEOS * CLIPS, "crop_seconds": 0.5}
-    return TeacherBatches(records, store, teacher, augment=Augmenter.none(1600), seed=3, steps=steps, **{**settings, **kwargs})
+    return TeacherBatches(
+        records, store, teacher, augment=Augmenter.none(1600), seed=3, steps=steps, **{**settings, **kwargs}
+    )
 
 
 def test_track_embedding_is_the_normalised_mean_of_normalised_frames() -> None:
@@ -152,13 +154,17 @@ def test_bad_teacher_and_sizes_are_rejected() -> None:
     with pytest.raises(ValueError, match="one row per record"):
         TeacherBatches(records, store, np.zeros((3, 4)), augment=Augmenter.none(1600), seed=0, steps=1)
     with pytest.raises(ValueError, match="neighbours"):
-        TeacherBatches(records, store, oracle_embeddings(who), per_class=5, k=3, augment=Augmenter.none(1600), seed=0, steps=1)
+        TeacherBatches(
+            records, store, oracle_embeddings(who), per_class=5, k=3, augment=Augmenter.none(1600), seed=0, steps=1
+        )
 
 
 def test_regression_batches_carry_the_teacher_rows_and_the_loss_falls() -> None:
     records, who, store = _grid()
     teacher = _clustered_teacher()
-    batches = RegressionBatches(records, store, teacher, clips_per_batch=8, crop_seconds=0.5, augment=Augmenter.none(1600), seed=0, steps=40)
+    batches = RegressionBatches(
+        records, store, teacher, clips_per_batch=8, crop_seconds=0.5, augment=Augmenter.none(1600), seed=0, steps=40
+    )
     b = batches[0]
     np.testing.assert_array_equal(b["teacher"].numpy(), teacher[b["utterance"].numpy()].astype(np.float32))
     torch.manual_seed(0)

@@ -47,12 +47,27 @@ def _tiny(tmp: Path, method: dict, teacher: str | None = None) -> AudioVisualRec
         {
             "kind": "audio-visual",
             "data": {"synthetic": corpus, "teacher": teacher},
-            "model": {"name": "ecapa_tdnn", "channels": 16, "mfa_channels": 48, "attention_channels": 8,
-                      "se_channels": 8, "embedding_dim": 16, "n_mels": 24, "frontend": {"n_mels": 24}},  # fmt: skip
+            "model": {
+                "name": "ecapa_tdnn",
+                "channels": 16,
+                "mfa_channels": 48,
+                "attention_channels": 8,
+                "se_channels": 8,
+                "embedding_dim": 16,
+                "n_mels": 24,
+                "frontend": {"n_mels": 24},
+            },  # fmt: skip
             "method": method,
             "sampler": {"classes_per_batch": 2, "per_class": 2, "crop_seconds": 0.5},
-            "trainer": {"steps": 2, "steps_per_epoch": 2, "log_every": 1, "checkpoint_every": 0,
-                        "num_workers": 0, "progress": False, "tensorboard": False},  # fmt: skip
+            "trainer": {
+                "steps": 2,
+                "steps_per_epoch": 2,
+                "log_every": 1,
+                "checkpoint_every": 0,
+                "num_workers": 0,
+                "progress": False,
+                "tensorboard": False,
+            },  # fmt: skip
         },
         AudioVisualRecipe,
     )
