@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def main() -> None:
                 base / f"synthetic-{name}.yaml", [*common, f"trainer.seed={seed}"], schema=AudioVisualRecipe
             )
             t0 = time.perf_counter()
-            run = train_av_recipe(recipe, args.runs / f"{name}-s{seed}", resume=False)
+            run_dir = args.runs / f"{name}-s{seed}"
+            shutil.rmtree(run_dir, ignore_errors=True)  # this bench's own run folder: a fresh run
+            run = train_av_recipe(recipe, run_dir, resume=False)
             row = {"variant": name, "seed": seed, "eer": run["eval"]["eer"], "trials": run["eval"]["trials"],
                    "train_s": time.perf_counter() - t0}  # fmt: skip
             print(json.dumps(row))
