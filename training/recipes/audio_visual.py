@@ -19,7 +19,7 @@ oracle file says who is who; only evaluation reads it).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -55,6 +55,8 @@ class AVData:
     sample_rate: int = 16000
     cache_audio: bool = True
     eval_split: str = "test"
+    trials: str | None = None  # an official trial list (e.g. Vox1-O veri_test2.txt) instead of eval_split pairs
+    trials_root: str | None = None  # the wav root the trial list's paths are relative to
     max_eval_trials: int = 200_000
 
     def __post_init__(self) -> None:
@@ -214,15 +216,23 @@ def train_av_recipe(recipe: AudioVisualRecipe, run_dir: Path, *, resume: bool = 
 
 
 def evaluate_student(encoder: nn.Module, recipe: AudioVisualRecipe, manifest: Path, out_dir: Path, *, name: str):
-    """Speaker EER/minDCF on every pair of ``data.eval_split`` clips (identities from the oracle)."""
+    """Speaker EER/minDCF on ``data.trials``, else every pair of ``data.eval_split`` clips (identities
+    from the oracle)."""
     import dataclasses
 
     from training.data.av_corpus import read_oracle
-    from training.evaluation.speaker_eval import evaluate_encoder, pair_trials
+    from training.evaluation.speaker_eval import TrialLike, evaluate_encoder, pair_trials
 
-    oracle = read_oracle(manifest)
-    labelled = [dataclasses.replace(r, identity=oracle[str(r.extra["clip"])]) for r in read_manifest(manifest)]
-    trials = pair_trials(labelled, recipe.data.eval_split)[: recipe.data.max_eval_trials]
+    trials: Sequence[TrialLike]
+    if recipe.data.trials:
+        from training.data.voxceleb import read_trial_list
+
+        trials = read_trial_list(Path(recipe.data.trials), Path(recipe.data.trials_root or "."))
+    else:
+        oracle = read_oracle(manifest)
+        labelled = [dataclasses.replace(r, identity=oracle[str(r.extra["clip"])]) for r in read_manifest(manifest)]
+        trials = pair_trials(labelled, recipe.data.eval_split)
+    trials = trials[: recipe.data.max_eval_trials]
     if not trials:
         raise ValueError(f"no evaluation trials: the manifest has no {recipe.data.eval_split!r} clips")
     device = next(encoder.parameters()).device
