@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= serve,train,models,triton,dev
+EXTRAS ?= serve,train,models,triton,postgres,dev
 STAMP := $(VENV)/.toitsu-installed
 # The Triton environment (tests, benchmarks): nvidia-pytriton's tritonserver + numpy<2, apart from $(VENV).
 TRITON_VENV ?= .venv-triton

@@ -8,9 +8,10 @@ One typed card per modality, told apart by ``modality``:
 - ``face``: aligned RGB chips → [B, D], with the alignment geometry that cut them;
 - ``face-detector``: one MTCNN stage (the pyramid and NMS run in the gateway);
 - ``face-landmarks``: dlib's 5-point model as a ``.npz`` (``contracts.landmarks_npz``);
-- ``vad``: Silero VAD's sequence graph.
+- ``vad``: Silero VAD's sequence graph;
+- ``generator``: a class-conditional image decoder, noise [B, Z] + label [B] → image [B, H, W].
 
-A new kind (a fusion card for audio-visual persons, a generator card) is one more class here with
+A new kind (a fusion card for audio-visual persons) is one more class here with
 its own ``modality`` literal, added to ``ModelCard``; the committed JSON Schema
 (``contracts/card.schema.json``, ``python -m contracts.schema``) is regenerated and a test fails
 until it is.
@@ -32,6 +33,7 @@ from contracts.card_sections import (
     Cohort,
     EmbeddingSpec,
     FaceImageSpec,
+    GeneratorSpec,
     ImageSpec,
     LandmarksSpec,
     Parity,
@@ -148,10 +150,19 @@ class VadCard(CardBase):
     audio: VadAudioSpec
 
 
+class GeneratorCard(CardBase):
+    """A trained decoder (METHODS §6): noise + class id → image; not served by the gateway's
+    embedding services, published so that it can be listed, versioned and run elsewhere."""
+
+    modality: Literal["generator"] = "generator"
+    generator: GeneratorSpec
+
+
 ModelCard = Annotated[
-    SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard, Field(discriminator="modality")
+    SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard | GeneratorCard,
+    Field(discriminator="modality"),
 ]
-AnyCard = SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard
+AnyCard = SpeakerCard | SoundCard | FaceCard | FaceDetectorCard | FaceLandmarksCard | VadCard | GeneratorCard
 CARD_ADAPTER: TypeAdapter[AnyCard] = TypeAdapter(ModelCard)
 
 
@@ -166,7 +177,7 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return text or "(card)"
 
 
-_TAGS = {"speaker", "sound", "face", "face-detector", "face-landmarks", "vad"}
+_TAGS = {"speaker", "sound", "face", "face-detector", "face-landmarks", "vad", "generator"}
 
 
 def parse_card(raw: Any, source: str = "card") -> AnyCard:

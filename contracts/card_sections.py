@@ -100,6 +100,25 @@ class LandmarksSpec(Strict):
     grey: str
 
 
+class GeneratorSpec(Strict):
+    """A class-conditional image generator: ``noise`` [B, latent] float32 drawn from N(0, I) and
+    ``label`` [B] int64 in 0 … classes−1 → ``image`` [B, height, width] float32 in [0, 1]."""
+
+    latent_dim: int = Field(gt=0)
+    classes: int = Field(ge=2)
+    class_names: list[str] = Field(default_factory=list)
+    height: int = Field(gt=0)
+    width: int = Field(gt=0)
+    noise: Literal["standard-normal"] = "standard-normal"
+    output_range: tuple[float, float] = (0.0, 1.0)
+
+    @model_validator(mode="after")
+    def _names_match(self) -> GeneratorSpec:
+        if self.class_names and len(self.class_names) != self.classes:
+            raise ValueError(f"{len(self.class_names)} class_names for {self.classes} classes")
+        return self
+
+
 class ShapeRange(Strict):
     min: int = Field(gt=0)
     opt: int = Field(gt=0)

@@ -3,7 +3,7 @@
 Each kind's exporter stages its model (ONNX, parity, typed card) and names the calibration that
 kind needs; ``export/pipeline.py`` does the rest. Export never imports serving: the gateway's
 offline embedding functions, which calibration runs through, are injected as ``Embedders``.
-A new kind (audio-visual, generative) is one function here and one line in ``EXPORTERS``.
+A new kind (audio-visual) is one function here and one line in ``EXPORTERS``.
 """
 
 from __future__ import annotations
@@ -64,8 +64,22 @@ def export_face(run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embe
     return export_face_run(run_dir, models_dir, name=name, calibrate=calibrate)
 
 
+def export_generative(
+    run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None
+) -> Path:
+    """A generator card: ONNX + parity, no calibration (the gateway verifies nothing with it)."""
+    from export.trained_generator import export_generator_run
+
+    return export_generator_run(run_dir, models_dir, name=name)
+
+
 RunExporter = Callable[[Path, Path, Path, Embedders, str | None], Path]
-EXPORTERS: dict[str, RunExporter] = {"speaker": export_speaker, "sound": export_sound, "face": export_face}
+EXPORTERS: dict[str, RunExporter] = {
+    "speaker": export_speaker,
+    "sound": export_sound,
+    "face": export_face,
+    "generative": export_generative,
+}
 
 
 def export_trained_run(

@@ -6,6 +6,8 @@
 #   nodejs, npm           the Node.js client test (clients/node, `npm ci` by the Makefile)
 #   libsndfile1           audio decoding (the soundfile wheel bundles a copy; the system one is for
 #                         everything else that links it)
+#   postgresql            the PostgreSQL gallery backend's tests start a server from its binaries
+#                         (initdb, postgres in /usr/lib/postgresql/<version>/bin)
 #   build-essential       webrtcvad and pysptk (Resemblyzer's dependencies) ship no wheels: C/C++
 #   pythonX.Y-venv / -dev only for a Debian python lacking ensurepip or Python.h ($PYTHON, default python3)
 #
@@ -29,6 +31,7 @@ have espeak-ng || missing+=(espeak-ng)
 have sox || missing+=(sox)
 have openssl || missing+=(openssl)  # the TLS tests make their certificates with it
 installed libsndfile1 || missing+=(libsndfile1)
+installed postgresql || missing+=(postgresql)  # server binaries for the postgres gallery tests
 # Commands, not dpkg names: a node from NodeSource (its `nodejs` package bundles npm and conflicts
 # with Debian's `npm`), nvm or an image counts. Debian's own nodejs/npm only when neither is on PATH.
 have node || missing+=(nodejs)

@@ -29,8 +29,8 @@ from serving.config import Config
 from serving.embedders import AudioEmbedder, ImageEmbedder
 from serving.errors import ModelMismatch, NotFound, Unavailable
 from serving.gallery import Gallery, ModelBinding
+from serving.gallery.binding import stored_dim
 from serving.gallery.checkup import check_at_start, damaged_store
-from serving.gallery.gallery import stored_dim
 from serving.gallery.generations import Generation
 from serving.inference.backend import InferenceBackend
 from serving.inference.batcher import BatchingConfig, MicroBatcher

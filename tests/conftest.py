@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import os
+import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,48 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     if in_ci and report.skipped and not item.get_closest_marker("gpu") and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI, which counts as a failure: {report.longrepr}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """End every process this run started and left behind (a test that failed before its
+    ``finally`` leaves its ``toitsu serve`` running): TERM, then KILL after 10 s."""
+    leftovers = _children(os.getpid())
+    for pid in leftovers:
+        _signal(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while leftovers and time.monotonic() < deadline:
+        time.sleep(0.1)
+        leftovers = [pid for pid in leftovers if _alive(pid)]
+    for pid in leftovers:
+        _signal(pid, signal.SIGKILL)
+
+
+def _children(parent: int) -> list[int]:
+    """Live child processes of ``parent`` (Linux /proc; elsewhere, none)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == parent and fields[0] != "Z":  # fields: state, ppid, ...
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _signal(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 @pytest.fixture(scope="session")
@@ -99,3 +143,32 @@ class Voices:
 @pytest.fixture(scope="session")
 def voices(tmp_path_factory: pytest.TempPathFactory) -> Voices:
     return Voices(tmp_path_factory.mktemp("voices"))
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server for the session (tests/postgres.py). Missing binaries skip, except under
+    CI (which installs them): there they fail."""
+    from tests import postgres
+
+    why = postgres.missing_binaries()
+    if why:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{why}; CI installs it (scripts/debian-packages.sh)")
+        pytest.skip(why)
+    with postgres.running_server() as server:
+        yield server
+
+
+_databases = iter(range(1, 1 << 30))
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server):
+    """The DSN of a fresh, empty database on the session's server, dropped after the test."""
+    from tests import postgres
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    dsn = postgres.create_database(postgres_server, name)
+    yield dsn
+    postgres.drop_database(postgres_server, name)

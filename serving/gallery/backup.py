@@ -47,8 +47,8 @@ from typing import Any
 from contracts.atomic import fsync_dir, write_json_atomic
 from serving.errors import FailedPrecondition, InvalidInput, Unavailable
 from serving.gallery import generations
-from serving.gallery import store as st
 from serving.gallery.gallery import Gallery
+from serving.gallery.rows import SqlRows
 
 MANIFEST = "manifest.json"
 STORE = "store.sqlite3"
@@ -111,9 +111,10 @@ def take(gallery: Gallery, root: Path, dest: Path, modality: str) -> Summary:
         previous = _take_previous(root, state, partial / PREVIOUS)
         if generations.read_state(root) != state:  # a rollback or purge while the copies ran
             raise changed
-        with contextlib.closing(sqlite3.connect(partial / STORE)) as conn:
-            sequence, identities = st.max_sequence(conn), st.count(conn)
-            store_uuid = st.get_meta(conn).get("uuid", "")
+        with contextlib.closing(sqlite3.connect(partial / STORE)) as raw:
+            conn = SqlRows(raw)
+            sequence, identities = conn.max_sequence(), conn.count()
+            store_uuid = conn.get_meta().get("uuid", "")
         manifest = {
             "format": FORMAT,
             "modality": modality,
@@ -153,8 +154,8 @@ def _take_previous(root: Path, state: generations.State | None, target: Path) ->
     with contextlib.closing(sqlite3.connect(previous.path(root) / STORE)) as conn:
         copy_store(conn, target / STORE)
     _copy_extra(previous.path(root), target / "extra")
-    with contextlib.closing(sqlite3.connect(target / STORE)) as conn:
-        sequence, identities = st.max_sequence(conn), st.count(conn)
+    with contextlib.closing(sqlite3.connect(target / STORE)) as raw:
+        sequence, identities = SqlRows(raw).max_sequence(), SqlRows(raw).count()
     return {**asdict(previous), "sequence": sequence, "identities": identities}
 
 

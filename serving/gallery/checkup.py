@@ -16,7 +16,8 @@ from pathlib import Path
 
 from serving.errors import FailedPrecondition, Unavailable
 from serving.gallery import backup, generations
-from serving.gallery.gallery import Gallery, stored_dim
+from serving.gallery.binding import stored_dim
+from serving.gallery.gallery import Gallery
 from serving.gallery.types import ConsistencyReport
 
 log = logging.getLogger("toitsu.gallery.checkup")

@@ -6,35 +6,28 @@ Folder layout: ``store.sqlite3`` (+ WAL), ``index/`` (snapshot), ``LOCK`` (one p
 
 from __future__ import annotations
 
-import base64
-import binascii
 import builtins
-import contextlib
-import json
+import functools
 import logging
-import sqlite3
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 import numpy as np
 
 from serving.errors import (
-    AlreadyExists,
     InvalidInput,
-    ModelMismatch,
     NotFound,
-    NotOnThisVersion,
-    Overloaded,
     Unavailable,
 )
-from serving.gallery import previous, validate
+from serving.gallery import previous, validate, writes
 from serving.gallery import store as st
+from serving.gallery.binding import bind, decode_token, encode_token
+from serving.gallery.follow import Follower
 from serving.gallery.keeper import IndexKeeper
 from serving.gallery.locking import FolderLock
+from serving.gallery.rows import SqlRows
 from serving.gallery.types import (
     ConsistencyReport,
     EnrollMode,
@@ -46,6 +39,7 @@ from serving.gallery.types import (
     Media,
     ModelBinding,
 )
+from serving.gallery.writes import Shape, Write
 
 log = logging.getLogger(__name__)
 
@@ -53,17 +47,6 @@ _SEARCH_SLACK = 8  # extra candidates, in case some were deleted between the ind
 _MAX_PAGE = 10_000
 
 R = TypeVar("R")
-
-
-@dataclass(frozen=True)
-class Write(Generic[R]):
-    """What one store transaction did: the caller's result, its change-log sequence number, and the
-    index rows it changed (``upserts`` of (row id, template), ``deletes`` of row ids)."""
-
-    result: R
-    sequence: int
-    upserts: list[tuple[int, np.ndarray]] = field(default_factory=list)
-    deletes: list[int] = field(default_factory=list)
 
 
 class Gallery:
@@ -75,7 +58,7 @@ class Gallery:
         modality: str,
         dim: int,
         binding: ModelBinding,
-        store: st.Store,
+        store: st.GalleryStore,
         keeper: IndexKeeper,
         lock: FolderLock,
         config: GalleryConfig,
@@ -84,6 +67,10 @@ class Gallery:
         self._binding, self._store, self._keeper, self._lock, self._config = binding, store, keeper, lock, config
         self._closed = False
         self._retired: str | None = None  # set: this gallery is no longer the active one; writes say why
+        self._follower: Follower | None = None
+        if store.backend == "postgres":  # other gateways may write it too
+            self._follower = Follower(keeper, config.follow_interval_ms / 1000, str(root))
+            self._follower.start()
 
     @classmethod
     def open(
@@ -103,8 +90,8 @@ class Gallery:
         lock = FolderLock.acquire(root)
         store = None
         try:
-            store = st.Store.open(root / "store.sqlite3")
-            binding, store_uuid = _bind(store, modality, dim, model)
+            store = st.open_store(root, config)
+            binding, store_uuid = bind(store, modality, dim, model)
             keeper = IndexKeeper(root / "index", store, dim, binding, store_uuid, config)
             keeper.load()
         except BaseException:
@@ -123,6 +110,10 @@ class Gallery:
     @property
     def config(self) -> GalleryConfig:
         return self._config
+
+    @property
+    def _shape(self) -> Shape:
+        return Shape(self.modality, self.dim, self._binding, self._config.max_samples)
 
     # --- writes ---------------------------------------------------------------------------------
 
@@ -152,10 +143,10 @@ class Gallery:
         items = validate.media(media, self._config.max_media_bytes)
         meta = validate.metadata(metadata, self._config.max_metadata_bytes)
         return self.commit(
-            lambda conn: self._enroll_rows(conn, external, unit, mode, items, meta, validate.actor(actor))
+            lambda conn: writes.enroll_rows(conn, self._shape, external, unit, mode, items, meta, validate.actor(actor))
         )
 
-    def commit(self, change: Callable[[sqlite3.Connection], Write[R]], *, while_retired: bool = False) -> R:
+    def commit(self, change: Callable[[SqlRows], Write[R]], *, while_retired: bool = False) -> R:
         """Run ``change`` in one store transaction, then apply its rows to the index; its result.
 
         Every write goes through here (and so do modules that keep their own rows beside the
@@ -171,13 +162,28 @@ class Gallery:
                 raise Unavailable(self._retired)
             with self._store.transaction() as conn:
                 done = change(conn)
-            ids = np.array([row for row, _ in done.upserts], np.int64)
-            vectors = np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
-            self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
+            if self._follower is not None:  # a shared store: other replicas' changes may come first
+                self._catch_up()
+            else:
+                ids = np.array([row for row, _ in done.upserts], np.int64)
+                vectors = (
+                    np.stack([v for _, v in done.upserts]) if done.upserts else np.zeros((0, self.dim), np.float32)
+                )
+                self._keeper.apply(done.sequence, ids, vectors, np.array(done.deletes, np.int64))
         if done.deletes:
             self._scrub()
         self._keeper.after_write(deleted=bool(done.deletes))
         return done.result
+
+    def _catch_up(self) -> None:
+        """Index the log up to this commit; a failed read does not fail the committed write (the
+        follower applies it at its next poll)."""
+        try:
+            self._keeper.catch_up()
+        except Exception as exc:
+            log.warning(
+                "gallery %s: reading the change log after a commit failed (%s); the next poll retries", self.root, exc
+            )
 
     def _scrub(self) -> None:
         """After a commit that deleted identities: no file keeps their templates or media (issue 16).
@@ -196,63 +202,6 @@ class Gallery:
                 self.root,
             )
 
-    def _enroll_rows(
-        self,
-        conn: sqlite3.Connection,
-        external: str,
-        unit: np.ndarray,
-        mode: EnrollMode,
-        items: list[Media],
-        meta: dict[str, str] | None,
-        actor: str,
-    ) -> Write[EnrollResult]:
-        now = st.now()
-        found = st.find_identity(conn, external)
-        if mode is EnrollMode.CREATE and found:
-            raise AlreadyExists(f"{self.modality} {external!r} is already enrolled; use APPEND or REPLACE")
-        if mode is not EnrollMode.CREATE and not found:
-            raise self._missing(conn, external, f"; {mode.name} needs an existing identity")
-        if mode is EnrollMode.CREATE:
-            st.forget_kept(conn, external)  # enrolled again under this gallery's model
-            row_id, samples = st.insert_identity(conn, external, now, meta), unit
-        else:
-            assert found is not None  # checked above
-            row_id = found[0]
-            if mode is EnrollMode.APPEND:
-                samples = np.concatenate([st.samples(conn, row_id, self.dim), unit])
-                meta = {**json.loads(found[1]), **meta} if meta else None
-            else:
-                st.clear_enrollment(conn, row_id)
-                samples = unit
-            st.touch_identity(conn, row_id, now, meta)
-        if len(samples) > self._config.max_samples:
-            raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {self._config.max_samples}")
-        vector = validate.template(samples)
-        sample_ids = st.add_samples(conn, row_id, unit, self._binding, now)
-        if len(items) == len(sample_ids):  # one clip or image per sample: each linked to the sample it made
-            for sample_id, item in zip(sample_ids, items):
-                st.add_media(conn, row_id, [item], now, sample_id)
-        else:
-            st.add_media(conn, row_id, items, now)
-        st.put_template(conn, row_id, vector, self._binding, len(samples))
-        sequence = st.log_change(conn, "upsert", row_id, now)
-        st.audit(
-            conn,
-            now,
-            "enroll",
-            external,
-            actor,
-            {
-                "mode": mode.value,
-                "samples_added": len(unit),
-                "samples": len(samples),
-                "media": len(items),
-                "model": str(self._binding),
-            },
-        )
-        result = EnrollResult(external, len(samples), sequence, mode is EnrollMode.CREATE)
-        return Write(result, sequence, [(row_id, vector)])
-
     def enroll_many(
         self, items: Iterable[tuple[str, np.ndarray]], *, model: ModelBinding, actor: str = "", batch_size: int = 10_000
     ) -> int:
@@ -264,30 +213,10 @@ class Gallery:
         validate.binding(self._binding, model, self.modality)
         if batch_size < 1:
             raise InvalidInput("batch_size must be at least 1")
-        total, batch = 0, []
-        for identity, embeddings in items:
-            unit = validate.embeddings(embeddings, self.dim, self._config.max_samples)
-            batch.append((validate.identity(identity), unit, validate.template(unit)))
-            if len(batch) == batch_size:
-                total += self._enroll_batch(batch, validate.actor(actor))
-                batch = []
-        if batch:
-            total += self._enroll_batch(batch, validate.actor(actor))
+        who, total = validate.actor(actor), 0
+        for batch in writes.batches(items, self.dim, self._config.max_samples, batch_size):
+            total += self.commit(functools.partial(writes.create_rows, batch=batch, binding=self._binding, actor=who))
         return total
-
-    def _enroll_batch(self, batch: list[tuple[str, np.ndarray, np.ndarray]], actor: str) -> int:
-        names = [b[0] for b in batch]
-        if len(set(names)) != len(names):
-            raise InvalidInput("an identity appears twice in one enroll_many batch")
-
-        def create(conn: sqlite3.Connection) -> Write[int]:
-            taken = st.existing(conn, names)
-            if taken:
-                raise AlreadyExists(f"{len(taken)} identities are already enrolled, e.g. {sorted(taken)[0]!r}")
-            sequence, rows = st.bulk_create(conn, batch, self._binding, st.now(), actor)
-            return Write(len(batch), sequence, [(rows[name], vector) for name, _, vector in batch])
-
-        return self.commit(create)
 
     def delete(self, identity: str, *, actor: str = "", while_retired: bool = False) -> None:
         """Remove the identity with its template, samples and media from store and index; audited.
@@ -297,26 +226,8 @@ class Gallery:
         would delete it anyway (:mod:`serving.gallery.previous`)."""
         external = validate.identity(identity)
 
-        def remove(conn: sqlite3.Connection) -> Write[None]:
-            found = st.find_identity(conn, external)
-            if not found:
-                if st.forget_kept(conn, external):  # only a record that it stayed on an old version
-                    st.audit(conn, st.now(), "delete", external, validate.actor(actor), {"kept_on_old": True})
-                    return Write(None, st.max_sequence(conn))
-                raise NotFound(f"{self.modality} {external!r} is not enrolled")
-            counts = st.enrollment_counts(conn, external)
-            st.delete_identity(conn, found[0])
-            now = st.now()
-            sequence = st.log_change(conn, "delete", found[0], now)
-            st.audit(
-                conn,
-                now,
-                "delete",
-                external,
-                validate.actor(actor),
-                {"samples": counts["samples"], "media": counts["media"]},
-            )
-            return Write(None, sequence, deletes=[found[0]])
+        def remove(conn: SqlRows) -> Write[None]:
+            return writes.delete_rows(conn, self.modality, external, validate.actor(actor))
 
         try:
             self.commit(remove, while_retired=while_retired)
@@ -332,9 +243,9 @@ class Gallery:
         """The identity's template: [dim] float32, unit norm."""
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
-            vector = st.template(conn, external, self.dim)
+            vector = conn.template(external, self.dim)
             if vector is None:
-                raise self._missing(conn, external)
+                raise writes.missing(conn, self._shape, external)
         return vector
 
     def score(self, identity: str, probe: np.ndarray, *, model: ModelBinding) -> float:
@@ -353,15 +264,15 @@ class Gallery:
                 return []
             ids, scores = index.search(unit, min(k + _SEARCH_SLACK, index.size), self._config.search_threads)
             with self._store.reader() as conn:
-                names = st.external_ids(conn, ids.tolist())
+                names = conn.external_ids(ids.tolist())
         return [Match(names[i], float(s)) for i, s in zip(ids.tolist(), scores.tolist()) if i in names][:k]
 
     def info(self, identity: str) -> IdentityInfo:
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
-            found = st.info(conn, external)
+            found = conn.info(external)
             if found is None:
-                raise self._missing(conn, external)
+                raise writes.missing(conn, self._shape, external)
         return found
 
     def list(self, *, page_size: int = 100, page_token: str = "") -> tuple[list[IdentityInfo], str]:
@@ -372,26 +283,26 @@ class Gallery:
         """
         if isinstance(page_size, bool) or not isinstance(page_size, int) or not 0 < page_size <= _MAX_PAGE:
             raise InvalidInput(f"page_size must be between 1 and {_MAX_PAGE}, not {page_size!r}")
-        after = _decode_token(page_token)
+        after = decode_token(page_token)
         with self._reading(), self._store.reader() as conn:
-            rows = st.page(conn, after, page_size + 1)
+            rows = conn.page(after, page_size + 1)
         more = len(rows) > page_size
         rows = rows[:page_size]
-        return rows, _encode_token(rows[-1].identity) if more else ""
+        return rows, encode_token(rows[-1].identity) if more else ""
 
     def media(self, identity: str) -> builtins.list[Media]:
         """The identity's stored enrollment media, oldest first (for re-embedding)."""
         external = validate.identity(identity)
         with self._reading(), self._store.reader() as conn:
-            found = st.find_identity(conn, external)
+            found = conn.find_identity(external)
             if found is None:
                 raise NotFound(f"{self.modality} {external!r} is not enrolled")
-            return st.media(conn, found[0])
+            return conn.media(found[0])
 
     def audit_log(self, identity: str | None = None, limit: int = 1000) -> builtins.list[dict[str, object]]:
         """Audit rows, newest first (optionally for one identity)."""
         with self._reading(), self._store.reader() as conn:
-            return st.audit_log(conn, identity, limit)
+            return conn.audit_log(identity, limit)
 
     def __len__(self) -> int:
         return self._keeper.info().size
@@ -426,6 +337,8 @@ class Gallery:
         """Finish background work, snapshot, close the store and release the folder; idempotent."""
         if self._closed:
             return
+        if self._follower is not None:
+            self._follower.stop()
         self._keeper.stop()
         with self._keeper.exclusive():  # wait for in-flight reads and writes
             if self._closed:
@@ -443,17 +356,6 @@ class Gallery:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-    def _missing(self, conn: sqlite3.Connection, external: str, detail: str = "") -> NotFound:
-        """The error for an identity this gallery has no template of: NotOnThisVersion
-        (FAILED_PRECONDITION) when an activation kept it on the previous model version, else NotFound."""
-        old = st.kept_on_old(conn, external)
-        if old is not None:
-            return NotOnThisVersion(
-                f"{self.modality} {external!r} is enrolled under {old} only, not under {self._binding}: it had no "
-                f"stored media to re-embed when {self._binding} was activated; enroll it again, or roll back to {old}"
-            )
-        return NotFound(f"{self.modality} {external!r} is not enrolled{detail}")
 
     # --- generations (serving.activation) -------------------------------------------------------
 
@@ -481,7 +383,7 @@ class Gallery:
     def sequence(self) -> int:
         """The last committed change-log sequence number."""
         with self.reader() as conn:
-            return st.max_sequence(conn)
+            return conn.max_sequence()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -492,7 +394,7 @@ class Gallery:
         return self._keeper.reading()
 
     @contextmanager
-    def reader(self) -> Iterator[sqlite3.Connection]:
+    def reader(self) -> Iterator[SqlRows]:
         """A read-only store connection, taken as every read of the gallery takes one."""
         with self._reading(), self._store.reader() as conn:
             yield conn
@@ -503,83 +405,12 @@ class Gallery:
         :mod:`serving.gallery.backup`). Writers and searches go on meanwhile."""
         from serving.gallery.backup import copy_store  # the backup module imports this one
 
+        if self._store.backend != "sqlite":
+            raise Unavailable(f"gallery backups copy a SQLite store; back {self._store.label} up with pg_dump")
         with self.reader() as conn:
-            copy_store(conn, Path(target))
+            copy_store(conn.conn, Path(target))
 
     def integrity_check(self) -> str:
-        """SQLite's ``PRAGMA integrity_check`` of the store: "ok", or the first problems it found."""
-        with self.reader() as conn:
-            try:
-                rows = conn.execute("PRAGMA integrity_check").fetchall()
-            except sqlite3.DatabaseError as exc:  # damage bad enough that the check itself cannot run
-                return str(exc)
-        return "; ".join(str(r[0]) for r in rows[:5])
-
-
-def stored_dim(root: Path) -> int | None:
-    """The template dimension a gallery folder holds (read-only peek at its meta), or None."""
-    path = Path(root) / "store.sqlite3"
-    if not path.is_file():
-        return None
-    try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'dim'").fetchone()
-    except sqlite3.Error:
-        return None
-    return int(row[0]) if row else None
-
-
-def _bind(store: st.Store, modality: str, dim: int, model: ModelBinding | None) -> tuple[ModelBinding, str]:
-    """Create or check the gallery's meta; returns (binding, store uuid)."""
-    with store.transaction() as conn:
-        meta = st.get_meta(conn)
-        if not meta:
-            if model is None:
-                raise InvalidInput("a new gallery needs a model binding")
-            meta = {
-                "schema_version": str(st.SCHEMA_VERSION),
-                "modality": modality,
-                "dim": str(dim),
-                "model_name": model.name,
-                "model_version": str(model.version),
-                "uuid": uuid.uuid4().hex,
-            }
-            st.set_meta(conn, meta)
-            st.audit(conn, st.now(), "create", None, "", {"modality": modality, "dim": dim, "model": str(model)})
-        if int(meta["schema_version"]) > st.SCHEMA_VERSION:
-            raise Unavailable(
-                f"gallery schema {meta['schema_version']} is newer than this server's ({st.SCHEMA_VERSION})"
-            )
-        if int(meta["schema_version"]) < st.SCHEMA_VERSION:  # Store.open migrated the tables
-            st.set_meta(conn, {"schema_version": str(st.SCHEMA_VERSION)})
-        if meta["modality"] != modality:
-            raise InvalidInput(f"{store.path.parent} is a {meta['modality']} gallery, not {modality}")
-        if int(meta["dim"]) != dim:
-            raise ModelMismatch(f"{store.path.parent} holds {meta['dim']}-d templates; the model makes {dim}-d")
-        stored = ModelBinding(meta["model_name"], int(meta["model_version"]))
-        if model is not None and model != stored:
-            if st.count(conn):
-                raise ModelMismatch(
-                    f"the {modality} gallery is bound to {stored}, not {model}; activate {model} "
-                    f"(`toitsu models activate {modality} {model.name} {model.version}`) to re-embed it"
-                )
-            st.set_meta(conn, {"model_name": model.name, "model_version": str(model.version)})
-            st.audit(conn, st.now(), "rebind", None, "", {"from": str(stored), "to": str(model)})
-            stored = model
-        return stored, meta["uuid"]
-
-
-def _encode_token(after: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"after": after}).encode()).decode().rstrip("=")
-
-
-def _decode_token(token: str) -> str:
-    if not token:
-        return ""
-    try:
-        after = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))["after"]
-    except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
-        raise InvalidInput("page_token is not a token this server issued") from None
-    if not isinstance(after, str):
-        raise InvalidInput("page_token is not a token this server issued")
-    return after
+        """The store engine's own check: "ok", or the first problems it found."""
+        self._check_open()
+        return self._store.integrity_check()

@@ -23,8 +23,9 @@ import numpy as np
 
 from serving.gallery import index as ix
 from serving.gallery import snapshot as snap
-from serving.gallery import store as st
 from serving.gallery.locking import RWLock
+from serving.gallery.rows import SqlRows
+from serving.gallery.store import GalleryStore
 from serving.gallery.types import ConsistencyReport, GalleryConfig, IndexInfo, ModelBinding
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ _SHOWN = 10  # ids listed in a consistency report
 
 class IndexKeeper:
     def __init__(
-        self, folder: Path, store: st.Store, dim: int, binding: ModelBinding, store_uuid: str, config: GalleryConfig
+        self, folder: Path, store: GalleryStore, dim: int, binding: ModelBinding, store_uuid: str, config: GalleryConfig
     ) -> None:
         self._folder, self._store, self._dim = folder, store, dim
         self._binding, self._uuid, self._config = binding, store_uuid, config
@@ -82,7 +83,7 @@ class IndexKeeper:
             raise snap.SnapshotError("snapshot belongs to another store")
         with self._store.read_snapshot() as conn:
             since = int(manifest["sequence"])
-            if since > st.max_sequence(conn):
+            if since > conn.max_sequence():
                 raise snap.SnapshotError(f"snapshot (sequence {since}) is ahead of the store")
             try:
                 index = ix.from_state(manifest["kind"], self._dim, manifest.get("params") or {}, sections)
@@ -94,12 +95,12 @@ class IndexKeeper:
         if self._sequence == since:
             self._snapshotted = (self._generation, since)
 
-    def _replay(self, index: ix.Index, conn, since: int) -> int:
+    def _replay(self, index: ix.Index, conn: SqlRows, since: int) -> int:
         """Bring ``index`` from change ``since`` to the store's state; returns the store's sequence."""
-        sequence = st.max_sequence(conn)
+        sequence = conn.max_sequence()
         if sequence > since:
-            changed = st.changed_since(conn, since)
-            present, vectors = st.templates_for(conn, changed, self._dim)
+            changed = conn.changed_since(since)
+            present, vectors = conn.templates_for(changed, self._dim)
             index.remove(np.setdiff1d(np.asarray(changed, np.int64), present))
             index.upsert(present, vectors)
         return sequence
@@ -114,11 +115,11 @@ class IndexKeeper:
     def _build_from_store(self) -> tuple[ix.Index, int]:
         """A new index of every template in the store, and the sequence it reflects."""
         with self._store.read_snapshot() as conn:
-            sequence = st.max_sequence(conn)
-            n = st.count(conn)
+            sequence = conn.max_sequence()
+            n = conn.count()
             ids, vectors = np.zeros(n, np.int64), np.zeros((n, self._dim), np.float32)
             filled = 0
-            for chunk_ids, chunk in st.all_templates(conn, self._dim):
+            for chunk_ids, chunk in conn.all_templates(self._dim):
                 ids[filled : filled + len(chunk_ids)], vectors[filled : filled + len(chunk_ids)] = chunk_ids, chunk
                 filled += len(chunk_ids)
         current = self._index.kind
@@ -157,6 +158,19 @@ class IndexKeeper:
             )
             self._stale = True
         self._since_snapshot += changes
+
+    def catch_up(self) -> int:
+        """Apply the changes committed to the store after the last one applied, whoever wrote them
+        (a store shared by replicas, serving.gallery.follow); caller holds ``writing()``. Returns
+        how many identities changed."""
+        with self._store.read_snapshot() as conn:
+            sequence = conn.max_sequence()
+            if sequence <= self._sequence:
+                return 0
+            changed = conn.changed_since(self._sequence)
+            present, vectors = conn.templates_for(changed, self._dim)
+        self.apply(sequence, present, vectors, np.setdiff1d(np.asarray(changed, np.int64), present))
+        return len(changed)
 
     def after_write(self, deleted: bool = False) -> None:
         """Schedule maintenance that the last write calls for (call without holding ``writing()``)."""
@@ -328,7 +342,7 @@ class IndexKeeper:
             ids, kind, index_sequence = ids[order], self._index.kind, self._sequence
             seen = np.zeros(len(ids), bool)
             missing, mismatched, store_count = [], [], 0
-            for chunk_ids, chunk in st.all_templates(conn, self._dim):
+            for chunk_ids, chunk in conn.all_templates(self._dim):
                 store_count += len(chunk_ids)
                 loc = np.minimum(np.searchsorted(ids, chunk_ids), max(len(ids) - 1, 0))
                 found = (ids[loc] == chunk_ids) if len(ids) else np.zeros(len(chunk_ids), bool)
@@ -336,14 +350,14 @@ class IndexKeeper:
                 missing.extend(chunk_ids[~found][:_SHOWN].tolist())
                 diff = np.abs(vectors[order[loc[found]]] - chunk[found]).max(axis=1) if found.any() else np.zeros(0)
                 mismatched.extend(chunk_ids[found][diff > 1e-6][:_SHOWN].tolist())
-            names = st.external_ids(conn, missing[:_SHOWN] + mismatched[:_SHOWN])
+            names = conn.external_ids(missing[:_SHOWN] + mismatched[:_SHOWN])
             return ConsistencyReport(
                 store_count=store_count,
                 index_count=len(ids),
                 missing_from_index=tuple(names[i] for i in missing[:_SHOWN]),
                 extra_in_index=tuple(ids[~seen][:_SHOWN].tolist()),
                 mismatched=tuple(names[i] for i in mismatched[:_SHOWN]),
-                store_sequence=st.max_sequence(conn),
+                store_sequence=conn.max_sequence(),
                 index_sequence=index_sequence,
                 index_kind=kind,
             )

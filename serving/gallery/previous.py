@@ -26,6 +26,7 @@ from serving.gallery import generations
 from serving.gallery import snapshot as snap
 from serving.gallery import store as st
 from serving.gallery.locking import FolderLock
+from serving.gallery.sqlite_store import SqliteStore
 
 if TYPE_CHECKING:
     from serving.gallery.gallery import Gallery
@@ -73,16 +74,16 @@ def delete(gallery: Gallery, external: str, actor: str) -> bool:
 
 
 def _delete_closed(path: Path, external: str, actor: str) -> bool:
-    store = st.Store.open(path / "store.sqlite3")
+    store = SqliteStore.open(path / "store.sqlite3")
     try:
         with store.transaction() as conn:
-            found = st.find_identity(conn, external)
-            kept = st.forget_kept(conn, external)
+            found = conn.find_identity(external)
+            kept = conn.forget_kept(external)
             if found is not None:
-                st.delete_identity(conn, found[0])
+                conn.delete_identity(found[0])
                 now = st.now()
-                st.log_change(conn, "delete", found[0], now)
-                st.audit(conn, now, "delete", external, actor, {"generation": "previous"})
+                conn.log_change("delete", found[0], now)
+                conn.audit(now, "delete", external, actor, {"generation": "previous"})
         if found is None:
             return kept
         if not store.checkpoint():

@@ -16,7 +16,6 @@ re-embedded and falls under the activation's policy for identities without store
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,8 +23,10 @@ import numpy as np
 
 from serving.gallery import store as st
 from serving.gallery import validate
-from serving.gallery.gallery import Gallery, Write
+from serving.gallery.gallery import Gallery
+from serving.gallery.rows import SqlRows
 from serving.gallery.types import Media, ModelBinding
+from serving.gallery.writes import Write
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def position(gallery: Gallery) -> tuple[int, list[int]]:
     that copies these rows and then replays the changes after that sequence misses nothing."""
     with gallery.reader() as conn:
         conn.execute("BEGIN")
-        sequence = st.max_sequence(conn)
+        sequence = conn.max_sequence()
         rows = [int(r[0]) for r in conn.execute("SELECT id FROM identities ORDER BY id")]
     return sequence, rows
 
@@ -64,7 +65,7 @@ def changes(gallery: Gallery, since: int) -> tuple[int, list[int]]:
     """(the latest sequence, row ids changed after ``since``), in one read transaction."""
     with gallery.reader() as conn:
         conn.execute("BEGIN")
-        return st.max_sequence(conn), sorted(st.changed_since(conn, since))
+        return conn.max_sequence(), sorted(conn.changed_since(since))
 
 
 def without_media(gallery: Gallery) -> list[str]:
@@ -130,15 +131,15 @@ def write(target: Gallery, identity: StoredIdentity, vectors: np.ndarray, *, act
     template = validate.template(unit)
     binding = target.binding
 
-    def change(conn: sqlite3.Connection) -> Write[None]:
+    def change(conn: SqlRows) -> Write[None]:
         now, deletes = st.now(), []
-        other = st.find_identity(conn, identity.external)
+        other = conn.find_identity(identity.external)
         if other is not None and other[0] != identity.row_id:  # deleted and enrolled again in the source
-            st.delete_identity(conn, other[0])
-            st.log_change(conn, "delete", other[0], now)
+            conn.delete_identity(other[0])
+            conn.log_change("delete", other[0], now)
             deletes.append(other[0])
         if conn.execute("SELECT 1 FROM identities WHERE id = ?", (identity.row_id,)).fetchone():
-            st.clear_enrollment(conn, identity.row_id)
+            conn.clear_enrollment(identity.row_id)
             conn.execute(
                 "UPDATE identities SET external_id = ?, metadata = ?, updated_at = ? WHERE id = ?",
                 (identity.external, json.dumps(identity.metadata, sort_keys=True), now, identity.row_id),
@@ -149,18 +150,18 @@ def write(target: Gallery, identity: StoredIdentity, vectors: np.ndarray, *, act
                 (identity.row_id, identity.external, identity.created_at, now, json.dumps(identity.metadata)),
             )
         for sample, vector in zip(identity.samples, unit):
-            sample_id = st.add_sample(conn, identity.row_id, vector, binding, now)
-            st.add_media(conn, identity.row_id, sample.media, now, sample_id)
+            sample_id = conn.add_sample(identity.row_id, vector, binding, now)
+            conn.add_media(identity.row_id, sample.media, now, sample_id)
             if sample.track_id is not None:
                 conn.execute("DELETE FROM tracks WHERE track_id = ?", (sample.track_id,))  # moved in the source
                 conn.execute(
                     "INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
                     (sample.track_id, identity.row_id, sample_id, now),
                 )
-        st.put_template(conn, identity.row_id, template, binding, len(unit))
-        st.forget_kept(conn, identity.external)
-        sequence = st.log_change(conn, "upsert", identity.row_id, now)
-        st.audit(conn, now, "reembed", identity.external, actor, {"samples": len(unit), "model": str(binding)})
+        conn.put_template(identity.row_id, template, binding, len(unit))
+        conn.forget_kept(identity.external)
+        sequence = conn.log_change("upsert", identity.row_id, now)
+        conn.audit(now, "reembed", identity.external, actor, {"samples": len(unit), "model": str(binding)})
         return Write(None, sequence, [(identity.row_id, template)], deletes)
 
     target.commit(change, while_retired=True)
@@ -170,17 +171,17 @@ def remove(target: Gallery, row_id: int, *, keep_as: tuple[str, ModelBinding] | 
     """Take the row out of ``target`` (gone from the source, or not re-embeddable). With
     ``keep_as=(external id, old binding)`` a kept-on-old record says where the identity stayed."""
 
-    def change(conn: sqlite3.Connection) -> Write[None]:
+    def change(conn: SqlRows) -> Write[None]:
         now, deletes = st.now(), []
         found = conn.execute("SELECT external_id FROM identities WHERE id = ?", (row_id,)).fetchone()
         if found is not None:
-            st.delete_identity(conn, row_id)
-            st.audit(conn, now, "reembed-drop", str(found[0]), actor, {"kept_on_old": keep_as is not None})
+            conn.delete_identity(row_id)
+            conn.audit(now, "reembed-drop", str(found[0]), actor, {"kept_on_old": keep_as is not None})
             deletes.append(row_id)
         conn.execute("DELETE FROM kept_on_old WHERE identity_id = ?", (row_id,))
         if keep_as is not None:
-            st.keep_on_old(conn, keep_as[0], row_id, keep_as[1], now)
-        sequence = st.log_change(conn, "delete", row_id, now) if deletes else st.max_sequence(conn)
+            conn.keep_on_old(keep_as[0], row_id, keep_as[1], now)
+        sequence = conn.log_change("delete", row_id, now) if deletes else conn.max_sequence()
         return Write(None, sequence, deletes=deletes)
 
     target.commit(change, while_retired=True)
@@ -190,16 +191,11 @@ def sync_floor(source: Gallery, target: Gallery) -> None:
     """Row ids the target hands out stay above every id the source ever used (and vice versa,
     on rollback), so an id names one identity's life across generations."""
     with source.reader() as conn:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'identities'").fetchone()
-    floor = int(row[0]) if row else 0
+        floor = conn.id_floor()
 
-    def change(conn: sqlite3.Connection) -> Write[None]:
-        current = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'identities'").fetchone()
-        if current is None:
-            conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('identities', ?)", (floor,))
-        elif int(current[0]) < floor:
-            conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = 'identities'", (floor,))
-        return Write(None, st.max_sequence(conn))
+    def change(conn: SqlRows) -> Write[None]:
+        conn.raise_id_floor(floor)
+        return Write(None, conn.max_sequence())
 
     target.commit(change, while_retired=True)
 
@@ -214,11 +210,11 @@ def copy_audit(source: Gallery, target: Gallery, after: int) -> int:
     if not rows:
         return after
 
-    def change(conn: sqlite3.Connection) -> Write[None]:
+    def change(conn: SqlRows) -> Write[None]:
         conn.executemany(
             "INSERT INTO audit(at, action, identity, actor, detail) VALUES (?, ?, ?, ?, ?)", [r[1:] for r in rows]
         )
-        return Write(None, st.max_sequence(conn))
+        return Write(None, conn.max_sequence())
 
     target.commit(change, while_retired=True)
     return int(rows[-1][0])
@@ -238,7 +234,7 @@ def samples_of(gallery: Gallery, row_ids: Sequence[int]) -> dict[int, np.ndarray
     out = {}
     with gallery.reader() as conn:
         for row_id in row_ids:
-            vectors = st.samples(conn, row_id, gallery.dim)
+            vectors = conn.samples(row_id, gallery.dim)
             if len(vectors):
                 out[row_id] = vectors
     return out

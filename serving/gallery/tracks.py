@@ -12,7 +12,6 @@ committed whole, or not at all, and replayed into the index after a crash.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,8 +19,10 @@ import numpy as np
 from serving.errors import Overloaded
 from serving.gallery import store as st
 from serving.gallery import validate
-from serving.gallery.gallery import Gallery, Write
+from serving.gallery.gallery import Gallery
+from serving.gallery.rows import SqlRows
 from serving.gallery.types import Media, ModelBinding, TrackEnrollResult
+from serving.gallery.writes import Write
 
 
 class TrackLedger:
@@ -60,12 +61,12 @@ class TrackLedger:
         """The identity a track id is enrolled under, or None."""
         track = validate.identity(track_id)
         with self.gallery.reader() as conn:
-            found = _find(conn, track)
-            return st.external_id(conn, found[0]) if found else None
+            found = conn.find_track(track)
+            return conn.external_id(found[0]) if found else None
 
     def _rows(
         self,
-        conn: sqlite3.Connection,
+        conn: SqlRows,
         external: str,
         track: str,
         unit: np.ndarray,
@@ -74,34 +75,30 @@ class TrackLedger:
         actor: str,
     ) -> Write[TrackEnrollResult]:
         g, now = self.gallery, st.now()
-        previous = _find(conn, track)
-        found = st.find_identity(conn, external)
+        previous = conn.find_track(track)
+        found = conn.find_identity(external)
         moved_from: str | None = None
         upserts: list[tuple[int, np.ndarray]] = []
         deletes: list[int] = []
         if previous is not None:
             moved_from, upserts, deletes = self._release(conn, *previous, None if found is None else found[0], now)
         if found is None:
-            st.forget_kept(conn, external)
-            row_id = st.insert_identity(conn, external, now, meta)
+            conn.forget_kept(external)
+            row_id = conn.insert_identity(external, now, meta)
         else:
             row_id = found[0]
-            st.touch_identity(conn, row_id, now, {**json.loads(found[1]), **meta} if meta else None)
-        sample_id = st.add_sample(conn, row_id, unit, g.binding, now)
-        conn.execute(
-            "INSERT INTO tracks(track_id, identity_id, sample_id, updated_at) VALUES (?, ?, ?, ?)",
-            (track, row_id, sample_id, now),
-        )
-        st.add_media(conn, row_id, items, now, sample_id)  # the chips this track's sample averages
-        samples = st.samples(conn, row_id, g.dim)
+            conn.touch_identity(row_id, now, {**json.loads(found[1]), **meta} if meta else None)
+        sample_id = conn.add_sample(row_id, unit, g.binding, now)
+        conn.add_track(track, row_id, sample_id, now)
+        conn.add_media(row_id, items, now, sample_id)  # the chips this track's sample averages
+        samples = conn.samples(row_id, g.dim)
         if len(samples) > g.config.max_samples:
             raise Overloaded(f"{external!r} would have {len(samples)} samples; the limit is {g.config.max_samples}")
         vector = validate.template(samples)
-        st.put_template(conn, row_id, vector, g.binding, len(samples))
-        sequence = st.log_change(conn, "upsert", row_id, now)
+        conn.put_template(row_id, vector, g.binding, len(samples))
+        sequence = conn.log_change("upsert", row_id, now)
         upserts.append((row_id, vector))
-        st.audit(
-            conn,
+        conn.audit(
             now,
             "enroll_track",
             external,
@@ -119,28 +116,22 @@ class TrackLedger:
         return Write(result, sequence, upserts, deletes)
 
     def _release(
-        self, conn: sqlite3.Connection, old_row: int, old_sample: int, new_row: int | None, now: float
+        self, conn: SqlRows, old_row: int, old_sample: int, new_row: int | None, now: float
     ) -> tuple[str | None, list[tuple[int, np.ndarray]], list[int]]:
         """Drop a track's previous sample; when the track changes identity, re-average (or delete,
         if it has no sample left) the one it leaves. Returns (moved_from, upserts, deletes)."""
         g = self.gallery
-        conn.execute("DELETE FROM tracks WHERE sample_id = ?", (old_sample,))
-        st.remove_sample(conn, old_sample)
+        conn.drop_track_of(old_sample)
+        conn.remove_sample(old_sample)
         if old_row == new_row:
             return None, [], []  # the same identity: its template is rebuilt with the new sample
-        moved_from = st.external_id(conn, old_row)
-        rest = st.samples(conn, old_row, g.dim)
+        moved_from = conn.external_id(old_row)
+        rest = conn.samples(old_row, g.dim)
         if len(rest) == 0:
-            st.delete_identity(conn, old_row)
-            st.log_change(conn, "delete", old_row, now)
+            conn.delete_identity(old_row)
+            conn.log_change("delete", old_row, now)
             return moved_from, [], [old_row]
         vector = validate.template(rest)
-        st.put_template(conn, old_row, vector, g.binding, len(rest))
-        st.log_change(conn, "upsert", old_row, now)
+        conn.put_template(old_row, vector, g.binding, len(rest))
+        conn.log_change("upsert", old_row, now)
         return moved_from, [(old_row, vector)], []
-
-
-def _find(conn: sqlite3.Connection, track_id: str) -> tuple[int, int] | None:
-    """(identity row id, sample row id) of an enrolled track, or None."""
-    row = conn.execute("SELECT identity_id, sample_id FROM tracks WHERE track_id = ?", (track_id,)).fetchone()
-    return (int(row[0]), int(row[1])) if row else None

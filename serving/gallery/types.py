@@ -135,6 +135,12 @@ class GalleryConfig:
     max_media_bytes: int = 64 * 1024 * 1024  # per enrollment
     max_metadata_bytes: int = 16 * 1024
     background: bool = True  # snapshots and index rebuilds in a worker thread (False: inline, for tests)
+    # The store: "sqlite" (the embedded default, a file in the gallery folder) or "postgres" (one schema
+    # per gallery in the database ``dsn`` names, a libpq connection string or URI; gateways may share it).
+    backend: str = "sqlite"
+    dsn: str = ""
+    # postgres: how often this gateway reads the change log for other gateways' writes (serving.gallery.follow)
+    follow_interval_ms: int = 200
 
     def __post_init__(self) -> None:
         positive = (
@@ -150,12 +156,21 @@ class GalleryConfig:
             "max_samples",
             "max_media_bytes",
             "max_metadata_bytes",
+            "follow_interval_ms",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"gallery.{name} must be at least 1")
         if self.flat_max < 0 or self.rerank_max < self.rerank_min:
             raise ValueError("gallery.flat_max must be >= 0 and gallery.rerank_max >= gallery.rerank_min")
+        if self.backend not in ("sqlite", "postgres"):
+            raise ValueError(f'gallery.backend must be "sqlite" or "postgres", not {self.backend!r}')
+        if self.backend == "postgres" and not self.dsn.strip():
+            raise ValueError(
+                'gallery.backend = "postgres" needs gallery.dsn (e.g. "host=db dbname=toitsu user=toitsu")'
+            )
+        if self.backend == "sqlite" and self.dsn:
+            raise ValueError('gallery.dsn is set but gallery.backend is "sqlite": set backend = "postgres" or drop dsn')
         for name in ("flat_return", "target_recall", "compact_ratio", "snapshot_fraction"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"gallery.{name} must be between 0 and 1")

@@ -130,7 +130,7 @@ def test_a_sigkilled_gateway_resumes_its_training_job_from_the_last_checkpoint(m
     sequences = [json.loads(line)["sequence"] for line in watched.splitlines()]
     assert watcher.returncode == 0 and [int(s) for s in sequences] == list(range(1, len(sequences) + 1))
     assert int(sequences[-1]) == after[-1].sequence  # the watcher saw every event, across the restart
-    assert exported.returncode == 0, exported.stderr
+    assert exported.returncode == 0, (exported.stdout[-3000:], exported.stderr)
     assert json.loads(exported.stdout.splitlines()[-1])["job"]["model"] == {"name": "tiny-ecapa", "version": "1"}
     listed_models = {(m["model"]["name"], m["modality"]) for m in json.loads(listed.stdout)["models"]}
     assert ("tiny-ecapa", "speaker") in listed_models

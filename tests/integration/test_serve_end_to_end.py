@@ -25,7 +25,7 @@ pytestmark = pytest.mark.integration
 class Server:
     """A `toitsu serve` child process on a free port."""
 
-    def __init__(self, models: Path, var: Path, log: Path) -> None:
+    def __init__(self, models: Path, var: Path, log: Path, sets: tuple[str, ...] = ()) -> None:
         self.log = open(log, "ab")
         self.proc = subprocess.Popen(
             [
@@ -41,6 +41,7 @@ class Server:
                 str(models),
                 "--var",
                 str(var),
+                *(arg for s in sets for arg in ("--set", s)),
             ],
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -73,9 +74,21 @@ def cli(target: str, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, tmp_path):
+@pytest.fixture(params=["sqlite", "postgres"])
+def gallery_store(request) -> dict[str, str]:
+    """The gallery backend: the embedded SQLite store, or a fresh database on the session's PostgreSQL."""
+    if request.param == "sqlite":
+        return {}
+    return {"backend": "postgres", "dsn": request.getfixturevalue("postgres_dsn")}
+
+
+def store_sets(store: dict[str, str]) -> tuple[str, ...]:
+    return tuple(f"gallery.{key}={value}" for key, value in store.items())
+
+
+def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, tmp_path, gallery_store):
     var, log = tmp_path / "var", tmp_path / "server.log"
-    server = Server(models_dir, var, log)
+    server = Server(models_dir, var, log, store_sets(gallery_store))
     for speaker in range(5):
         files = [str(voices.path(speaker, k)) for k in (0, 1)]
         assert cli(server.target, "speaker", "enroll", f"voice{speaker}", *files)["created"]
@@ -90,17 +103,21 @@ def test_cli_against_a_server_that_is_killed_and_restarted(models_dir, voices, t
     assert cli(server.target, "speaker", "list")["total"] == 5
 
     acknowledged = _enroll_until_killed(server, voices)
-    server = Server(models_dir, var, log)
+    server = Server(models_dir, var, log, store_sets(gallery_store))
     listed = {s["id"] for s in cli(server.target, "speaker", "list")["speakers"]}
     assert set(acknowledged) <= listed, f"lost after SIGKILL: {set(acknowledged) - listed}"
     assert {f"voice{i}" for i in range(5)} <= listed
     _index_agrees_with_store(server.target, listed)
     assert server.stop() == 0
 
-    from serving.gallery import Gallery, ModelBinding
+    from serving.gallery import Gallery, GalleryConfig, ModelBinding
 
     gallery = Gallery.open(
-        var / "galleries" / "speaker", modality="speaker", dim=SPEAKER_DIM, model=ModelBinding(SPEAKER_MODEL, 1)
+        var / "galleries" / "speaker",
+        modality="speaker",
+        dim=SPEAKER_DIM,
+        model=ModelBinding(SPEAKER_MODEL, 1),
+        config=GalleryConfig(**gallery_store),
     )
     report = gallery.verify_consistency()
     assert report.ok, report

@@ -143,6 +143,11 @@ def test_the_makefile_and_ci_use_this_script():
     assert os.access(SCRIPT, os.X_OK)
 
 
+def test_a_missing_postgresql_is_installed_for_the_gallery_backend_tests(tmp_path):
+    rc, _, _, calls = run(tmp_path, uid=0, dpkg_missing="postgresql")
+    assert rc == 0 and calls == ["apt-get update -qq", f"{INSTALL} postgresql"]
+
+
 def test_a_missing_node_or_npm_is_installed_for_the_node_client(tmp_path):
     rc, _, _, calls = run(tmp_path, uid=0, absent=("node", "npm"))
     assert rc == 0 and calls == ["apt-get update -qq", f"{INSTALL} nodejs npm"]

@@ -21,6 +21,12 @@ def test_layers_override_in_order(tmp_path):
     assert load_config().server.port == 50051
 
 
+def test_the_postgres_gallery_backend_is_configured_in_the_gallery_section():
+    config = load_config(overrides={"gallery.backend": "postgres", "gallery.dsn": "host=db dbname=toitsu"})
+    assert (config.gallery.backend, config.gallery.dsn) == ("postgres", "host=db dbname=toitsu")
+    assert load_config().gallery.backend == "sqlite"
+
+
 @pytest.mark.parametrize(
     "overrides,message",
     [
@@ -31,6 +37,9 @@ def test_layers_override_in_order(tmp_path):
         ({"port": "1"}, "section.key"),
         ({"backups.interval_seconds": "3600"}, "paths.backups is not"),
         ({"backups.keep": "-1"}, r"\[backups\] interval_seconds, keep and max_age_seconds must be >= 0"),
+        ({"gallery.backend": "mysql"}, r'\[gallery\] gallery.backend must be "sqlite" or "postgres"'),
+        ({"gallery.backend": "postgres"}, r'\[gallery\] gallery.backend = "postgres" needs gallery.dsn'),
+        ({"gallery.dsn": "host=db"}, r'\[gallery\] gallery.dsn is set but gallery.backend is "sqlite"'),
     ],
 )
 def test_mistakes_are_named(overrides, message):

@@ -9,9 +9,9 @@ the one-line summaries the CLI prints. ``KINDS`` is a plain dict; importing it b
 Export is deliberately absent: training never imports export (DESIGN §1), so the export side
 keys its own pipeline by ``Kind.name``.
 
-``audio-visual`` (METHODS §8) trains a voice student from a face teacher's batch choices
-(``training.recipes.audio_visual``). Room for the kinds to come, each one recipe module supplying
-these entry points plus one line in ``KINDS``: ``generative`` (the VAEs of METHODS §6-§7).
+Each kind is one recipe module supplying these entry points plus one line in ``KINDS``:
+``generative`` holds the VAEs of METHODS §6; ``audio-visual`` (METHODS §8) trains a voice student
+from a face teacher's batch choices (``training.recipes.audio_visual``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from training.recipes import audio_visual, face, sound, sound_eval, speaker, speaker_training
+from training.recipes import audio_visual, face, generative, sound, sound_eval, speaker, speaker_training
 from training.recipes.config import RecipeError, apply_overrides, build_recipe, read_recipe_yaml
 
 DEFAULT_KIND = "speaker"
@@ -94,6 +94,19 @@ def _face_report(r: Mapping[str, Any], out: Path) -> str:
     )
 
 
+def _generative_run(r: Mapping[str, Any]) -> str:
+    accuracy = r["requested_class_accuracy"]
+    return f"requested-class accuracy {accuracy:.2%}, FID {r['fid']:.3f}, test ELBO {r['test_elbo']:.2f}"
+
+
+def _generative_report(r: Mapping[str, Any], out: Path) -> str:
+    return (
+        f"requested-class accuracy {r['requested_class_accuracy']:.2%} ({r['samples_per_class']} per class), "
+        f"FID {r['fid']:.3f}, KID {r['kid']:.4f}, test ELBO {r['test_elbo']:.2f} nats; "
+        f"report and one PNG grid per class in {out}"
+    )
+
+
 # Order matters only for messages ("expected one of speaker, sound, face").
 KINDS: dict[str, Kind] = {
     "speaker": Kind(
@@ -116,6 +129,15 @@ KINDS: dict[str, Kind] = {
     ),
     "face": Kind(
         "face", face.FaceRecipe, face.build_modules, face.train_face_recipe, face.evaluate_run, _face_run, _face_report
+    ),
+    "generative": Kind(
+        "generative",
+        generative.GenerativeRecipe,
+        generative.build_modules,
+        generative.train_generative_recipe,
+        generative.evaluate_run,
+        _generative_run,
+        _generative_report,
     ),
     "audio-visual": Kind(
         "audio-visual",

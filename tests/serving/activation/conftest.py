@@ -57,6 +57,7 @@ def _projected(repo: Path, source: Path, dim: int) -> None:
     card["outputs"][0]["shape"] = [-1, dim]
     card["embedding"]["dim"] = dim
     card["description"] = f"test: resemblyzer-ge2e v1 projected to {dim} dimensions"
+    card.pop("cohort", None), card.pop("calibration_as_norm", None)  # GE2E's cohort is 256-d: cosine here
     (folder / "card.json").write_text(json.dumps(card))
 
 

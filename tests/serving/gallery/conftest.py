@@ -1,4 +1,9 @@
-"""Shared helpers for the gallery tests: small dims, synthetic unit vectors, gallery factories."""
+"""Shared helpers for the gallery tests: small dims, synthetic unit vectors, gallery factories.
+
+Every test that opens galleries through ``open_gallery`` runs against both store backends
+(``[sqlite]`` and ``[postgres]``: a fresh database on the session's PostgreSQL server), except
+those marked ``sqlite_only`` (they look at SQLite's own files: WAL, pages, the backup API).
+"""
 
 from __future__ import annotations
 
@@ -62,8 +67,22 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        sqlite_only = metafunc.definition.get_closest_marker("sqlite_only") is not None
+        metafunc.parametrize("backend", ["sqlite"] if sqlite_only else ["sqlite", "postgres"])
+
+
 @pytest.fixture
-def open_gallery(tmp_path: Path) -> Iterator[Callable[..., Gallery]]:
+def store_config(request: pytest.FixtureRequest, backend: str) -> dict[str, str]:
+    """The GalleryConfig fields that select this test's store backend."""
+    if backend == "sqlite":
+        return {}
+    return {"backend": "postgres", "dsn": request.getfixturevalue("postgres_dsn")}
+
+
+@pytest.fixture
+def open_gallery(tmp_path: Path, store_config: dict[str, str]) -> Iterator[Callable[..., Gallery]]:
     """``open_gallery(name="g", model=MODEL, **config)`` → an open gallery, closed after the test."""
     opened: list[Gallery] = []
 
@@ -71,6 +90,7 @@ def open_gallery(tmp_path: Path) -> Iterator[Callable[..., Gallery]]:
         name: str = "g", model: ModelBinding | None = MODEL, dim: int = DIM, modality: str = "speaker", **config
     ) -> Gallery:
         config.setdefault("background", False)
+        config = {**store_config, **config}
         gallery = Gallery.open(tmp_path / name, modality=modality, dim=dim, model=model, config=GalleryConfig(**config))
         opened.append(gallery)
         return gallery

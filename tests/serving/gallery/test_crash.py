@@ -4,8 +4,9 @@ with the store."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -14,19 +15,21 @@ from pathlib import Path
 import numpy as np
 
 from serving.gallery import Gallery, GalleryConfig
+from serving.gallery.store import open_store
 from tests.serving.gallery.conftest import DIM, MODEL
 
 REPO = Path(__file__).resolve().parents[3]
 CHILD = textwrap.dedent(f"""
+    import json
     import sys
     from pathlib import Path
     import numpy as np
     from serving.gallery import EnrollMode, Gallery, GalleryConfig, Media, ModelBinding
 
-    root, start = Path(sys.argv[1]), int(sys.argv[2])
+    root, start, store = Path(sys.argv[1]), int(sys.argv[2]), json.loads(sys.argv[3])
     model = ModelBinding({MODEL.name!r}, {MODEL.version})
     gallery = Gallery.open(root, modality="speaker", dim={DIM}, model=model,
-                           config=GalleryConfig(snapshot_every=40, snapshot_fraction=0.0))
+                           config=GalleryConfig(snapshot_every=40, snapshot_fraction=0.0, **store))
     rng = np.random.default_rng(start)
     live = [info.identity for info in gallery.list(page_size=10_000)[0]]
     print("ready", flush=True)
@@ -49,16 +52,24 @@ CHILD = textwrap.dedent(f"""
 """)
 
 
-def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str, str]]:
-    """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it; returns the log."""
+Event = tuple[str, str, str]
+
+
+def _run_until_killed(root: Path, start: int, acks: int, store: dict[str, str]) -> tuple[list[Event], list[Event]]:
+    """Start the child, read its log until ``acks`` acknowledgements, SIGKILL it.
+
+    Returns (the log read before the kill, the log the child wrote after that but before it
+    died). The second part matters: the child runs on while the parent decides to kill it, and a
+    change it made then (a delete of an id acknowledged earlier, say) may have committed.
+    """
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(root), str(start)],
+        [sys.executable, "-c", CHILD, str(root), str(start), json.dumps(store)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    events: list[tuple[str, str, str]] = []
+    events: list[Event] = []
     try:
         assert child.stdout.readline().strip() == "ready", child.stderr.read()
         while sum(e[0] == "ack" for e in events) < acks:
@@ -68,13 +79,19 @@ def _run_until_killed(root: Path, start: int, acks: int) -> list[tuple[str, str,
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    return events
+    late = [tuple(line.split()) for line in child.stdout.read().splitlines() if line.strip()]
+    return events, [e for e in late if len(e) == 3]
 
 
-def _expected(runs: list[list[tuple[str, str, str]]]) -> tuple[set[str], set[str], set[str]]:
-    """(acknowledged present, acknowledged deleted, ids with a change in flight when a run was killed)."""
+def _expected(runs: list[tuple[list[Event], list[Event]]]) -> tuple[set[str], set[str], set[str]]:
+    """(acknowledged present, acknowledged deleted, ids with a change in flight when a run was killed).
+
+    In flight: the change begun and not acknowledged when the parent stopped reading, and every
+    change the child logged after that (it may or may not have committed before the SIGKILL).
+    """
     present, deleted, in_flight = set(), set(), set()
-    for events in runs:
+    for events, late in runs:
+        in_flight |= {name for _, _, name in late}
         pending = None
         for kind, op, name in events:
             if kind == "begin":
@@ -87,9 +104,10 @@ def _expected(runs: list[list[tuple[str, str, str]]]) -> tuple[set[str], set[str
     return present, deleted, in_flight
 
 
-def _check_store(path: Path) -> set[str]:
+def _check_store(root: Path, config: GalleryConfig) -> set[str]:
     """No half-written identity: each has one template averaging all its samples, and media; no orphans."""
-    with sqlite3.connect(path) as conn:
+    store = open_store(root, config)
+    with contextlib.closing(store), store.reader() as conn:
         names = {}
         for row_id, name, n, blob in conn.execute(
             "SELECT i.id, i.external_id, t.num_samples, t.vector "
@@ -113,19 +131,20 @@ def _check_store(path: Path) -> set[str]:
     return set(names.values())
 
 
-def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path):
+def test_sigkill_mid_stream_loses_nothing_acknowledged(tmp_path, store_config):
     root = tmp_path / "g"
     runs = [
-        _run_until_killed(root, 0, acks=150),
-        _run_until_killed(root, 10_000, acks=80),
+        _run_until_killed(root, 0, acks=150, store=store_config),
+        _run_until_killed(root, 10_000, acks=80, store=store_config),
     ]  # the second run recovers from the first crash
     present, deleted, in_flight = _expected(runs)
     assert len(present) > 100 and deleted
 
-    stored = _check_store(root / "store.sqlite3")
+    config = GalleryConfig(background=False, **store_config)
+    stored = _check_store(root, config)
     assert present - in_flight <= stored  # an unacknowledged change may or may not have committed
     assert not (deleted - in_flight) & stored
-    gallery = Gallery.open(root, modality="speaker", dim=DIM, model=MODEL, config=GalleryConfig(background=False))
+    gallery = Gallery.open(root, modality="speaker", dim=DIM, model=MODEL, config=config)
     try:
         report = gallery.verify_consistency()
         assert report.ok, report

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from tests.serving.gallery.conftest import MODEL, holds_vector, unit
 
@@ -16,6 +17,7 @@ def _files_holding(root: Path, vector: np.ndarray) -> list[str]:
     )
 
 
+@pytest.mark.sqlite_only  # SQLite's file and WAL
 def test_a_pq_rerank_dead_slot_is_written_as_zeros_and_the_rest_reloads(open_gallery, rng, tmp_path):
     gallery = open_gallery(flat_max=1000)
     vectors = unit(rng, 1200)
@@ -42,6 +44,7 @@ def test_a_pq_rerank_dead_slot_is_written_as_zeros_and_the_rest_reloads(open_gal
     assert _files_holding(tmp_path / "g", needle) == []
 
 
+@pytest.mark.sqlite_only  # SQLite's file and WAL
 def test_a_delete_checkpoints_the_wal_to_zero_bytes(open_gallery, rng, tmp_path):
     gallery = open_gallery()
     vectors = unit(rng, 5)

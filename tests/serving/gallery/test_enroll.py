@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 import pytest
 
 from serving.errors import AlreadyExists, InvalidInput, NotFound, Overloaded
 from serving.gallery import EnrollMode, Media
-from serving.gallery import store as st
 from tests.serving.gallery.conftest import MODEL, unit
 
 
@@ -124,14 +121,14 @@ def test_failed_enrollment_leaves_nothing(open_gallery, rng):
     with pytest.raises(Overloaded):  # fails inside the transaction, after reading the old samples
         gallery.enroll("a", unit(rng, 3), model=MODEL, mode=EnrollMode.APPEND, media=[Media(b"second", "wav")])
     with gallery._store.reader() as conn:
-        assert st.enrollment_counts(conn, "a") == {
+        assert conn.enrollment_counts("a") == {
             "identities": 1,
             "templates": 1,
             "samples": 2,
             "media": 1,
             "tracks": 0,
         }
-        assert st.max_sequence(conn) == 1
+        assert conn.max_sequence() == 1
     assert gallery.verify_consistency().ok
 
 
@@ -146,14 +143,14 @@ def test_media_is_kept_and_replaced(open_gallery, rng):
     assert gallery.media("m") == [] and not gallery.info("m").has_media
 
 
-def test_delete_removes_everything_and_audits(open_gallery, rng, tmp_path):
+def test_delete_removes_everything_and_audits(open_gallery, rng, tmp_path, backend):
     gallery = open_gallery()
     secret = b"MEDIA-" + bytes(rng.integers(0, 256, 4000, dtype=np.uint8))
     samples = unit(rng, 3)
     gallery.enroll("dave", samples, model=MODEL, media=[Media(secret, "wav")], actor="enroller")
     gallery.enroll("erin", unit(rng, 2), model=MODEL)
     with gallery._store.reader() as conn:
-        row_id = st.find_identity(conn, "dave")[0]
+        row_id = conn.find_identity("dave")[0]
         stored = [
             r[0]
             for r in conn.execute(
@@ -184,6 +181,8 @@ def test_delete_removes_everything_and_audits(open_gallery, rng, tmp_path):
 
     gallery.close()  # checkpoint: the bytes must be gone from the database file, not just unlinked
     assert len(stored) == 4
+    if backend == "postgres":
+        return  # the server's files are its own (VACUUM reclaims deleted rows); the rows are gone, above
     blob = (tmp_path / "g" / "store.sqlite3").read_bytes()
     assert secret[:64] not in blob and not any(vector in blob for vector in stored)
     snapshots = list((tmp_path / "g" / "index").glob("index-*.bin"))
@@ -233,7 +232,7 @@ def test_audit_and_change_log_rows(open_gallery, rng):
     gallery.enroll("a", unit(rng, 1), model=MODEL, actor="ipv4:1.2.3.4")
     gallery.enroll("a", unit(rng, 1), model=MODEL, mode=EnrollMode.APPEND)
     gallery.delete("a")
-    with sqlite3.connect(gallery._store.path) as conn:
+    with gallery.reader() as conn:
         ops = [r[0] for r in conn.execute("SELECT op FROM changes ORDER BY seq")]
     assert ops == ["upsert", "upsert", "delete"]
     entry = gallery.audit_log("a")[-1]

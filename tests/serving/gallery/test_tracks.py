@@ -8,13 +8,12 @@ import pytest
 
 from serving.errors import InvalidInput, ModelMismatch, NotFound, Overloaded
 from serving.gallery import EnrollMode, Gallery, GalleryConfig, ModelBinding, TrackLedger
-from serving.gallery import store as st
 from tests.serving.gallery.conftest import DIM, MODEL, crash, unit
 
 
 def _counts(gallery: Gallery, identity: str) -> dict[str, int]:
     with gallery.reader() as conn:
-        return st.enrollment_counts(conn, identity)
+        return conn.enrollment_counts(identity)
 
 
 def test_sending_a_track_again_replaces_it(open_gallery, rng):

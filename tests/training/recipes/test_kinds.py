@@ -14,6 +14,7 @@ from torch import nn
 
 from tests.conftest import REPO
 from tests.training.recipes.test_face_recipe import TINY as FACE_TINY
+from training.generative.models import MODELS as VAE_MODELS
 from training.losses import AAMSoftmax
 from training.methods import AngularPrototypicalLoss, GeneralizedContrastiveLoss, GraphGroupingLoss, MetaTrainingSetLoss
 from training.methods.teacher_sampling import TeacherRegressionLoss
@@ -55,7 +56,9 @@ def _name(path: Path) -> str:
 def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> None:
     from toitsu.commands.train import _load
 
-    assert list(KINDS) == ["speaker", "sound", "face", "audio-visual"] and all(k.name == n for n, k in KINDS.items())
+    assert list(KINDS) == ["speaker", "sound", "face", "generative", "audio-visual"] and all(
+        k.name == n for n, k in KINDS.items()
+    )
     kind, recipe = load_kind_recipe(REPO / "recipes/speaker/synthetic-aam.yaml")
     assert kind is KINDS["speaker"] and isinstance(recipe, SpeakerRecipe)  # no `kind` key: speaker
     kind, recipe = load_kind_recipe(REPO / "recipes/speaker/synthetic-aam.yaml", ["kind=speaker"])
@@ -63,7 +66,9 @@ def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> No
     kind, recipe = load_kind_recipe(REPO / "recipes/sound/pretrain-d2.yaml", ["trainer.steps=5"])
     assert kind is KINDS["sound"] and isinstance(recipe, SoundRecipe) and recipe.trainer.steps == 5
     assert isinstance(load_kind_recipe(REPO / "recipes/face/graph-ncut.yaml")[1], FaceRecipe)
-    with pytest.raises(SystemExit, match="kind: expected one of speaker, sound, face, audio-visual, got 'video'"):
+    with pytest.raises(
+        SystemExit, match="kind: expected one of speaker, sound, face, generative, audio-visual, got 'video'"
+    ):
         _load(REPO / "recipes/sound/pretrain-d1.yaml", ["kind=video"])
 
 
@@ -78,6 +83,13 @@ def test_every_recipe_loads_strictly_and_builds_its_model_and_loss(path: Path) -
     kind, recipe = load_kind_recipe(path)
     modules = check_modules(kind, recipe, str(path))
     model = dict(recipe.model)
+    if kind.name == "generative":
+        vae = modules["vae"]
+        assert type(vae) is VAE_MODELS[model.pop("name")]
+        for key, value in model.items():  # the section's arguments reached the constructor
+            assert getattr(vae, key) == value, key
+        assert (vae.height, vae.width, vae.classes) == (recipe.data.height, recipe.data.width, recipe.data.classes)
+        return
     encoder = modules["encoder"]
     assert all(isinstance(m, nn.Module) for m in modules.values())
     if "embedding_dim" in model:
