@@ -9,9 +9,9 @@ the one-line summaries the CLI prints. ``KINDS`` is a plain dict; importing it b
 Export is deliberately absent: training never imports export (DESIGN §1), so the export side
 keys its own pipeline by ``Kind.name``.
 
-Room for the kinds to come, each one recipe module supplying these entry points plus one line in
-``KINDS``: ``audio-visual`` (METHODS §8, a face teacher choosing a voice student's batches;
-persons with a face and a voice template). ``generative`` holds the VAEs of METHODS §6.
+Each kind is one recipe module supplying these entry points plus one line in ``KINDS``:
+``generative`` holds the VAEs of METHODS §6; ``audio-visual`` (METHODS §8) trains a voice student
+from a face teacher's batch choices (``training.recipes.audio_visual``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from training.recipes import face, generative, sound, sound_eval, speaker, speaker_training
+from training.recipes import audio_visual, face, generative, sound, sound_eval, speaker, speaker_training
 from training.recipes.config import RecipeError, apply_overrides, build_recipe, read_recipe_yaml
 
 DEFAULT_KIND = "speaker"
@@ -138,6 +138,15 @@ KINDS: dict[str, Kind] = {
         generative.evaluate_run,
         _generative_run,
         _generative_report,
+    ),
+    "audio-visual": Kind(
+        "audio-visual",
+        audio_visual.AudioVisualRecipe,
+        audio_visual.build_modules,
+        audio_visual.train_av_recipe,
+        audio_visual.evaluate_run,
+        _speaker_run,
+        _speaker_report,
     ),
 }
 

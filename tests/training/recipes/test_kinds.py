@@ -17,6 +17,7 @@ from tests.training.recipes.test_face_recipe import TINY as FACE_TINY
 from training.generative.models import MODELS as VAE_MODELS
 from training.losses import AAMSoftmax
 from training.methods import AngularPrototypicalLoss, GeneralizedContrastiveLoss, GraphGroupingLoss, MetaTrainingSetLoss
+from training.methods.teacher_sampling import TeacherRegressionLoss
 from training.models import SOUND_ENCODERS, SPEAKER_ENCODERS
 from training.models.iresnet import IResNet
 from training.recipes.config import RecipeError
@@ -55,7 +56,9 @@ def _name(path: Path) -> str:
 def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> None:
     from toitsu.commands.train import _load
 
-    assert list(KINDS) == ["speaker", "sound", "face", "generative"] and all(k.name == n for n, k in KINDS.items())
+    assert list(KINDS) == ["speaker", "sound", "face", "generative", "audio-visual"] and all(
+        k.name == n for n, k in KINDS.items()
+    )
     kind, recipe = load_kind_recipe(REPO / "recipes/speaker/synthetic-aam.yaml")
     assert kind is KINDS["speaker"] and isinstance(recipe, SpeakerRecipe)  # no `kind` key: speaker
     kind, recipe = load_kind_recipe(REPO / "recipes/speaker/synthetic-aam.yaml", ["kind=speaker"])
@@ -63,7 +66,9 @@ def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> No
     kind, recipe = load_kind_recipe(REPO / "recipes/sound/pretrain-d2.yaml", ["trainer.steps=5"])
     assert kind is KINDS["sound"] and isinstance(recipe, SoundRecipe) and recipe.trainer.steps == 5
     assert isinstance(load_kind_recipe(REPO / "recipes/face/graph-ncut.yaml")[1], FaceRecipe)
-    with pytest.raises(SystemExit, match="kind: expected one of speaker, sound, face, generative, got 'video'"):
+    with pytest.raises(
+        SystemExit, match="kind: expected one of speaker, sound, face, generative, audio-visual, got 'video'"
+    ):
         _load(REPO / "recipes/sound/pretrain-d1.yaml", ["kind=video"])
 
 
@@ -93,6 +98,11 @@ def test_every_recipe_loads_strictly_and_builds_its_model_and_loss(path: Path) -
         assert isinstance(encoder, SOUND_ENCODERS[model["name"]])
         formula = recipe.data.formula
         assert modules["head"].out_features == (FORMULA_CLASSES[formula.dataset] if formula else 2)
+        return
+    if kind.name == "audio-visual":  # a speaker student; the method section is a dataclass
+        assert isinstance(encoder, SPEAKER_ENCODERS[model["name"]])
+        regression = recipe.method.name == "regression"
+        assert type(modules["loss"]) is (TeacherRegressionLoss if regression else GeneralizedContrastiveLoss)
         return
     assert isinstance(encoder, SPEAKER_ENCODERS[model["name"]] if kind.name == "speaker" else IResNet)
     method = dict(recipe.method)
