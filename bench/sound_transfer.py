@@ -93,7 +93,13 @@ def heldout_manifest(work: Path, clips: int, sample_rate: int) -> Path:
 
     conditions = RealUse.from_config(load_dev_set().real_use)
     return build_real_use_corpus(
-        work / "heldout", HELDOUT_CLASSES, conditions, clips_per_class=clips, clip_seconds=3.0, sample_rate=sample_rate, seed=4242
+        work / "heldout",
+        HELDOUT_CLASSES,
+        conditions,
+        clips_per_class=clips,
+        clip_seconds=3.0,
+        sample_rate=sample_rate,
+        seed=4242,
     )
 
 
@@ -103,12 +109,12 @@ def real_manifest(work: Path, real_dir: Path, clips: int, sample_rate: int) -> P
     from training.data.manifest import ManifestRecord, write_manifest
     from training.data.real_use import RealUse, apply_conditions
 
-    files = sorted(
-        f for f in real_dir.glob("*.oga") if not f.name.startswith(REAL_SKIP)
-    ) if real_dir.is_dir() else []
+    files = sorted(f for f in real_dir.glob("*.oga") if not f.name.startswith(REAL_SKIP)) if real_dir.is_dir() else []
     sources = {}
     for f in files:
-        raw = subprocess.run(["sox", str(f), "-t", "f32", "-r", str(sample_rate), "-c", "1", "-"], capture_output=True, check=True)
+        raw = subprocess.run(
+            ["sox", str(f), "-t", "f32", "-r", str(sample_rate), "-c", "1", "-"], capture_output=True, check=True
+        )
         x = np.frombuffer(raw.stdout, dtype="<f4").astype(np.float64)
         if x.size >= sample_rate // 2:
             sources[f.stem] = x
@@ -124,7 +130,11 @@ def real_manifest(work: Path, real_dir: Path, clips: int, sample_rate: int) -> P
             looped = np.tile(np.concatenate([x, gap]), int(np.ceil(2 * n / (x.size + gap.size))) + 1)
             start = int(rng.integers(x.size + gap.size))
             long = looped[start : start + int(np.ceil(n * (cond["tempo"] or 1.0))) + 1]
-            path = write_wav(work / "real" / name / f"{name}_{j:04d}.wav", apply_conditions(long, n, sample_rate, cond, rng), sample_rate)
+            path = write_wav(
+                work / "real" / name / f"{name}_{j:04d}.wav",
+                apply_conditions(long, n, sample_rate, cond, rng),
+                sample_rate,
+            )
             records.append(ManifestRecord(path=path, identity=name, duration=3.0, split="test", extra={}))
     manifest = work / "real" / "manifest.jsonl"
     write_manifest(manifest, records)

@@ -4,11 +4,12 @@ The dev protocol mirrors the speaker one on generated everyday sounds under the 
 real use (``DEV_CONFIG``, ``recipes/sound/dev/real-use.yaml``: the 12 classes of
 ``training/data/sound_corpus.py`` rendered by ``training/data/real_use.py`` through pitch and
 tempo changes, rooms, noise and band limits — calibrating on the plain corpus accepted only 18% of
-real known-class probes, issue 12): each class is enrolled from ``enroll`` clips (prototype = L2-normalised mean, as the gallery builds
-it), every other clip is a probe, and each probe is scored against every prototype — a target
-trial for its own class, a non-target one for the 11 others. A threshold at FAR f accepts a
-clip of a class as another class with probability f; thresholds, EER and minDCF go into the card
-through ``export.calibration.calibrate``, with the EER per probe class.
+real known-class probes, issue 12): each class is enrolled from ``enroll`` clips (prototype =
+L2-normalised mean, as the gallery builds it), every other clip is a probe, and each probe is
+scored against every prototype — a target trial for its own class, a non-target one for the 11
+others. A threshold at FAR f accepts a clip of a class as another class with probability f;
+thresholds, EER and minDCF go into the card through ``export.calibration.calibrate``, with the
+EER per probe class.
 """
 
 from __future__ import annotations
@@ -47,9 +48,7 @@ def load_dev_set(path: Path = DEV_CONFIG) -> SoundDevSet:
     return load_recipe(path, schema=SoundDevSet)
 
 
-def sound_dev_trials(
-    work_dir: Path, sample_rate: int, settings: SoundDevSet | None = None
-) -> tuple[DevTrials, Path]:
+def sound_dev_trials(work_dir: Path, sample_rate: int, settings: SoundDevSet | None = None) -> tuple[DevTrials, Path]:
     """The dev trials (built once under ``work_dir/dev-sounds-real-use-<rate>``, then cached)."""
     from training.data.real_use import RealUse, build_real_use_corpus
     from training.data.sound_corpus import SOUND_CLASSES

@@ -103,7 +103,10 @@ class RealUse:
         pitch, tempo = pick(self.pitch_p, self.pitch_cents), pick(self.tempo_p, self.tempo)
         reverb = None
         if rng.random() < self.reverb_p:
-            reverb = {"reverberance": float(rng.uniform(*self.reverberance)), "room_scale": float(rng.uniform(*self.room_scale))}
+            reverb = {
+                "reverberance": float(rng.uniform(*self.reverberance)),
+                "room_scale": float(rng.uniform(*self.room_scale)),
+            }
         snr = pick(self.noise_p, self.snr_db)
         color = NOISE_COLORS[int(rng.integers(len(NOISE_COLORS)))] if snr is not None else None
         band: str | None = None
@@ -112,7 +115,14 @@ class RealUse:
                 band = "telephone-mulaw" if rng.random() < 0.5 else "telephone"
             else:
                 band = f"lowpass-{rng.uniform(*self.lowpass_hz):.0f}"
-        return {"pitch_cents": pitch, "tempo": tempo, "reverb": reverb, "snr_db": snr, "noise_color": color, "band": band}
+        return {
+            "pitch_cents": pitch,
+            "tempo": tempo,
+            "reverb": reverb,
+            "snr_db": snr,
+            "noise_color": color,
+            "band": band,
+        }
 
 
 def apply_conditions(dry: np.ndarray, n: int, sr: int, cond: Mapping[str, Any], rng: np.random.Generator) -> np.ndarray:
@@ -180,7 +190,9 @@ def _render(job: _Job) -> list[ManifestRecord]:
         path = write_wav(job.folder / f"{job.name}_{j:04d}.wav", x, job.sample_rate)
         extra = {"fold": fold, "label": job.label, "sample_rate": job.sample_rate, **cond}
         records.append(
-            ManifestRecord(path=path, identity=job.name, duration=job.n_samples / job.sample_rate, split=f"fold{fold}", extra=extra)
+            ManifestRecord(
+                path=path, identity=job.name, duration=job.n_samples / job.sample_rate, split=f"fold{fold}", extra=extra
+            )
         )
     write_manifest(shard, records)
     return records
