@@ -56,16 +56,17 @@ def torch_embedder(run_dir: Path) -> Embed:
     from training.recipes.sound import load_sound_run
 
     encoder = load_sound_run(run_dir).encoder
+    cache: dict[Path, np.ndarray] = {}  # a model's rows are reused under both thresholds
 
     @torch.no_grad()
     def embed(paths: Sequence[Path]) -> np.ndarray:
-        rows = []
         for p in paths:
-            x, _ = read_wav(p)
-            w = torch.from_numpy(np.asarray(x, dtype=np.float32))[None]
-            e = encoder(w, torch.tensor([w.shape[1]])).float()[0].numpy()
-            rows.append(e / (np.linalg.norm(e) + 1e-12))
-        return np.stack(rows)
+            if p not in cache:
+                x, _ = read_wav(p)
+                w = torch.from_numpy(np.asarray(x, dtype=np.float32))[None]
+                e = encoder(w, torch.tensor([w.shape[1]])).float()[0].numpy()
+                cache[p] = e / (np.linalg.norm(e) + 1e-12)
+        return np.stack([cache[p] for p in paths])
 
     return embed
 
