@@ -11,8 +11,11 @@
    (the default speaker model);
 4. ``toitsu-sound-formula`` v1 — the project's own sound encoder, pre-trained here and now by
    ``recipes/sound/pretrain-all.yaml`` (METHODS §4: colored-noise formula classes D1 ∪ D2 ∪ D3, no
-   recording, a few CPU minutes with a progress bar), exported with parity and calibrated for the
-   open-set "unknown" on generated everyday sounds (``export/sound_calibration.py``);
+   recording, a few CPU minutes with a progress bar), then trained on by
+   ``recipes/sound/everyday-mix.yaml`` (issue 12: the generated everyday-sound corpus under
+   real-use conditions — pitch, tempo, rooms, noise, band limits — with half of each batch still
+   formula clips; about 2.5 CPU minutes more), exported with parity and calibrated for the
+   open-set "unknown" on a real-use dev set (``export/sound_calibration.py``);
 5. faces: ``mtcnn-pnet`` / ``-rnet`` / ``-onet`` v1 (facenet-pytorch's MTCNN, MIT; parity per net),
    ``dlib-sp5`` v1 (dlib's 5-point landmark model as plain arrays, CC0) and ``dlib-resnet-v1`` v1
    (dlib's ResNet descriptor parsed from its ``.dat`` into ONNX, CC0; parity against dlib-bin),
@@ -47,6 +50,7 @@ from export.speaker_dev import EmbedderFactory, dev_trials, generated_clips, spe
 
 SOUND_NAME = "toitsu-sound-formula"
 SOUND_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "sound" / "pretrain-all.yaml"
+SOUND_MIX_RECIPE = SOUND_RECIPE.with_name("everyday-mix.yaml")
 
 
 # Build order: the slow sound pre-training last, so the speaker and face models are never behind it.
@@ -163,18 +167,44 @@ def _build_speaker(
     return published
 
 
-def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory) -> Path:
-    """Pre-train the sound encoder on formula sounds (resumes an interrupted run), export it."""
-    from export.sound_calibration import sound_calibrator
-    from export.trained_sound import export_sound_run
+def sound_runs(work_dir: Path) -> tuple[Path, Path]:
+    """The two runs of the default sound model: (formula pre-training, everyday mix)."""
+    return work_dir / "runs" / "sound-formula-pretrain", work_dir / "runs" / "sound-everyday-mix"
+
+
+def train_default_sound(work_dir: Path) -> Path:
+    """Formula pre-training (METHODS §4), then the everyday mix from it (each resumes an
+    interrupted run, a finished one is not redone); returns the mix run's folder."""
     from training.recipes.config import load_recipe
     from training.recipes.sound import SoundRecipe, train_sound_recipe
 
-    started = time.perf_counter()
+    pretrain_dir, run_dir = sound_runs(work_dir)
     recipe = load_recipe(SOUND_RECIPE, ["trainer.tensorboard=false"], schema=SoundRecipe)
-    run_dir = work_dir / "runs" / "sound-formula-pretrain"
-    print(f"{SOUND_NAME}: pre-training {SOUND_RECIPE.name} ({recipe.trainer.steps} steps) in {run_dir}")
-    train_sound_recipe(recipe, run_dir)
+    print(f"{SOUND_NAME}: pre-training {SOUND_RECIPE.name} ({recipe.trainer.steps} steps) in {pretrain_dir}")
+    train_sound_recipe(recipe, pretrain_dir)
+    mix = load_recipe(
+        SOUND_MIX_RECIPE,
+        [
+            "trainer.tensorboard=false",
+            f"init_from={pretrain_dir}",
+            f"data.synthetic.out={work_dir / 'sound-real-use'}",
+        ],
+        schema=SoundRecipe,
+    )
+    started = time.perf_counter()
+    print(f"{SOUND_NAME}: training {SOUND_MIX_RECIPE.name} ({mix.trainer.steps} steps) in {run_dir}")
+    train_sound_recipe(mix, run_dir)
+    print(f"{SOUND_NAME}: everyday mix (corpus + training) took {time.perf_counter() - started:.0f} s")
+    return run_dir
+
+
+def _build_sound(models_dir: Path, work_dir: Path, embedder_factory: EmbedderFactory) -> Path:
+    """Train the default sound encoder (``train_default_sound``), export and calibrate it."""
+    from export.sound_calibration import sound_calibrator
+    from export.trained_sound import export_sound_run
+
+    started = time.perf_counter()
+    run_dir = train_default_sound(work_dir)
     published = export_sound_run(
         run_dir, models_dir, work_dir, name=SOUND_NAME, calibrate=sound_calibrator(embedder_factory, work_dir)
     )

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from training.methods.closed_form_pretraining import FormulaDataset
     from training.models import Encoder
 
+MIX_PREFIX = "formula/"  # class names of the formula clips a mixed recipe adds
 EVAL_SEED_OFFSET = 1_000_003  # evaluation / precise-BN batches: a seed no training step uses
 PRECISE_BN_FILE = "precise_bn.pt"
 
@@ -62,6 +63,9 @@ class SoundCorpus:
     clip_seconds: float = 2.0
     n_folds: int = 5
     seed: int = 0
+    # Real-use conditions (training.data.real_use.RealUse fields; {} = its defaults): the corpus
+    # is rendered through pitch/tempo/room/noise/band limits. null: the plain sound corpus.
+    real_use: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -92,12 +96,19 @@ class SoundData:
     batch_size: int = 32
     cache_audio: bool = True
     eval_batches: int = 4
+    # A corpus recipe may mix formula clips into every batch (``formula_share`` of it, labelled
+    # after the corpus classes), so the encoder keeps METHODS §4's formula classes while it
+    # learns everyday sounds (training.data.mixed_batches).
+    mix_formula: FormulaSection | None = None
+    formula_share: float = 0.5
 
     def __post_init__(self) -> None:
         if sum(x is not None for x in (self.formula, self.manifest, self.synthetic)) != 1:
             raise ValueError("set exactly one of data.formula, data.manifest and data.synthetic")
         if (self.formula is None) != (self.few_shot is not None):
             raise ValueError("data.few_shot goes with data.manifest or data.synthetic, and only with them")
+        if self.mix_formula is not None and (self.formula is not None or not 0 < self.formula_share < 1):
+            raise ValueError("data.mix_formula goes with a corpus, and data.formula_share in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -157,7 +168,24 @@ def corpus_records(data: SoundData) -> tuple[list, Path]:
         from training.data.sound_corpus import build_sound_corpus
 
         s = data.synthetic
-        path = Path(build_sound_corpus(s.out, s.clips_per_class, s.clip_seconds, data.sample_rate, s.n_folds, s.seed))
+        if s.real_use is not None:
+            from training.data.real_use import RealUse, build_real_use_corpus
+            from training.data.sound_corpus import SOUND_CLASSES
+
+            path = build_real_use_corpus(
+                s.out,
+                SOUND_CLASSES,
+                RealUse.from_config(s.real_use),
+                clips_per_class=s.clips_per_class,
+                clip_seconds=s.clip_seconds,
+                sample_rate=data.sample_rate,
+                n_folds=s.n_folds,
+                seed=s.seed,
+            )
+        else:
+            path = Path(
+                build_sound_corpus(s.out, s.clips_per_class, s.clip_seconds, data.sample_rate, s.n_folds, s.seed)
+            )
     elif data.manifest is not None:
         path = Path(data.manifest)
     else:
@@ -175,7 +203,10 @@ def few_shot_split(data: SoundData) -> tuple[list, list, list[str], Path]:
     train, test = kshot_split(records, test_fold=f.test_fold, k=f.k, draw=f.draw, seed=f.seed)
     if not train or not test:
         raise ValueError(f"few_shot {f}: {len(train)} training and {len(test)} test clips in {path}")
-    return list(train), list(test), class_list(records), path
+    classes = class_list(records)
+    if data.mix_formula is not None:  # the formula classes follow the corpus's in the head
+        classes += [f"{MIX_PREFIX}{c}" for c in formula_dataset(data.mix_formula).class_names]
+    return list(train), list(test), classes, path
 
 
 def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), classes: Sequence[str] = ()):
@@ -199,17 +230,34 @@ def build_batches(recipe: SoundRecipe, *, rank: int, train: Sequence = (), class
 
     store = AudioStore(train, d.sample_rate, cache=d.cache_audio)
     augment = Augmenter.from_config(recipe.augment, d.sample_rate)
-    return ClipBatches(
+    corpus_classes = [c for c in classes if not c.startswith(MIX_PREFIX)]
+    n_formula = 0 if d.mix_formula is None else round(d.batch_size * d.formula_share)
+    clips = ClipBatches(
         train,
         store,
-        batch_size=d.batch_size,
+        batch_size=d.batch_size - n_formula,
         clip_seconds=d.clip_seconds,
         augment=augment,
         seed=t.seed,
         rank=rank,
         steps=t.steps,
-        classes=list(classes),
+        classes=corpus_classes,
     )
+    if d.mix_formula is None:
+        return clips
+    from training.data.formula_batches import FormulaBatches
+    from training.data.mixed_batches import MixedBatches
+
+    formula = FormulaBatches(
+        formula_dataset(d.mix_formula),
+        batch_size=n_formula,
+        clip_seconds=d.clip_seconds,
+        sample_rate=d.sample_rate,
+        seed=t.seed + 1,  # not the corpus batches' stream
+        rank=rank,
+        steps=t.steps,
+    )
+    return MixedBatches(clips, formula, label_offset=len(corpus_classes))
 
 
 def build_modules(recipe: SoundRecipe, n_classes: int | None = None) -> dict[str, nn.Module]:
@@ -392,6 +440,7 @@ def load_trained_sound_encoder(run_dir: Path) -> TrainedEncoder:
     run_dir = Path(run_dir)
     loaded = load_sound_run(run_dir)
     recipe, run = loaded.recipe, loaded.run
+    formula, init_from = recipe.data.formula or recipe.data.mix_formula, run.get("init_from")
     summary = {
         k: v
         for k, v in (run.get("eval") or {}).items()
@@ -405,10 +454,10 @@ def load_trained_sound_encoder(run_dir: Path) -> TrainedEncoder:
         "config_hash": run.get("recipe_hash"),
         "data_manifest": run.get("data_manifest"),
         "data_manifest_sha256": run.get("data_manifest_sha256"),
-        "formula": recipe.data.formula.dataset if recipe.data.formula else None,
-        "init_from": run.get("init_from"),
+        "formula": formula.dataset if formula else None,
+        "init_from": init_from.get("run") if isinstance(init_from, dict) else init_from,
         "model": recipe.model.get("name"),
-        "method": "formula pre-training" if recipe.data.formula else "supervised fine-tuning",
+        "method": _method(recipe),
         "classes": loaded.classes,
         "eval": summary or None,
         "license": "Apache-2.0",
@@ -421,3 +470,12 @@ def load_trained_sound_encoder(run_dir: Path) -> TrainedEncoder:
         recipe.export_name,
         provenance,
     )
+
+
+def _method(recipe: SoundRecipe) -> str:
+    """How a run trained its encoder, in the card's words."""
+    if recipe.data.formula is not None:
+        return "formula pre-training"
+    if recipe.data.mix_formula is not None:
+        return f"supervised training on the corpus mixed with formula classes {recipe.data.mix_formula.dataset}"
+    return "supervised fine-tuning"

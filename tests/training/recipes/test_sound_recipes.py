@@ -161,3 +161,48 @@ def test_toitsu_eval_of_a_sound_run(pretrained, tmp_path, capsys):
     assert evaluate(args) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["accuracy"] == pytest.approx(run["eval"]["accuracy"])  # same seeds, same weights
+
+
+def test_the_everyday_mix_recipe_trains_from_the_formula_run_on_both_label_sets(pretrained, tmp_path):
+    """The default sound model's second stage (recipes/sound/everyday-mix.yaml) at a tiny size:
+    real-use corpus + formula clips in every batch, the head over both class sets."""
+    from contracts.card_sections import TrainingProvenance
+    from training.data.formula_batches import FormulaBatches
+    from training.recipes.sound import build_batches, few_shot_split, formula_dataset, load_trained_sound_encoder
+
+    shipped = load_recipe(REPO / "recipes/sound/everyday-mix.yaml", schema=SoundRecipe)
+    assert shipped.data.mix_formula.dataset == "all" and shipped.data.synthetic.real_use == {}
+    assert shipped.model == load_recipe(REPO / "recipes/sound/pretrain-all.yaml", schema=SoundRecipe).model
+    pretrain_dir, _ = pretrained
+    formula = {"dataset": "d1", "params": {"n_betas": 4}}
+    corpus = {"out": str(tmp_path / "corpus"), "clips_per_class": 3, "clip_seconds": 0.5, "n_folds": 3, "real_use": {}}
+    data = {
+        "synthetic": corpus,
+        "few_shot": {"test_fold": 1, "k": None},
+        "mix_formula": formula,
+        "formula_share": 0.5,
+        "clip_seconds": 0.5,
+        "batch_size": 8,
+    }
+    recipe = _tiny(data, steps=3, init_from=str(pretrain_dir), augment={"reverb_p": 0.5})
+    run = train_sound_recipe(recipe, tmp_path / "mix")
+    n_formula = len(formula_dataset(recipe.data.mix_formula).class_names)
+    assert n_formula == 4 and len(run["classes"]) == 12 + 4
+    assert run["classes"][12:] == [f"formula/{c}" for c in formula_dataset(recipe.data.mix_formula).class_names]
+    assert run["init_from"]["run"] == str(pretrain_dir)
+
+    train, _, classes, _ = few_shot_split(recipe.data)
+    batch = build_batches(recipe, rank=0, train=train, classes=classes)[1]
+    alone = FormulaBatches(
+        formula_dataset(recipe.data.mix_formula), batch_size=4, clip_seconds=0.5, sample_rate=16000, seed=1, steps=3
+    )[1]
+    assert batch["waveform"].shape == (8, 8000) and bool((batch["labels"][:4] < 12).all())
+    assert torch.equal(batch["labels"][4:], alone["labels"] + 12)
+    assert torch.equal(batch["waveform"][4:], alone["waveform"])
+
+    trained = load_trained_sound_encoder(tmp_path / "mix")
+    provenance = TrainingProvenance(**trained.provenance)  # the card's schema accepts it
+    assert provenance.init_from == str(pretrain_dir) and provenance.formula == "d1"
+    assert "mixed with formula classes d1" in (provenance.method or "")
+    with pytest.raises(RecipeError, match="mix_formula goes with a corpus"):
+        load_recipe(REPO / "recipes/sound/everyday-mix.yaml", ["data.formula_share=1.0"], schema=SoundRecipe)
