@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,14 @@ def _build_part(args: argparse.Namespace, part: str, held_fd: int | None) -> Non
             lock.write("interrupted")
         raise
     except BaseException:
-        if lock is not None:
-            lock.write("failed")
-        raise
+        if lock is None:
+            raise
+        # The traceback goes to the log before the state says "failed" and the lock is released:
+        # whoever sees the failure (a gateway, `models list`) then reads a complete log.
+        traceback.print_exc()
+        sys.stderr.flush()
+        lock.write("failed")
+        raise SystemExit(1) from None
     else:
         if lock is not None:
             lock.write("published")

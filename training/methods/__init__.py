@@ -8,14 +8,16 @@ arguments). Importing it builds nothing.
 - §2 ``meta_training_sets`` — episodic ridge-regression loss, speaker recipes;
 - §4 ``closed_form_pretraining`` — the formula class sets a sound classifier is pre-trained on
   (``build`` makes a class set, not a loss: the pre-training objective is plain cross-entropy);
-- §5 ``graph_grouping`` — graph grouping loss, face recipes.
+- §5 ``graph_grouping`` — graph grouping loss, face recipes;
+- §8 ``teacher_sampling`` — teacher-assisted mini-batch sampling, ``audio-visual`` recipes
+  (``build`` is the offline neighbour table, called with the recipe's ``k``, ``tau_pos`` and
+  ``cross_video``; the per-batch screening and the batches are ``training.data.teacher_batches``).
 
-Room for the rest, each one more file here and one more line below: §6 (VAE with categorical
-labels, a ``generative`` kind) → ``categorical_vae.py``; §7 (disentangling latent groups) →
-``latent_groups.py``; §8 (teacher-assisted mini-batch sampling for blind distillation, an
-``audio-visual`` kind) → ``teacher_sampling.py``. §3 (quasi-Newton adversarial attacks) is a
-red-team tool, not a training method: it lives in ``training/attacks/`` (DESIGN §4) and is not
-registered here.
+§6 (VAE with categorical labels, a ``generative`` kind) and §7 (disentangling latent groups)
+are whole generative models with their own packages (``training/generative/``,
+``training/disentangle/``). §3 (quasi-Newton adversarial attacks) is a red-team tool, not a
+training method: it lives in ``training/redteam/`` (DESIGN §4 calls it ``training/attacks/``;
+the package is named for what it is used for) and is not registered here.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from training.methods.generalized_contrastive import (
 )
 from training.methods.graph_grouping import GraphGroupingLoss
 from training.methods.meta_training_sets import MetaTrainingSetLoss, ridge_classifier
+from training.methods.teacher_sampling import neighbour_table
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,9 @@ METHODS: dict[str, Method] = {
         4, "Closed-form pre-training for small-sample environmental sound recognition", ("sound",), build_class_set
     ),
     "graph_grouping": Method(5, "Graph grouping loss", ("face",), GraphGroupingLoss),
+    "teacher_sampling": Method(
+        8, "Teacher-assisted mini-batch sampling for blind distillation", ("audio-visual",), neighbour_table
+    ),
 }
 
 __all__ = [
@@ -70,6 +76,7 @@ __all__ = [
     "build_class_set",
     "keys_for_batch",
     "normalized_target_matrix",
+    "neighbour_table",
     "ridge_classifier",
     "target_matrix",
 ]

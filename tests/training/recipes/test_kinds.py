@@ -26,7 +26,9 @@ from training.recipes.kinds import KINDS, check_modules, load_kind_recipe
 from training.recipes.sound import SoundRecipe
 from training.recipes.speaker import SpeakerRecipe
 
-ALL = sorted((REPO / "recipes").rglob("*.yaml"))
+# recipes/<kind>/dev/ holds dev-set settings (read strictly by export/, e.g. the sound calibration's
+# real-use set), not recipes.
+ALL = sorted(p for p in (REPO / "recipes").rglob("*.yaml") if p.parent.name != "dev")
 
 
 def _bases(path: Path) -> list[Path]:
