@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from training.redteam.spsa import QueryOracle, SpsaSettings, project, spsa_gradient, spsa_lbfgs, two_loop
+from training.redteam.spsa import (
+    QueryOracle,
+    SpsaSettings,
+    coarse_size,
+    lift,
+    project,
+    spsa_gradient,
+    spsa_lbfgs,
+    two_loop,
+)
 
 
 class Linear:
@@ -43,6 +52,14 @@ def test_projection_holds_the_box_after_the_float32_cast():
         assert np.all(np.abs(w.astype(np.float64) - x) <= eps) and np.all(np.abs(w) <= 1.0)
 
 
+def test_lift_interpolates_within_the_coarse_values():
+    v = np.array([0.0, 1.0, -1.0, 0.5])
+    d = lift(v, 7, 2)  # samples 0..6 at coarse positions 0, 0.5, ..., 3
+    np.testing.assert_allclose(d, [0.0, 0.5, 1.0, 0.0, -1.0, -0.25, 0.5])
+    assert coarse_size(7, 2) == 5 and coarse_size(8, 2) == 5 and coarse_size(9, 2) == 6
+    assert lift(v, 4, 1) is v
+
+
 def test_two_loop_satisfies_the_secant_equation():
     # BFGS's H maps the newest y to the newest s: -two_loop(y) == s, whatever the older pairs.
     rng = np.random.default_rng(1)
@@ -57,7 +74,7 @@ def test_spsa_mean_is_the_gradient_of_a_linear_loss():
     rng = np.random.default_rng(2)
     a, x = rng.normal(size=20), np.zeros(20, dtype=np.float32)
     oracle = QueryOracle(Linear(a, x, tau=1e9), x, eps=0.1, budget=10_000)
-    g = spsa_gradient(oracle, np.zeros(20), c=0.05, k=2000, rng=rng)
+    g = spsa_gradient(oracle.loss, np.zeros(20), c=0.05, k=2000, rng=rng)
     # loss = −a·δ, so ∇ = −a; each estimate is −(a·u)u, whose mean over Rademacher u is −a.
     assert float(g @ -a) / (np.linalg.norm(g) * np.linalg.norm(a)) > 0.95
     assert oracle.record.queries == 4000
@@ -71,7 +88,7 @@ def test_success_exactly_where_the_box_allows_it(margin, succeeds):
     x[:3] = 0.995  # some samples whose room to +1 is below ε
     tau = margin * best_in_box(a, x.astype(np.float64), eps)
     scorer = Linear(a, x, tau)
-    record = spsa_lbfgs(QueryOracle(scorer, x, eps, budget), SpsaSettings(directions=2, seed=0))
+    record = spsa_lbfgs(QueryOracle(scorer, x, eps, budget), SpsaSettings(directions=2, c=eps / 2, block=1, seed=0))
     assert record.queries == scorer.calls == len(record.scores)
     assert (record.first_success is not None) is succeeds
     if succeeds:
