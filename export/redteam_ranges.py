@@ -9,6 +9,8 @@ EPSILONS = (0.0005, 0.001, 0.002, 0.005)  # L∞ bounds, waveform full scale 1
 BUDGETS = (10, 20, 50, 100)  # gradient evaluations
 ATTACKS = ("lbfgsb", "tanh_lbfgs", "objective_b", "fgsm", "pgd", "adam")
 EPS_RANGE, BUDGET_RANGE = (1e-5, 0.1), (1, 1000)
+QUERY_BUDGETS = (100, 200, 500)  # black-box: Verify queries per trial
+QUERY_RANGE = (1, 100_000)
 # The gateway's default operating point (serving.scoring.DEFAULT_TARGET_FAR; export may not import
 # serving): τ is the card's cosine threshold at this false-accept rate.
 DEFAULT_FAR = 0.01
@@ -25,6 +27,11 @@ def check_ranges(epsilons: Sequence[float], budgets: Sequence[int]) -> None:
     for budget in budgets:
         if not BUDGET_RANGE[0] <= budget <= BUDGET_RANGE[1]:
             raise ValueError(f"budget {budget} is out of range [{BUDGET_RANGE[0]}, {BUDGET_RANGE[1]}]")
+
+
+def check_queries(budgets: Sequence[int]) -> None:
+    if not budgets or not all(QUERY_RANGE[0] <= b <= QUERY_RANGE[1] for b in budgets):
+        raise ValueError(f"query budgets must be in [{QUERY_RANGE[0]}, {QUERY_RANGE[1]}] (got {list(budgets)})")
 
 
 def check_attacks(attacks: Sequence[str]) -> None:

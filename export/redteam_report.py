@@ -4,6 +4,9 @@
 - ``success-vs-evaluations.png``: success rate against the budget at the largest ε;
 - ``snr.png``: the SNR (dB) of the successful perturbations, one histogram per attack.
 
+A black-box report (``--target``) has ``success-vs-queries.png`` instead: the fraction of trials
+accepted within q queries against q, one line per ε (from each trial's queries to success).
+
 The folder is assembled beside its destination and renamed into place, so a run that fails
 half-way leaves nothing behind.
 """
@@ -13,12 +16,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 REPORT_FILE = "report.json"
 PLOTS = ("success-vs-eps.png", "success-vs-evaluations.png", "snr.png")
+QUERY_PLOT = "success-vs-queries.png"
 
 
 def _figure(title: str, xlabel: str, ylabel: str):
@@ -68,8 +72,27 @@ def plot_report(report: Mapping[str, Any], out: Path) -> list[Path]:
     return [out / p for p in PLOTS]
 
 
-def write_report(report: Mapping[str, Any], out_dir: Path) -> Path:
-    """Write ``out_dir`` (replacing an older report there) with the JSON and the plots; returns it."""
+def plot_queries(report: Mapping[str, Any], out: Path) -> list[Path]:
+    trials, top = report["per_trial"], max(r["budget"] for r in report["results"])
+    fig, ax = _figure(f"{report['model']} through a gateway: success against queries", "queries", "success rate")
+    for eps in sorted({t["eps"] for t in trials}):
+        rows = [t for t in trials if t["eps"] == eps]
+        hits = sorted(t["queries_to_success"] for t in rows if t["success"])
+        xs = [0, *hits, top]
+        ys = [0.0, *((i + 1) / len(rows) for i in range(len(hits))), len(hits) / len(rows)]
+        ax.step(xs, ys, where="post", label=f"ε = {eps:g}")
+    ax.set_ylim(-0.05, 1.05)
+    ax.legend()
+    fig.savefig(out / QUERY_PLOT, dpi=100)
+    return [out / QUERY_PLOT]
+
+
+def write_report(
+    report: Mapping[str, Any],
+    out_dir: Path,
+    plots: Callable[[Mapping[str, Any], Path], list[Path]] = plot_report,
+) -> Path:
+    """Write ``out_dir`` (replacing an older report there) with the JSON and ``plots``; returns it."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.with_name(f".{out_dir.name}.{os.getpid()}.tmp")
@@ -77,7 +100,7 @@ def write_report(report: Mapping[str, Any], out_dir: Path) -> Path:
     staging.mkdir()
     try:
         (staging / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        plot_report(report, staging)
+        plots(report, staging)
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(staging, out_dir)

@@ -72,7 +72,7 @@ class ParityCheck(_message.Message):
     def __init__(self, check: _Optional[str] = ..., max_abs_diff: _Optional[float] = ..., min_cosine: _Optional[float] = ..., cases: _Optional[int] = ...) -> None: ...
 
 class ModelVersionInfo(_message.Message):
-    __slots__ = ("model", "modality", "embedding_dim", "provenance", "license", "parity", "calibrated", "eer", "thresholds", "dev_trials", "description")
+    __slots__ = ("model", "modality", "embedding_dim", "provenance", "license", "parity", "calibrated", "eer", "thresholds", "dev_trials", "description", "robustness")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     MODALITY_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_DIM_FIELD_NUMBER: _ClassVar[int]
@@ -84,6 +84,7 @@ class ModelVersionInfo(_message.Message):
     THRESHOLDS_FIELD_NUMBER: _ClassVar[int]
     DEV_TRIALS_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ROBUSTNESS_FIELD_NUMBER: _ClassVar[int]
     model: _common_pb2.ModelRef
     modality: str
     embedding_dim: int
@@ -95,7 +96,42 @@ class ModelVersionInfo(_message.Message):
     thresholds: _containers.RepeatedCompositeFieldContainer[Threshold]
     dev_trials: str
     description: str
-    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., modality: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., provenance: _Optional[str] = ..., license: _Optional[str] = ..., parity: _Optional[_Iterable[_Union[ParityCheck, _Mapping]]] = ..., calibrated: _Optional[bool] = ..., eer: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., dev_trials: _Optional[str] = ..., description: _Optional[str] = ...) -> None: ...
+    robustness: Robustness
+    def __init__(self, model: _Optional[_Union[_common_pb2.ModelRef, _Mapping]] = ..., modality: _Optional[str] = ..., embedding_dim: _Optional[int] = ..., provenance: _Optional[str] = ..., license: _Optional[str] = ..., parity: _Optional[_Iterable[_Union[ParityCheck, _Mapping]]] = ..., calibrated: _Optional[bool] = ..., eer: _Optional[float] = ..., thresholds: _Optional[_Iterable[_Union[Threshold, _Mapping]]] = ..., dev_trials: _Optional[str] = ..., description: _Optional[str] = ..., robustness: _Optional[_Union[Robustness, _Mapping]] = ...) -> None: ...
+
+class RobustnessPoint(_message.Message):
+    __slots__ = ("eps", "budget", "trials", "successes", "success_rate", "median_snr_db")
+    EPS_FIELD_NUMBER: _ClassVar[int]
+    BUDGET_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    SUCCESSES_FIELD_NUMBER: _ClassVar[int]
+    SUCCESS_RATE_FIELD_NUMBER: _ClassVar[int]
+    MEDIAN_SNR_DB_FIELD_NUMBER: _ClassVar[int]
+    eps: float
+    budget: int
+    trials: int
+    successes: int
+    success_rate: float
+    median_snr_db: float
+    def __init__(self, eps: _Optional[float] = ..., budget: _Optional[int] = ..., trials: _Optional[int] = ..., successes: _Optional[int] = ..., success_rate: _Optional[float] = ..., median_snr_db: _Optional[float] = ...) -> None: ...
+
+class Robustness(_message.Message):
+    __slots__ = ("attack", "threshold", "far", "kappa", "dev_trials", "points", "built")
+    ATTACK_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    FAR_FIELD_NUMBER: _ClassVar[int]
+    KAPPA_FIELD_NUMBER: _ClassVar[int]
+    DEV_TRIALS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    BUILT_FIELD_NUMBER: _ClassVar[int]
+    attack: str
+    threshold: float
+    far: float
+    kappa: float
+    dev_trials: str
+    points: _containers.RepeatedCompositeFieldContainer[RobustnessPoint]
+    built: str
+    def __init__(self, attack: _Optional[str] = ..., threshold: _Optional[float] = ..., far: _Optional[float] = ..., kappa: _Optional[float] = ..., dev_trials: _Optional[str] = ..., points: _Optional[_Iterable[_Union[RobustnessPoint, _Mapping]]] = ..., built: _Optional[str] = ...) -> None: ...
 
 class ActiveModel(_message.Message):
     __slots__ = ("modality", "model")

@@ -50,6 +50,17 @@ def card_summary(card: AnyCard) -> model_pb2.ModelVersionInfo:
         info.calibrated, info.eer, info.dev_trials = True, calibration.eer, calibration.dev_trials
         for t in calibration.thresholds:
             info.thresholds.add(far=t.far, threshold=t.threshold, frr=t.frr)
+    robustness = getattr(card, "robustness", None)  # speaker cards exported with --robustness
+    if robustness is not None:
+        section = info.robustness
+        section.attack, section.threshold, section.far = robustness.attack, robustness.threshold, robustness.far
+        section.kappa, section.dev_trials, section.built = robustness.kappa, robustness.dev_trials, robustness.built
+        for p in robustness.points:
+            point = section.points.add(
+                eps=p.eps, budget=p.budget, trials=p.trials, successes=p.successes, success_rate=p.success_rate
+            )
+            if p.median_snr_db is not None:
+                point.median_snr_db = p.median_snr_db
     return info
 
 

@@ -91,6 +91,11 @@ def list_remote(args: argparse.Namespace) -> int:
             key = (m["model"]["name"], int(m["model"]["version"]))
             eer = f"EER {100 * m['eer']:.2f}%" if m["calibrated"] else "uncalibrated"
             mark = f"  ← active {active[key]}" if key in active else ""
+            robustness = m.get("robustness")
+            if robustness:  # the same summary `models list --local` prints
+                eer += f"  attack@{robustness['points'][0]['budget']} " + " ".join(
+                    f"ε{p['eps']:g}:{p['success_rate']:.0%}/{p['trials']}" for p in robustness["points"]
+                )
             lines.append(
                 f"{key[0]:<24} v{key[1]:<3} {m['modality']:<15} {m['embedding_dim'] or '-':>4}  {eer:<13}{mark}"
             )

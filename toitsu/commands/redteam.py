@@ -1,5 +1,6 @@
 """``toitsu redteam speaker``: METHODS §3's adversarial attacks on a served speaker model, locally
-(white-box, on its torch twin: ``export/redteam.py``); writes ``report.json`` and plots.
+(white-box, on its torch twin: ``export/redteam.py``) or, with ``--target``, black-box through a
+running gateway's Verify RPC (``toitsu/redteam_gateway.py``); writes ``report.json`` and plots.
 
 Bad input (unknown or non-speaker model, no torch twin, ε or budget out of range, bad trials)
 exits 1 with a message before anything is written.
@@ -27,11 +28,17 @@ def _ints(text: str) -> list[int]:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    from export.redteam_ranges import ATTACKS, BUDGETS, DEFAULT_FAR, EPSILONS
+    from export.redteam_ranges import ATTACKS, BUDGETS, DEFAULT_FAR, EPSILONS, QUERY_BUDGETS
+    from toitsu.client import client_options
 
     parser = commands.add_parser("redteam", help="adversarial attacks on served models (METHODS §3)")
     sub = parser.add_subparsers(dest="redteam_command", required=True, metavar="TARGET")
-    p = sub.add_parser("speaker", help="impersonation attacks on a speaker model, white-box on its torch twin")
+    p = sub.add_parser(
+        "speaker",
+        parents=[client_options()],
+        help="impersonation attacks on a speaker model: white-box on its torch twin, or through a gateway (--target)",
+    )
+    p.set_defaults(target=None)  # black-box only when --target is given (not from $TOITSU_TARGET)
     p.add_argument("--model", required=True, metavar="NAME[:VERSION]", help="a speaker model of the repository")
     p.add_argument("--models", type=Path, default=Path("models"), help="model repository (default: models/)")
     p.add_argument("--work", type=Path, default=Path("build"), help="where the default dev set lives (build/)")
@@ -48,6 +55,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--far", type=float, default=DEFAULT_FAR, help="τ = the card's threshold at this FAR")
     p.add_argument("--out", type=Path, help="report folder (default: WORK/redteam/NAME-vVERSION)")
     p.add_argument("--no-progress", action="store_true")
+    box = p.add_argument_group("black-box (with --target)")
+    box.add_argument(
+        "--trial",
+        action="append",
+        default=[],
+        metavar="SPEAKER_ID=FILE",
+        help="an enrolled speaker and an impostor's 16 kHz recording to push into it (repeatable)",
+    )
+    box.add_argument("--queries", type=_ints, default=list(QUERY_BUDGETS), help="Verify-query budgets, comma-separated")
+    box.add_argument("--directions", type=int, default=2, help="SPSA directions averaged per gradient estimate")
     p.set_defaults(run=speaker)
 
 
@@ -65,6 +82,10 @@ def _dev(args: argparse.Namespace):
 
 
 def speaker(args: argparse.Namespace) -> int:
+    if args.target is not None:
+        from toitsu.commands.redteam_blackbox import blackbox
+
+        return blackbox(args)
     from export.redteam import RedTeamError, impostor_trials, load_twin
     from export.redteam_ranges import KAPPA, check_attacks, check_ranges
     from export.redteam_report import write_report
