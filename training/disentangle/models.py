@@ -32,7 +32,7 @@ class BetaVAE(nn.Module):
         super().__init__()
         if min(size, hidden) < 1 or groups < 2 or block < 2 or beta <= 0:
             raise ValueError("size, hidden >= 1; groups >= 2; block >= 2; beta > 0")
-        self.size, self.groups, self.block, self.beta = size, groups, block, beta
+        self.size, self.groups, self.block, self.beta, self.hidden = size, groups, block, beta, hidden
         self.latent, self.pixels = groups * block, 3 * size * size
         self.encoder = mlp([self.pixels, hidden, hidden, 2 * self.latent])
         self.decoder = mlp([self.latent, hidden, hidden, self.pixels])
@@ -99,6 +99,7 @@ class GroupBlockVAE(BetaVAE):
             cluster_weight,
             shift,
         )
+        self.head_hidden = head_hidden
         self.head = mlp([self.pixels, head_hidden, head_hidden, self.groups])
         # block_mask[g] is 1 on group g's block: indexing it is a Gather, so the graph exports.
         self.register_buffer("eye", torch.eye(self.groups).repeat_interleave(self.block, 1), persistent=False)

@@ -1,7 +1,7 @@
 """A procedural MPI3D-like image group (METHODS §7): a two-joint robot arm holding an object.
 
 Factors (discrete indices, the order of ``Mpi3DFactors.NAMES``): ``object_colour`` (hues),
-``object_shape`` (disc, square, triangle, hexagon), ``object_size`` (small, large),
+``object_shape`` (disc, square, triangle, bar), ``object_size`` (small, large),
 ``camera_height`` (low, middle, high: the scene moves up and is foreshortened vertically),
 ``background`` (three tinted backgrounds), ``horizontal`` (the first joint's angle, 40° … 140°)
 and ``vertical`` (the second joint's angle relative to the first link, −70° … +70°). The arm is
@@ -17,7 +17,7 @@ import numpy as np
 
 from training.disentangle.sprites import colour_rgb
 
-MPI3D_SHAPES = ("disc", "square", "triangle", "hexagon")
+MPI3D_SHAPES = ("disc", "square", "triangle", "bar")
 BACKGROUNDS = np.array([[0.30, 0.30, 0.36], [0.46, 0.36, 0.28], [0.24, 0.40, 0.30]], dtype=np.float32)
 ARM_GREY = 0.75
 
@@ -52,8 +52,7 @@ def _shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         return (np.abs(u) <= 0.85) & (np.abs(v) <= 0.85)
     if shape == "triangle":
         return (v <= 0.7) & (v >= -1.0 + 1.7 * np.abs(u))
-    angle = np.arctan2(v, u)  # hexagon: the distance to the edge depends on the angle
-    return np.hypot(u, v) * np.cos((angle % (np.pi / 3)) - np.pi / 6) <= 0.9
+    return (np.abs(u) <= 1.3) & (np.abs(v) <= 0.45)  # bar: a flat block across the gripper
 
 
 def render_mpi3d(factors: np.ndarray, spec: Mpi3DFactors = Mpi3DFactors()) -> np.ndarray:
@@ -78,7 +77,7 @@ def render_mpi3d(factors: np.ndarray, spec: Mpi3DFactors = Mpi3DFactors()) -> np
         image[:, pedestal] = 0.15
         arm = np.minimum(_segment_distance(px, py, base, joint), _segment_distance(px, py, joint, tip)) <= 0.03
         image[:, arm] = ARM_GREY
-        radius = (0.06, 0.095)[size]
+        radius = (0.07, 0.11)[size]
         mask = _shape_mask(MPI3D_SHAPES[shape], (px - tip[0]) / radius, (py - tip[1]) / (radius * fy))
         image[:, mask] = colour_rgb(int(colour), spec.colours)[:, None]
         out[n] = image
