@@ -44,13 +44,14 @@ def augment(images: Tensor, shift: int = 2, generator: torch.Generator | None = 
     """A view of images [B, 3, S, S] that keeps each image's group: a random shift of up to
     ``shift`` pixels (wrapping), a random channel permutation (hues change, structure stays), a
     brightness scale in [0.7, 1] and a little Gaussian noise, clipped to [0, 1]."""
-    b = images.shape[0]
+    b, device = images.shape[0], images.device
+    # Drawn on the CPU (where ``generator`` lives), then moved: the same views on any device.
     rand = torch.rand(b, 4, generator=generator)
     out = torch.empty_like(images)
     for i in range(b):
         dy, dx = (rand[i, :2] * (2 * shift + 1)).long() - shift
         out[i] = torch.roll(images[i], (int(dy), int(dx)), dims=(1, 2))
-    perm = torch.argsort(torch.rand(b, 3, generator=generator), 1)
+    perm = torch.argsort(torch.rand(b, 3, generator=generator), 1).to(device)
     out = torch.gather(out, 1, perm[:, :, None, None].expand_as(out))
-    out = out * (0.7 + 0.3 * rand[:, 2, None, None, None])
-    return (out + 0.03 * torch.randn(out.shape, generator=generator)).clamp(0, 1)
+    out = out * (0.7 + 0.3 * rand[:, 2, None, None, None]).to(device)
+    return (out + 0.03 * torch.randn(out.shape, generator=generator).to(device)).clamp(0, 1)

@@ -8,8 +8,9 @@ group id hidden beside them (the model never reads it; the metrics do). ``factor
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -89,10 +90,29 @@ def merge(parts: Sequence[tuple[str, tuple[str, ...], np.ndarray, np.ndarray]], 
     )
 
 
-def merged_groups(names: Sequence[str] = GROUPS, per_group: int = 2000, size: int = 32, seed: int = 0) -> MergedImages:
-    """``per_group`` images of each named group, factors drawn with ``seed``, shuffled together."""
+def merged_groups(
+    names: Sequence[str] = GROUPS,
+    per_group: int = 2000,
+    size: int = 32,
+    seed: int = 0,
+    files: Mapping[str, str] | None = None,
+) -> MergedImages:
+    """``per_group`` images of each named group, factors drawn with ``seed``, shuffled together.
+
+    ``files`` maps a group to its published file instead (``sprites``: the dSprites npz, coloured
+    as Color-dSprites; ``mpi3d``: an MPI3D npz; ``training.disentangle.published``).
+    """
+    from training.disentangle import published
+
+    files = files or {}
     parts = []
     for g, name in enumerate(names):
+        if name in files:
+            load = {"sprites": published.load_color_dsprites, "mpi3d": published.load_mpi3d}.get(name)
+            if load is None:
+                raise ValueError(f"no loader for a {name} file (3dshapes.h5 needs h5py, which is not installed)")
+            parts.append(load(Path(files[name]), per_group, size, seed * 1000 + g))
+            continue
         spec = group(name, size)
         rows = spec.sample(per_group, seed * 1000 + g)
         parts.append((name, spec.factor_names, spec.render(rows), rows))

@@ -4,7 +4,7 @@ A recipe is ``kind: disentangle`` and trains ``method`` (``training.disentangle.
 ``{name: group_blocks | beta_vae, block, hidden, beta, ...}``; ``temperature``,
 ``entropy_weight``, ``cluster_weight``, ``head_hidden`` for the group-prediction head) on
 ``data``: ``per_group`` procedural images of each of ``groups`` (``sprites``, ``shapes3d``,
-``mpi3d``) at ``size``×``size``, shuffled together with the group ids hidden from the model.
+``mpi3d``, or the published files of ``data.files``) at ``size``×``size``, shuffled together with the group ids hidden from the model.
 Variants differ only in their ``method`` section. Evaluation renders ``evaluation.per_group``
 fresh images of each group (another seed) and writes MIG per group and merged, the head's
 purity / NMI and the traversal PNGs (``training.disentangle.evaluate``). Runs write
@@ -37,9 +37,18 @@ class DisentangleData:
     size: int = 32
     batch_size: int = 64
     seed: int = 0
+    # A group named here is read from its published file instead of rendered: `sprites` → the
+    # dSprites npz (coloured: Color-dSprites), `mpi3d` → an MPI3D npz (no 3DShapes: needs h5py).
+    files: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from training.disentangle.groups import GROUPS
+
+        wrong = [k for k in self.files if k not in ("sprites", "mpi3d") or k not in self.groups]
+        if wrong:
+            raise ValueError(
+                f"data.files: keys among the groups' sprites / mpi3d (3dshapes.h5 needs h5py, not installed), got {wrong}"
+            )
 
         unknown = [g for g in self.groups if g not in GROUPS]
         if unknown or len(set(self.groups)) != len(self.groups) or len(self.groups) < 2:
@@ -102,14 +111,14 @@ class MergedBatches(Dataset):
 def training_data(data: DisentangleData) -> MergedImages:
     from training.disentangle.groups import merged_groups
 
-    return merged_groups(data.groups, data.per_group, data.size, data.seed)
+    return merged_groups(data.groups, data.per_group, data.size, data.seed, data.files)
 
 
 def evaluation_data(recipe: DisentangleRecipe) -> MergedImages:
     from training.disentangle.groups import merged_groups
 
     d, e = recipe.data, recipe.evaluation
-    return merged_groups(d.groups, e.per_group, d.size, e.seed)
+    return merged_groups(d.groups, e.per_group, d.size, e.seed, d.files)
 
 
 def build_model(recipe: DisentangleRecipe) -> BetaVAE:

@@ -77,7 +77,7 @@ def test_the_loss_falls_on_the_merged_groups_and_the_head_finds_them() -> None:
     model = GroupBlockVAE(32, 3, block=3, hidden=64, head_hidden=64)
     optimiser = torch.optim.Adam(model.parameters(), 2e-3)
     losses = []
-    for step in range(200):
+    for step in range(400):
         batch = images[torch.randint(0, len(images), (48,), generator=torch.Generator().manual_seed(step))]
         out = model.loss(batch)
         optimiser.zero_grad()

@@ -113,3 +113,27 @@ def test_train_eval_export_through_the_cli(method: str, tmp_path: Path, capsys) 
         ref = vae.decode_latent(torch.from_numpy(z)).numpy()
     assert got.shape == (4, 3, 16, 16)
     np.testing.assert_allclose(got, ref, atol=1e-5)
+
+
+def test_paper_recipes_need_only_data_paths_and_a_missing_file_is_named(tmp_path: Path) -> None:
+    ours = load_recipe(REPO / "recipes/disentangle/paper-group-blocks.yaml", schema=DisentangleRecipe)
+    base = load_recipe(REPO / "recipes/disentangle/paper-beta-vae.yaml", schema=DisentangleRecipe)
+    assert ours.data == base.data and set(ours.data.files) == {"sprites", "mpi3d"} and ours.data.size == 64
+    with pytest.raises(RecipeError, match="data.files"):
+        build_recipe({**TINY, "data": {"files": {"shapes3d": "3dshapes.h5"}}}, DisentangleRecipe)
+    from training.recipes.disentangle import training_data
+
+    missing = tmp_path / "nowhere.npz"
+    recipe = build_recipe({**TINY, "data": {**TINY["data"], "files": {"mpi3d": str(missing)}}}, DisentangleRecipe)
+    with pytest.raises(FileNotFoundError, match="nowhere.npz"):
+        training_data(recipe.data)
+
+
+@pytest.mark.gpu
+def test_a_tiny_run_trains_on_cuda(tmp_path: Path) -> None:
+    from training.recipes.disentangle import train_disentangle_recipe
+
+    spec = {**TINY, "trainer": {**TINY["trainer"], "device": "cuda", "amp": "auto"}}
+    run = train_disentangle_recipe(build_recipe(spec, DisentangleRecipe), tmp_path / "run")
+    assert run["step"] == 12 and np.isfinite(run["metrics"]["loss"])
+    assert run["eval"]["nmi"] is not None and 0.0 <= run["eval"]["mig"] <= 1.0
