@@ -123,7 +123,9 @@ class GeneratorSpec(Strict):
         if self.class_names and len(self.class_names) != self.classes:
             raise ValueError(f"{len(self.class_names)} class_names for {self.classes} classes")
         if (self.conditioning == "none") != (self.classes == 1):
-            raise ValueError(f"classes {self.classes} with conditioning {self.conditioning!r}: 1 exactly without a label")
+            raise ValueError(
+                f"classes {self.classes} with conditioning {self.conditioning!r}: 1 exactly without a label"
+            )
         return self
 
 

@@ -117,7 +117,9 @@ def build_decoder_card(
         provenance=provenance,
         parity=Parity(
             reference="torch: the run's checkpoint",
-            inputs=["standard-normal noise, batches " + ", ".join(str(b) for b in PARITY_BATCHES) + " (0: one per block)"],
+            inputs=[
+                "standard-normal noise, batches " + ", ".join(str(b) for b in PARITY_BATCHES) + " (0: one per block)"
+            ],
             checks=[parity.card_check()],
         ),
         serving=ServingHints(max_batch_size=64),

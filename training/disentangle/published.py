@@ -21,7 +21,15 @@ from pathlib import Path
 import numpy as np
 
 DSPRITES_FACTORS = ("shape", "scale", "orientation", "x", "y")
-MPI3D_FACTORS = ("object_colour", "object_shape", "object_size", "camera_height", "background", "horizontal", "vertical")
+MPI3D_FACTORS = (
+    "object_colour",
+    "object_shape",
+    "object_size",
+    "camera_height",
+    "background",
+    "horizontal",
+    "vertical",
+)
 MPI3D_SIZES = (6, 6, 2, 3, 3, 40, 40)
 
 Part = tuple[str, tuple[str, ...], np.ndarray, np.ndarray]

@@ -4,7 +4,8 @@ A recipe is ``kind: disentangle`` and trains ``method`` (``training.disentangle.
 ``{name: group_blocks | beta_vae, block, hidden, beta, ...}``; ``temperature``,
 ``entropy_weight``, ``cluster_weight``, ``head_hidden`` for the group-prediction head) on
 ``data``: ``per_group`` procedural images of each of ``groups`` (``sprites``, ``shapes3d``,
-``mpi3d``, or the published files of ``data.files``) at ``size``×``size``, shuffled together with the group ids hidden from the model.
+``mpi3d``, or the published files of ``data.files``) at ``size``×``size``, shuffled together
+with the group ids hidden from the model.
 Variants differ only in their ``method`` section. Evaluation renders ``evaluation.per_group``
 fresh images of each group (another seed) and writes MIG per group and merged, the head's
 purity / NMI and the traversal PNGs (``training.disentangle.evaluate``). Runs write
@@ -47,7 +48,8 @@ class DisentangleData:
         wrong = [k for k in self.files if k not in ("sprites", "mpi3d") or k not in self.groups]
         if wrong:
             raise ValueError(
-                f"data.files: keys among the groups' sprites / mpi3d (3dshapes.h5 needs h5py, not installed), got {wrong}"
+                "data.files: keys among the groups' sprites / mpi3d "
+                f"(3dshapes.h5 needs h5py, not installed), got {wrong}"
             )
 
         unknown = [g for g in self.groups if g not in GROUPS]

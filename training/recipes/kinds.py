@@ -10,8 +10,9 @@ Export is deliberately absent: training never imports export (DESIGN §1), so th
 keys its own pipeline by ``Kind.name``.
 
 Each kind is one recipe module supplying these entry points plus one line in ``KINDS``:
-``generative`` holds the VAEs of METHODS §6; ``disentangle`` the group-block VAE of §7; ``audio-visual`` (METHODS §8) trains a voice student
-from a face teacher's batch choices (``training.recipes.audio_visual``).
+``generative`` holds the VAEs of METHODS §6; ``disentangle`` the group-block VAE of §7;
+``audio-visual`` (METHODS §8) trains a voice student from a face teacher's batch choices
+(``training.recipes.audio_visual``).
 """
 
 from __future__ import annotations

@@ -68,7 +68,8 @@ def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> No
     assert kind is KINDS["sound"] and isinstance(recipe, SoundRecipe) and recipe.trainer.steps == 5
     assert isinstance(load_kind_recipe(REPO / "recipes/face/graph-ncut.yaml")[1], FaceRecipe)
     with pytest.raises(
-        SystemExit, match="kind: expected one of speaker, sound, face, generative, disentangle, audio-visual, got 'video'"
+        SystemExit,
+        match="kind: expected one of speaker, sound, face, generative, disentangle, audio-visual, got 'video'",
     ):
         _load(REPO / "recipes/sound/pretrain-d1.yaml", ["kind=video"])
 
