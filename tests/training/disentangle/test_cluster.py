@@ -45,21 +45,22 @@ def test_a_gradient_step_on_a_skewed_head_raises_the_entropy_of_the_mean_assignm
     gen = torch.Generator().manual_seed(0)
     centres = torch.randn(3, 8, generator=gen) * 3
     features = centres.repeat_interleave(20, 0) + 0.3 * torch.randn(60, 8, generator=gen)  # balanced: 20 each
-    head = torch.nn.Linear(8, 3)
-    with torch.no_grad():
-        head.bias.copy_(torch.tensor([4.0, 0.0, 0.0]))  # skewed: most rows go to group 0
-    with torch.no_grad():
-        before = float(mean_assignment_entropy(head(features).softmax(-1)))
-    assert before < 0.8 * math.log(3)
-    views = [features + 0.05 * torch.randn(60, 8, generator=gen) for _ in range(2)]
-    loss = cluster_loss(head(views[0]).softmax(-1), head(views[1]).softmax(-1))
-    loss.backward()
-    assert head.bias.grad is not None and head.bias.grad[0] > 0  # descent lowers the favoured group's bias
-    with torch.no_grad():
-        for p in head.parameters():
-            p -= 0.5 * p.grad
-        after = float(mean_assignment_entropy(head(features).softmax(-1)))
-    assert after > before + 0.05
+    gains = []
+    for seed in range(10):  # ten initial heads, each skewed by its bias towards group 0
+        torch.manual_seed(seed)
+        head = torch.nn.Linear(8, 3)
+        with torch.no_grad():
+            head.bias.copy_(torch.tensor([6.0, 0.0, 0.0]))
+            before = float(mean_assignment_entropy(head(features).softmax(-1)))
+        assert before < 0.8 * math.log(3)
+        views = [features + 0.05 * torch.randn(60, 8, generator=gen) for _ in range(2)]
+        cluster_loss(head(views[0]).softmax(-1), head(views[1]).softmax(-1)).backward()
+        assert head.bias.grad is not None and head.bias.grad[0] > 0  # descent lowers the favoured group's bias
+        with torch.no_grad():
+            for p in head.parameters():
+                p -= 0.05 * p.grad  # a small step: one plain gradient step, no overshoot
+            gains.append(float(mean_assignment_entropy(head(features).softmax(-1))) - before)
+    assert min(gains) > 0 and np.mean(gains) > 0.05, gains
 
 
 def test_without_the_entropy_term_nothing_resists_collapse() -> None:
@@ -83,7 +84,7 @@ def test_the_loss_falls_on_the_merged_groups_and_the_head_finds_them() -> None:
         optimiser.zero_grad()
         out.loss.backward()
         optimiser.step()
-        losses.append(float(out.loss))
+        losses.append(float(out.loss.detach()))
     assert np.mean(losses[-15:]) < 0.8 * np.mean(losses[:15])
     _, predicted = model.codes(images)
     assert predicted is not None
