@@ -101,14 +101,20 @@ class LandmarksSpec(Strict):
 
 
 class GeneratorSpec(Strict):
-    """A class-conditional image generator: ``noise`` [B, latent] float32 drawn from N(0, I) and
-    ``label`` [B] int64 in 0 … classes−1 → ``image`` [B, height, width] float32 in [0, 1]."""
+    """An image generator: ``noise`` [B, latent] float32 drawn from N(0, I), and with
+    ``conditioning`` ``class`` a ``label`` [B] int64 in 0 … classes−1 (the class to draw), with
+    ``latent-block`` a ``label`` [B] naming the latent block that ``noise`` fills (the others zero;
+    §7's per-group blocks, ``classes`` = the number of blocks), with ``none`` no label
+    (``classes`` 1) → ``image`` [B, height, width] (``channels`` 1) or [B, channels, height,
+    width] float32 in [0, 1]."""
 
     latent_dim: int = Field(gt=0)
-    classes: int = Field(ge=2)
+    classes: int = Field(ge=1)
     class_names: list[str] = Field(default_factory=list)
     height: int = Field(gt=0)
     width: int = Field(gt=0)
+    channels: int = Field(default=1, gt=0)
+    conditioning: Literal["class", "latent-block", "none"] = "class"
     noise: Literal["standard-normal"] = "standard-normal"
     output_range: tuple[float, float] = (0.0, 1.0)
 
@@ -116,6 +122,10 @@ class GeneratorSpec(Strict):
     def _names_match(self) -> GeneratorSpec:
         if self.class_names and len(self.class_names) != self.classes:
             raise ValueError(f"{len(self.class_names)} class_names for {self.classes} classes")
+        if (self.conditioning == "none") != (self.classes == 1):
+            raise ValueError(
+                f"classes {self.classes} with conditioning {self.conditioning!r}: 1 exactly without a label"
+            )
         return self
 
 

@@ -74,12 +74,22 @@ def export_generative(
     return export_generator_run(run_dir, models_dir, name=name)
 
 
+def export_disentangle(
+    run_dir: Path, models_dir: Path, work_dir: Path, embedders: Embedders, name: str | None = None
+) -> Path:
+    """A generator card of the §7 decoder: ONNX + parity, no calibration."""
+    from export.trained_disentangle import export_disentangle_run
+
+    return export_disentangle_run(run_dir, models_dir, name=name)
+
+
 RunExporter = Callable[[Path, Path, Path, Embedders, str | None], Path]
 EXPORTERS: dict[str, RunExporter] = {
     "speaker": export_speaker,
     "sound": export_sound,
     "face": export_face,
     "generative": export_generative,
+    "disentangle": export_disentangle,
 }
 
 

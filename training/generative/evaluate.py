@@ -36,17 +36,22 @@ def test_bounds(model: VAEBase, test: LabelledImages, iw_samples: int, seed: int
 
 
 def save_grid(images: np.ndarray, path: Path, columns: int, scale: int = 4) -> Path:
-    """Tile images [N, H, W] in [0, 1] into a grey PNG, ``columns`` wide, upscaled ``scale``×."""
+    """Tile images [N, H, W] (grey) or [N, 3, H, W] (RGB) in [0, 1] into a PNG, ``columns``
+    wide, upscaled ``scale``×."""
     from PIL import Image
 
-    n, h, w = images.shape
+    images = np.asarray(images)
+    rgb = images.ndim == 4
+    if rgb:
+        images = images.transpose(0, 2, 3, 1)  # [N, H, W, 3]
+    n, h, w = images.shape[:3]
     rows = -(-n // columns)
-    canvas = np.zeros((rows * (h + 1) + 1, columns * (w + 1) + 1), dtype=np.float32)
+    canvas = np.zeros((rows * (h + 1) + 1, columns * (w + 1) + 1) + images.shape[3:], dtype=np.float32)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         canvas[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
     pixels = (canvas.clip(0, 1) * 255).round().astype(np.uint8)
-    picture = Image.fromarray(pixels, mode="L").resize(
+    picture = Image.fromarray(pixels, mode="RGB" if rgb else "L").resize(
         (pixels.shape[1] * scale, pixels.shape[0] * scale), Image.Resampling.NEAREST
     )
     path.parent.mkdir(parents=True, exist_ok=True)

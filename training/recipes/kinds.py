@@ -10,8 +10,9 @@ Export is deliberately absent: training never imports export (DESIGN §1), so th
 keys its own pipeline by ``Kind.name``.
 
 Each kind is one recipe module supplying these entry points plus one line in ``KINDS``:
-``generative`` holds the VAEs of METHODS §6; ``audio-visual`` (METHODS §8) trains a voice student
-from a face teacher's batch choices (``training.recipes.audio_visual``).
+``generative`` holds the VAEs of METHODS §6; ``disentangle`` the group-block VAE of §7;
+``audio-visual`` (METHODS §8) trains a voice student from a face teacher's batch choices
+(``training.recipes.audio_visual``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, Protocol
 
 from torch import nn
 
-from training.recipes import audio_visual, face, generative, sound, sound_eval, speaker, speaker_training
+from training.recipes import audio_visual, disentangle, face, generative, sound, sound_eval, speaker, speaker_training
 from training.recipes.config import RecipeError, apply_overrides, build_recipe, read_recipe_yaml
 
 DEFAULT_KIND = "speaker"
@@ -107,6 +108,16 @@ def _generative_report(r: Mapping[str, Any], out: Path) -> str:
     )
 
 
+def _disentangle_run(r: Mapping[str, Any]) -> str:
+    nmi = "" if r["nmi"] is None else f", head purity {r['purity']:.2%}, NMI {r['nmi']:.3f}"
+    return f"MIG {r['mig']:.3f} on the merged groups{nmi}"
+
+
+def _disentangle_report(r: Mapping[str, Any], out: Path) -> str:
+    groups = ", ".join(f"{k} {v:.3f}" for k, v in r["mig_by_group"].items())
+    return f"{_disentangle_run(r)} (by group: {groups}); report and latent traversal PNGs in {out}"
+
+
 # Order matters only for messages ("expected one of speaker, sound, face").
 KINDS: dict[str, Kind] = {
     "speaker": Kind(
@@ -138,6 +149,15 @@ KINDS: dict[str, Kind] = {
         generative.evaluate_run,
         _generative_run,
         _generative_report,
+    ),
+    "disentangle": Kind(
+        "disentangle",
+        disentangle.DisentangleRecipe,
+        disentangle.build_modules,
+        disentangle.train_disentangle_recipe,
+        disentangle.evaluate_run,
+        _disentangle_run,
+        _disentangle_report,
     ),
     "audio-visual": Kind(
         "audio-visual",

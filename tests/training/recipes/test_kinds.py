@@ -14,6 +14,7 @@ from torch import nn
 
 from tests.conftest import REPO
 from tests.training.recipes.test_face_recipe import TINY as FACE_TINY
+from training.disentangle.models import MODELS as DISENTANGLE_MODELS
 from training.generative.models import MODELS as VAE_MODELS
 from training.losses import AAMSoftmax
 from training.methods import AngularPrototypicalLoss, GeneralizedContrastiveLoss, GraphGroupingLoss, MetaTrainingSetLoss
@@ -58,7 +59,7 @@ def _name(path: Path) -> str:
 def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> None:
     from toitsu.commands.train import _load
 
-    assert list(KINDS) == ["speaker", "sound", "face", "generative", "audio-visual"] and all(
+    assert list(KINDS) == ["speaker", "sound", "face", "generative", "disentangle", "audio-visual"] and all(
         k.name == n for n, k in KINDS.items()
     )
     kind, recipe = load_kind_recipe(REPO / "recipes/speaker/synthetic-aam.yaml")
@@ -69,7 +70,8 @@ def test_the_recipe_kind_picks_the_schema_and_the_cli_reports_a_bad_kind() -> No
     assert kind is KINDS["sound"] and isinstance(recipe, SoundRecipe) and recipe.trainer.steps == 5
     assert isinstance(load_kind_recipe(REPO / "recipes/face/graph-ncut.yaml")[1], FaceRecipe)
     with pytest.raises(
-        SystemExit, match="kind: expected one of speaker, sound, face, generative, audio-visual, got 'video'"
+        SystemExit,
+        match="kind: expected one of speaker, sound, face, generative, disentangle, audio-visual, got 'video'",
     ):
         _load(REPO / "recipes/sound/pretrain-d1.yaml", ["kind=video"])
 
@@ -84,6 +86,14 @@ def test_every_recipe_loads_strictly_and_builds_its_model_and_loss(path: Path) -
             return
     kind, recipe = load_kind_recipe(path)
     modules = check_modules(kind, recipe, str(path))
+    if kind.name == "disentangle":
+        method = dict(recipe.method)
+        vae = modules["vae"]
+        assert type(vae) is DISENTANGLE_MODELS[method.pop("name")]
+        for key, value in method.items():  # the section's arguments reached the constructor
+            assert getattr(vae, key) == value, key
+        assert (vae.size, vae.groups) == (recipe.data.size, len(recipe.data.groups))
+        return
     model = dict(recipe.model)
     if kind.name == "generative":
         vae = modules["vae"]
